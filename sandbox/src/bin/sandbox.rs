@@ -1,0 +1,204 @@
+//! `sandbox run` / `sandbox check`: the command-line face of the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+
+use sandbox::check::{run_checks, Status};
+use sandbox::config::{parse_bind, parse_cpu, parse_pids, parse_tmpfs};
+use sandbox::units::{parse_duration, parse_size};
+use sandbox::{BindMount, Command, Config, Limits, NetMode, Sandbox, TmpfsMount};
+
+/// Run a command in fresh PID/mount/UTS namespaces with its own cgroup, and report what the
+/// kernel saw (exit status, OOM kills, pids-limit hits, peak memory and pids, CPU time).
+#[derive(Parser)]
+#[command(name = "sandbox", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Subcommands,
+}
+
+#[derive(Subcommand)]
+enum Subcommands {
+    /// Run CMD in a new sandbox; exits with its status (128+N for signal N, 125 if the sandbox
+    /// could not be set up, 126/127 if CMD could not be executed).
+    Run(RunArgs),
+    /// Show what this machine supports; exits non-zero with the fix when `run` cannot work.
+    Check {
+        /// Check this cgroup (path below the cgroup mount) instead of the default place.
+        #[arg(long, value_name = "PATH")]
+        cgroup_parent: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Net {
+    /// A new network namespace with only `lo`, up.
+    None,
+    /// The host's network.
+    Host,
+}
+
+#[derive(Parser)]
+struct RunArgs {
+    /// Maximum number of processes and threads (pids.max).
+    #[arg(long, value_name = "N", value_parser = parse_pids)]
+    pids: Option<u64>,
+    /// Memory limit without swap, e.g. 100M or 1G (binary units).
+    #[arg(long, value_name = "SIZE", value_parser = |s: &str| parse_size(s).map_err(|e| e.to_string()))]
+    mem: Option<u64>,
+    /// CPU bandwidth in cores, e.g. 0.3 = 30 ms per 100 ms.
+    #[arg(long, value_name = "CORES", value_parser = |s: &str| parse_cpu(s).map_err(|e| e.to_string()))]
+    cpu: Option<f64>,
+    /// Kill everything in the sandbox after this long, e.g. 500ms, 3s, 2m.
+    #[arg(long, value_name = "DUR", value_parser = |s: &str| parse_duration(s).map_err(|e| e.to_string()))]
+    timeout: Option<Duration>,
+    /// Hostname inside the sandbox.
+    #[arg(long, value_name = "NAME", default_value = "sandbox")]
+    hostname: String,
+    /// Mount a tmpfs at PATH (optionally limited to SIZE); repeatable. /tmp always gets one.
+    #[arg(long, value_name = "PATH[:SIZE]", value_parser = |s: &str| parse_tmpfs(s).map_err(|e| e.to_string()))]
+    tmpfs: Vec<TmpfsMount>,
+    /// Bind-mount a host path into the sandbox, read-only with :ro; repeatable.
+    #[arg(long, value_name = "SRC:DST[:ro]", value_parser = |s: &str| parse_bind(s).map_err(|e| e.to_string()))]
+    bind: Vec<BindMount>,
+    /// Use DIR as the root file system (pivot_root).
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Network: `none` (own namespace, only lo) or `host`.
+    #[arg(long, value_enum, default_value = "host")]
+    net: Net,
+    /// A new IPC namespace (System V IPC, POSIX message queues).
+    #[arg(long)]
+    ipc: bool,
+    /// Create the run's cgroup below this cgroup (path below the cgroup mount).
+    #[arg(long, value_name = "PATH")]
+    cgroup_parent: Option<PathBuf>,
+    /// Write the outcome as JSON to FILE (`-`: stdout, after the command's output).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    command: Vec<std::ffi::OsString>,
+}
+
+impl RunArgs {
+    fn config(&self) -> Config {
+        let mut tmpfs = Config::default().tmpfs;
+        for mount in &self.tmpfs {
+            tmpfs.retain(|t| t.path != mount.path);
+            tmpfs.push(mount.clone());
+        }
+        Config {
+            limits: Limits { pids: self.pids, memory_bytes: self.mem, cpu_cores: self.cpu },
+            timeout: self.timeout,
+            hostname: self.hostname.clone(),
+            tmpfs,
+            binds: self.bind.clone(),
+            rootfs: self.rootfs.clone(),
+            net: match self.net {
+                Net::None => NetMode::None,
+                Net::Host => NetMode::Host,
+            },
+            private_ipc: self.ipc,
+            cgroup_parent: self.cgroup_parent.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Subcommands::Check { cgroup_parent } => check(cgroup_parent),
+        Subcommands::Run(args) => run(args),
+    }
+}
+
+fn check(cgroup_parent: Option<PathBuf>) -> ExitCode {
+    let findings = run_checks(cgroup_parent.as_deref());
+    for finding in &findings {
+        println!("{finding}");
+    }
+    if findings.iter().any(|f| f.status == Status::Fail) {
+        println!("sandbox run cannot work here: fix the FAIL lines above");
+        ExitCode::FAILURE
+    } else {
+        println!("sandbox run works here");
+        ExitCode::SUCCESS
+    }
+}
+
+/// Signals the launcher passes to the sandbox (whose init passes them to the command).
+const FORWARDED: [Signal; 6] =
+    [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2];
+
+fn run(args: RunArgs) -> ExitCode {
+    let fail = |message: String, code: u8| {
+        eprintln!("sandbox: {message}");
+        ExitCode::from(code)
+    };
+    let sandbox = match Sandbox::new(args.config()) {
+        Ok(sandbox) => sandbox,
+        // Bad input found before anything was created: a usage error.
+        Err(err) => return fail(err.to_string(), 2),
+    };
+    let mut command = Command::new(&args.command[0]);
+    command.args(&args.command[1..]);
+
+    // Signals for the command go through the launcher: block them here, and let a thread take
+    // them and pass them on (the init un-blocks nothing of ours; the command starts unblocked).
+    let mut forwarded = SigSet::empty();
+    for signal in FORWARDED {
+        forwarded.add(signal);
+    }
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None);
+
+    let running = match sandbox.spawn(&command) {
+        Ok(running) => running,
+        Err(err) => return fail(err.to_string(), err.exit_code() as u8),
+    };
+    let handle = match running.signal_handle() {
+        Ok(handle) => handle,
+        Err(err) => return fail(err.to_string(), 125),
+    };
+    std::thread::spawn(move || loop {
+        // A terminal's ^C already reached the whole foreground process group, the command
+        // included; only signals sent to the launcher alone are passed on.
+        if let Some(signal) = sandbox_wait_signal(&forwarded) {
+            let _ = handle.send(signal);
+        }
+    });
+
+    let outcome = match running.wait() {
+        Ok(outcome) => outcome,
+        Err(err) => return fail(err.to_string(), err.exit_code() as u8),
+    };
+    eprintln!("sandbox: {outcome}");
+    if let Some(path) = &args.json {
+        let text = outcome.to_json().to_string();
+        let written = if path.as_os_str() == "-" {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{text}").and_then(|_| stdout.flush())
+        } else {
+            std::fs::write(path, text + "\n")
+        };
+        if let Err(err) = written {
+            return fail(format!("writing the JSON outcome to {}: {err}", path.display()), 125);
+        }
+    }
+    ExitCode::from(outcome.status.shell_code().clamp(0, 255) as u8)
+}
+
+/// Waits for one of `set`; `None` for a terminal-generated one (already delivered to the command).
+fn sandbox_wait_signal(set: &SigSet) -> Option<Signal> {
+    let pending = sandbox::runner::wait_signal(set);
+    if pending.from_kernel {
+        None
+    } else {
+        Signal::try_from(pending.signal).ok()
+    }
+}

@@ -1,0 +1,582 @@
+//! Control groups: one per run, with its limits, its counters, and its removal.
+//!
+//! [`Layout`] says which hierarchies this machine has (read from `/proc/self/mountinfo`, so it
+//! works in containers and is testable with a text); [`RunCgroup`] is one run's cgroup on
+//! either version. Every function that touches files takes its directory as a parameter, so
+//! unit tests can point it at a temporary directory.
+
+mod v1;
+mod v2;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nix::unistd::Pid;
+use thiserror::Error;
+
+use crate::config::Limits;
+
+pub use v1::V1Cgroup;
+pub use v2::{base_dir as v2_base_dir, V2Cgroup};
+
+/// The cgroup version a run's limits and counters came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    /// Legacy hierarchies, one per controller (also the "hybrid" layout).
+    V1,
+    /// The unified hierarchy.
+    V2,
+}
+
+impl CgroupVersion {
+    /// `1` or `2`.
+    pub fn number(self) -> u8 {
+        match self {
+            CgroupVersion::V1 => 1,
+            CgroupVersion::V2 => 2,
+        }
+    }
+}
+
+impl fmt::Display for CgroupVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cgroup v{}", self.number())
+    }
+}
+
+/// Something went wrong with a cgroup file; always names the file.
+#[derive(Debug, Error)]
+pub enum CgroupError {
+    /// Reading or writing a cgroup file or directory failed.
+    #[error("{action} {path}: {source}{hint}", hint = privilege_hint(source))]
+    Io {
+        /// What was being done: "creating cgroup", "writing".
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// No cgroup hierarchy carries a controller this run needs.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A cgroup file had unexpected contents.
+    #[error("unexpected contents in {path}: {text:?}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What it held.
+        text: String,
+    },
+}
+
+fn privilege_hint(err: &io::Error) -> &'static str {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => {
+            " (this needs root, or a cgroup delegated to you: pass it with --cgroup-parent; \
+             `sandbox check` shows what is writable)"
+        }
+        io::ErrorKind::ReadOnlyFilesystem => {
+            " (the cgroup file system is mounted read-only here, as in many containers: \
+             run the container with a writable cgroup mount or cgroupns=private)"
+        }
+        _ => "",
+    }
+}
+
+pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// Writes `value` to the cgroup file `dir/name`.
+pub(crate) fn write_file(dir: &Path, name: &str, value: &str) -> Result<(), CgroupError> {
+    let path = dir.join(name);
+    fs::write(&path, value).map_err(io_err("writing", &path))
+}
+
+/// Reads the cgroup file `dir/name`; `None` when the kernel does not have it.
+pub(crate) fn read_optional(dir: &Path, name: &str) -> Result<Option<String>, CgroupError> {
+    let path = dir.join(name);
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(io_err("reading", &path)(err)),
+    }
+}
+
+/// Reads a file holding one number (`memory.peak`, `pids.peak`); `None` when absent.
+pub(crate) fn read_number(dir: &Path, name: &str) -> Result<Option<u64>, CgroupError> {
+    match read_optional(dir, name)? {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| CgroupError::Parse { path: dir.join(name), text }),
+    }
+}
+
+/// Reads one key of a flat-keyed file (`memory.events`: `oom_kill 3`); 0 when the key is
+/// absent, `None` when the file is.
+pub(crate) fn read_key(dir: &Path, name: &str, key: &str) -> Result<Option<u64>, CgroupError> {
+    let Some(text) = read_optional(dir, name)? else { return Ok(None) };
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(' ') {
+            if k == key {
+                return v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| CgroupError::Parse { path: dir.join(name), text: text.clone() });
+            }
+        }
+    }
+    Ok(Some(0))
+}
+
+/// All cgroup directories from `dir` down, deepest first (the order `rmdir` needs).
+pub(crate) fn subtree_deepest_first(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(subtree_deepest_first(&entry.path()));
+            }
+        }
+    }
+    out.push(dir.to_path_buf());
+    out
+}
+
+/// Sum of `pids.events` `max` over the run's cgroups. Kernels before 6.14 count a refused fork
+/// in the *forking task's* cgroup, so with nested cgroups every one must be read; newer ones
+/// (which have `pids.events.local`) count hierarchically, so the top one is the total.
+pub(crate) fn pids_limit_hits(top: &Path) -> Result<Option<u64>, CgroupError> {
+    if top.join("pids.events.local").exists() {
+        return read_key(top, "pids.events", "max");
+    }
+    let mut total = None;
+    for dir in subtree_deepest_first(top) {
+        if let Some(hits) = read_key(&dir, "pids.events", "max")? {
+            total = Some(total.unwrap_or(0) + hits);
+        }
+    }
+    Ok(total)
+}
+
+/// Removes a cgroup and any children the command created, waiting out the short moment in which
+/// the kernel still counts exiting tasks.
+pub(crate) fn remove_tree(top: &Path) -> Result<(), CgroupError> {
+    for dir in subtree_deepest_first(top) {
+        let mut delay = Duration::from_micros(200);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => break,
+                Err(err) if err.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline => {
+                    kill_listed_processes(&dir);
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(50));
+                }
+                Err(err) => return Err(io_err("removing cgroup", &dir)(err)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// SIGKILLs every process listed in `dir/cgroup.procs`. Used for cgroups whose PID-namespace init
+/// is already gone (stale runs) and as the v1 fallback of `cgroup.kill`.
+pub(crate) fn kill_listed_processes(dir: &Path) {
+    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Counters read from a run's cgroup after the run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Processes killed by the OOM killer in this cgroup.
+    pub oom_kills: u64,
+    /// Forks refused because of `pids.max`.
+    pub pids_limit_hits: u64,
+    /// Peak memory usage in bytes, where the kernel records it.
+    pub peak_memory_bytes: Option<u64>,
+    /// Peak number of tasks, where the kernel records it (`pids.peak`).
+    pub peak_pids: Option<u64>,
+    /// CPU time used, in microseconds.
+    pub cpu_usec: Option<u64>,
+}
+
+/// One run's cgroup, on either version. Dropping it kills what is left inside and removes it.
+pub trait RunCgroup: Send {
+    /// Which version this is.
+    fn version(&self) -> CgroupVersion;
+    /// A directory fd for `clone3(CLONE_INTO_CGROUP)`, where the version supports it.
+    fn clone_target(&self) -> Option<BorrowedFd<'_>>;
+    /// Moves `pid` (all its threads) into the cgroup.
+    fn add_process(&self, pid: Pid) -> Result<(), CgroupError>;
+    /// SIGKILLs every process in the cgroup.
+    fn kill_all(&self);
+    /// Reads the counters.
+    fn stats(&self) -> Result<Stats, CgroupError>;
+    /// Removes the cgroup (and children the command created); idempotent.
+    fn remove(&mut self) -> Result<(), CgroupError>;
+    /// The cgroup directories, for diagnostics and tests.
+    fn paths(&self) -> Vec<PathBuf>;
+}
+
+/// A cgroup hierarchy mounted on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Where it is mounted.
+    pub mount_point: PathBuf,
+    /// Its controllers (v1: from the mount options; empty for v2 here).
+    pub controllers: Vec<String>,
+}
+
+/// The cgroup layout of this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// Only v1 hierarchies.
+    Legacy {
+        /// The v1 hierarchies.
+        hierarchies: Vec<Hierarchy>,
+    },
+    /// v1 hierarchies carry the controllers; a controller-less cgroup2 is mounted beside them.
+    Hybrid {
+        /// The v1 hierarchies.
+        hierarchies: Vec<Hierarchy>,
+        /// Where the cgroup2 file system is mounted.
+        unified: PathBuf,
+    },
+    /// Only cgroup2.
+    Unified {
+        /// Where the cgroup2 file system is mounted.
+        mount_point: PathBuf,
+    },
+}
+
+impl Layout {
+    /// Reads this process's mount table.
+    pub fn detect() -> Result<Layout, CgroupError> {
+        let path = Path::new("/proc/self/mountinfo");
+        let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+        Layout::from_mountinfo(&text)
+    }
+
+    /// Parses a `/proc/self/mountinfo` text.
+    pub fn from_mountinfo(text: &str) -> Result<Layout, CgroupError> {
+        let mut hierarchies = Vec::new();
+        let mut unified = None;
+        for line in text.lines() {
+            // id parent major:minor root mount-point options [optional...] - fstype source super
+            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let mount_point = left.split(' ').nth(4).map(unescape_mountinfo);
+            let mut right = right.split(' ');
+            let (Some(fstype), Some(_source), Some(super_opts)) = (right.next(), right.next(), right.next()) else {
+                continue;
+            };
+            let Some(mount_point) = mount_point else { continue };
+            match fstype {
+                "cgroup2" => {
+                    unified.get_or_insert(mount_point);
+                }
+                "cgroup" => {
+                    let controllers: Vec<String> = super_opts
+                        .split(',')
+                        .filter(|o| V1_CONTROLLERS.contains(o))
+                        .map(str::to_string)
+                        .collect();
+                    if !controllers.is_empty() && !hierarchies.iter().any(|h: &Hierarchy| h.controllers == controllers) {
+                        hierarchies.push(Hierarchy { mount_point, controllers });
+                    }
+                }
+                _ => {}
+            }
+        }
+        match (hierarchies.is_empty(), unified) {
+            (true, Some(mount_point)) => Ok(Layout::Unified { mount_point }),
+            (false, Some(unified)) => Ok(Layout::Hybrid { hierarchies, unified }),
+            (false, None) => Ok(Layout::Legacy { hierarchies }),
+            (true, None) => Err(CgroupError::Unavailable(
+                "no cgroup file system is mounted (checked /proc/self/mountinfo): mount cgroup2 on \
+                 /sys/fs/cgroup (mount -t cgroup2 none /sys/fs/cgroup)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The version whose controllers runs use: v1 for legacy and hybrid layouts.
+    pub fn version(&self) -> CgroupVersion {
+        match self {
+            Layout::Unified { .. } => CgroupVersion::V2,
+            _ => CgroupVersion::V1,
+        }
+    }
+
+    /// "v1", "hybrid (v1 controllers, cgroup2 at /sys/fs/cgroup/unified)", "unified (v2)".
+    pub fn describe(&self) -> String {
+        match self {
+            Layout::Legacy { .. } => "legacy (cgroup v1 only)".into(),
+            Layout::Hybrid { unified, .. } => {
+                format!("hybrid (controllers on cgroup v1, a controller-less cgroup2 at {})", unified.display())
+            }
+            Layout::Unified { mount_point } => format!("unified (cgroup v2 at {})", mount_point.display()),
+        }
+    }
+
+    /// The v1 hierarchy carrying `controller`.
+    pub fn v1_hierarchy(&self, controller: &str) -> Option<&Hierarchy> {
+        match self {
+            Layout::Legacy { hierarchies } | Layout::Hybrid { hierarchies, .. } => {
+                hierarchies.iter().find(|h| h.controllers.iter().any(|c| c == controller))
+            }
+            Layout::Unified { .. } => None,
+        }
+    }
+}
+
+/// The v1 controllers the sandbox knows of (others, like `name=systemd`, are not controllers).
+const V1_CONTROLLERS: [&str; 12] =
+    ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids"];
+
+/// mountinfo escapes space, tab, newline and backslash as `\040` etc.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let mut out = Vec::with_capacity(field.len());
+    let bytes = field.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(value);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// Identity of this launcher process, written into the names of its runs' cgroups
+/// (`<pid-namespace inode>-<pid>-<start time>-<sequence>`), so that a later launcher can tell
+/// whether the owner of a cgroup it finds is still alive, without confusing a recycled PID or a
+/// launcher in another PID namespace with the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub pid_namespace: u64,
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+impl Owner {
+    fn current() -> Owner {
+        use std::os::unix::fs::MetadataExt;
+        let pid_namespace = fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0);
+        let pid = std::process::id();
+        let start_time = process_start_time(pid).unwrap_or(0);
+        Owner { pid_namespace, pid, start_time }
+    }
+
+    /// Whether the launcher that created a cgroup is gone (same PID namespace, and its PID is
+    /// free or now belongs to a process that started at another time).
+    fn is_dead(&self) -> bool {
+        process_start_time(self.pid) != Some(self.start_time)
+    }
+}
+
+/// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+fn owner() -> Owner {
+    static OWNER: OnceLock<Owner> = OnceLock::new();
+    *OWNER.get_or_init(Owner::current)
+}
+
+/// A fresh, unique cgroup name for one run of this launcher.
+pub(crate) fn new_run_name() -> String {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let o = owner();
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{}-{}-{}", o.pid_namespace, o.pid, o.start_time, seq)
+}
+
+fn parse_run_name(name: &str) -> Option<Owner> {
+    let mut parts = name.split('-');
+    let owner = Owner {
+        pid_namespace: parts.next()?.parse().ok()?,
+        pid: parts.next()?.parse().ok()?,
+        start_time: parts.next()?.parse().ok()?,
+    };
+    parts.next()?.parse::<u64>().ok()?;
+    parts.next().is_none().then_some(owner)
+}
+
+/// Removes the cgroups in `parent` left by launchers of this PID namespace that died (e.g. by
+/// SIGKILL) before cleaning up. Their processes died with them (PDEATHSIG on the sandbox's init);
+/// anything still listed is killed first. Returns the removed directories.
+pub(crate) fn remove_stale_runs(parent: &Path) -> Vec<PathBuf> {
+    let me = owner();
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(parent) else { return removed };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name.to_str().and_then(parse_run_name) else { continue };
+        if owner.pid_namespace != me.pid_namespace || owner == me || !owner.is_dead() {
+            continue;
+        }
+        let dir = entry.path();
+        for sub in subtree_deepest_first(&dir) {
+            kill_listed_processes(&sub);
+        }
+        if remove_tree(&dir).is_ok() {
+            removed.push(dir);
+        }
+    }
+    removed
+}
+
+/// Creates the cgroup of one run with `limits`, on whatever this machine has.
+pub fn create_run_cgroup(
+    layout: &Layout,
+    cgroup_parent: Option<&Path>,
+    limits: &Limits,
+) -> Result<Box<dyn RunCgroup>, CgroupError> {
+    match layout {
+        Layout::Unified { mount_point } => {
+            Ok(Box::new(V2Cgroup::create(mount_point, cgroup_parent, limits)?))
+        }
+        _ => Ok(Box::new(V1Cgroup::create(layout, cgroup_parent, limits)?)),
+    }
+}
+
+/// Stale-run cleanup, once per process and runs directory: at a launcher's first run there.
+pub(crate) fn clean_stale_once(parent: &Path) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let first = SEEN.lock().map(|mut s| s.get_or_insert_with(HashSet::new).insert(parent.to_path_buf())).unwrap_or(false);
+    if first {
+        remove_stale_runs(parent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+38 31 0:35 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+39 31 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+40 31 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn detects_hybrid_layout() {
+        let layout = Layout::from_mountinfo(HYBRID).unwrap();
+        assert_eq!(layout.version(), CgroupVersion::V1);
+        assert!(matches!(&layout, Layout::Hybrid { unified, .. } if unified == Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(layout.v1_hierarchy("memory").unwrap().mount_point, Path::new("/sys/fs/cgroup/memory"));
+        assert!(layout.v1_hierarchy("systemd").is_none());
+        assert!(layout.v1_hierarchy("freezer").is_none());
+    }
+
+    #[test]
+    fn detects_unified_and_comounted_layouts() {
+        let unified = "30 1 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            Layout::from_mountinfo(unified).unwrap(),
+            Layout::Unified { mount_point: "/sys/fs/cgroup".into() }
+        );
+        let legacy = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
+        let layout = Layout::from_mountinfo(legacy).unwrap();
+        assert_eq!(layout.v1_hierarchy("cpuacct"), layout.v1_hierarchy("cpu"));
+        assert_eq!(layout.v1_hierarchy("cpu").unwrap().mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        let err = Layout::from_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw\n").unwrap_err();
+        assert!(err.to_string().contains("mount -t cgroup2"), "{err}");
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo(r"/a\040b\\"), PathBuf::from(r"/a b\\"));
+    }
+
+    #[test]
+    fn counters_parse_from_files() {
+        let dir = tempdir("counters");
+        fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\n").unwrap();
+        fs::write(dir.join("pids.events"), "max 7\n").unwrap();
+        fs::create_dir(dir.join("child")).unwrap();
+        fs::write(dir.join("child/pids.events"), "max 5\n").unwrap();
+        fs::write(dir.join("memory.peak"), "4096\n").unwrap();
+        fs::write(dir.join("garbage"), "many\n").unwrap();
+        assert_eq!(read_key(&dir, "memory.events", "oom_kill").unwrap(), Some(2));
+        assert_eq!(read_key(&dir, "memory.events", "absent").unwrap(), Some(0));
+        assert_eq!(read_key(&dir, "nothing", "max").unwrap(), None);
+        assert_eq!(read_number(&dir, "memory.peak").unwrap(), Some(4096));
+        assert!(read_number(&dir, "garbage").unwrap_err().to_string().contains("garbage"));
+        // Old kernels: the forking task's cgroup counts, so the subtree is summed...
+        assert_eq!(pids_limit_hits(&dir).unwrap(), Some(12));
+        // ...new ones count hierarchically and say so with pids.events.local.
+        fs::write(dir.join("pids.events.local"), "max 2\n").unwrap();
+        assert_eq!(pids_limit_hits(&dir).unwrap(), Some(7));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn run_names_identify_their_owner() {
+        let name = new_run_name();
+        let parsed = parse_run_name(&name).unwrap();
+        assert_eq!(parsed, owner());
+        assert!(!parsed.is_dead());
+        assert_eq!(parse_run_name("supervisor"), None);
+        assert_eq!(parse_run_name("1-2-3"), None);
+        let gone = Owner { pid: u32::MAX / 2, ..parsed };
+        assert!(gone.is_dead());
+        let recycled = Owner { start_time: parsed.start_time + 1, ..parsed };
+        assert!(recycled.is_dead());
+    }
+
+    #[test]
+    fn stale_runs_of_dead_owners_are_removed_others_kept() {
+        let dir = tempdir("stale");
+        let me = owner();
+        let dead = format!("{}-{}-{}-0", me.pid_namespace, u32::MAX / 2, 1);
+        let other_namespace = format!("{}-{}-{}-0", me.pid_namespace + 1, u32::MAX / 2, 1);
+        let mine = new_run_name();
+        for name in [&dead, &other_namespace, &mine, &"unrelated".to_string()] {
+            fs::create_dir(dir.join(name)).unwrap();
+        }
+        let removed = remove_stale_runs(&dir);
+        assert_eq!(removed, vec![dir.join(&dead)]);
+        assert!(dir.join(&other_namespace).exists() && dir.join(&mine).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    pub(crate) fn tempdir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sandbox-unit-{tag}-{}-{}", std::process::id(), new_run_name()));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

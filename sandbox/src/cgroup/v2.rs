@@ -1,0 +1,280 @@
+//! cgroup v2: one directory in the unified hierarchy, inside a subtree this process may write to,
+//! and the sandbox's init created directly in it with `CLONE_INTO_CGROUP`.
+
+use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::unistd::Pid;
+
+use super::{
+    clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
+    read_optional, remove_tree, subtree_deepest_first, write_file, CgroupError, CgroupVersion, RunCgroup, Stats,
+};
+use crate::config::Limits;
+
+/// CFS period used for `--cpu`: the kernel's default, 100 ms.
+const CPU_PERIOD_US: u64 = 100_000;
+/// Where the processes of a cgroup go when it needs controllers for children ("no internal
+/// processes" rule): a leaf beside the sandbox's runs.
+pub const LEAF_NAME: &str = "leaf";
+/// The directory, inside the chosen cgroup, that holds the runs.
+pub const RUNS_DIR: &str = "sandbox";
+
+/// One run's cgroup on v2.
+#[derive(Debug)]
+pub struct V2Cgroup {
+    dir: PathBuf,
+    dir_fd: OwnedFd,
+    removed: bool,
+}
+
+/// The cgroup of this process, as a directory under `mount_point` (from `/proc/self/cgroup`).
+pub fn own_cgroup_dir(mount_point: &Path) -> Result<PathBuf, CgroupError> {
+    let path = Path::new("/proc/self/cgroup");
+    let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+    let relative = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| CgroupError::Parse { path: path.into(), text: text.clone() })?;
+    Ok(mount_point.join(relative.trim().trim_start_matches('/')))
+}
+
+/// The cgroup below which runs are created: `--cgroup-parent` (created if missing, as the user
+/// asked for it) or this process's own cgroup (never a cgroup of another service).
+pub fn base_dir(mount_point: &Path, cgroup_parent: Option<&Path>) -> Result<PathBuf, CgroupError> {
+    match cgroup_parent {
+        Some(parent) => {
+            let parent = if parent.starts_with(mount_point) {
+                parent.to_path_buf()
+            } else {
+                mount_point.join(parent.strip_prefix("/").unwrap_or(parent))
+            };
+            fs::create_dir_all(&parent).map_err(io_err("creating cgroup", &parent))?;
+            Ok(parent)
+        }
+        None => own_cgroup_dir(mount_point),
+    }
+}
+
+fn words(text: Option<String>) -> Vec<String> {
+    text.unwrap_or_default().split_whitespace().map(str::to_string).collect()
+}
+
+/// Makes `dir` able to have children with `controllers` enabled: when it holds processes
+/// (and is not the root cgroup, which is exempt), they move into `dir/leaf` first, then the
+/// controllers are switched on in `dir/cgroup.subtree_control`. `optional` controllers are
+/// enabled where the kernel allows it and skipped otherwise.
+pub fn enable_controllers(dir: &Path, required: &[&str], optional: &[&str]) -> Result<(), CgroupError> {
+    let enabled = words(read_optional(dir, "cgroup.subtree_control")?);
+    let available = words(read_optional(dir, "cgroup.controllers")?);
+    let missing: Vec<&str> = required.iter().chain(optional).copied().filter(|c| !enabled.iter().any(|e| e == c)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if let Some(absent) = required.iter().find(|c| !available.iter().any(|a| a == *c)) {
+        let parent = dir.parent().unwrap_or(dir);
+        return Err(CgroupError::Unavailable(format!(
+            "the cgroup v2 controller '{absent}' is not available in {} (cgroup.controllers: '{}'): enable it \
+             in the parent (echo +{absent} > {}/cgroup.subtree_control) or pass --cgroup-parent with a \
+             delegated cgroup that has it",
+            dir.display(),
+            available.join(" "),
+            parent.display()
+        )));
+    }
+    let is_root = !dir.join("cgroup.type").exists();
+    if !is_root {
+        move_processes_to_leaf(dir)?;
+    }
+    let to_enable: Vec<&str> = missing.iter().copied().filter(|c| available.iter().any(|a| a == c)).collect();
+    let line: String = to_enable.iter().map(|c| format!("+{c} ")).collect();
+    if write_file(dir, "cgroup.subtree_control", line.trim_end()).is_ok() {
+        return Ok(());
+    }
+    // One controller can refuse (cpu, while real-time tasks exist): enable one by one, and only
+    // fail on a required one.
+    for controller in to_enable {
+        let result = write_file(dir, "cgroup.subtree_control", &format!("+{controller}"));
+        if required.contains(&controller) {
+            result?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves every process of `dir` into `dir/leaf`, repeating while new ones appear (a process
+/// of `dir` may fork while we move).
+fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
+    let leaf = dir.join(LEAF_NAME);
+    for _ in 0..100 {
+        let procs = read_optional(dir, "cgroup.procs")?.unwrap_or_default();
+        let pids: Vec<&str> = procs.split_whitespace().collect();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        match fs::create_dir(&leaf) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(io_err("creating cgroup", &leaf)(err)),
+        }
+        for pid in pids {
+            match fs::write(leaf.join("cgroup.procs"), pid) {
+                Ok(()) => {}
+                // The process exited meanwhile.
+                Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(err) => return Err(io_err("moving a process into", &leaf.join("cgroup.procs"))(err)),
+            }
+        }
+    }
+    Err(CgroupError::Unavailable(format!("processes kept appearing in {} while moving them to a leaf", dir.display())))
+}
+
+impl V2Cgroup {
+    /// Creates `<base>/sandbox/<run>` with `limits`, preparing `base` as needed.
+    pub fn create(mount_point: &Path, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V2Cgroup, CgroupError> {
+        let base = base_dir(mount_point, cgroup_parent)?;
+        let cpu_required = limits.cpu_cores.is_some();
+        let (required, optional): (&[&str], &[&str]) =
+            if cpu_required { (&["memory", "pids", "cpu"], &[]) } else { (&["memory", "pids"], &["cpu"]) };
+        enable_controllers(&base, required, optional)?;
+        let runs = base.join(RUNS_DIR);
+        match fs::create_dir(&runs) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(io_err("creating cgroup", &runs)(err)),
+        }
+        enable_controllers(&runs, required, optional)?;
+        clean_stale_once(&runs);
+        let dir = runs.join(new_run_name());
+        fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
+        // A directory fd for clone3(CLONE_INTO_CGROUP); std opens it O_RDONLY|O_CLOEXEC.
+        let dir_fd = match fs::File::open(&dir) {
+            Ok(file) => OwnedFd::from(file),
+            Err(err) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(io_err("opening cgroup", &dir)(err));
+            }
+        };
+        let cgroup = V2Cgroup { dir, dir_fd, removed: false };
+        cgroup.apply_limits(limits)?;
+        Ok(cgroup)
+    }
+
+    fn apply_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
+        if let Some(pids) = limits.pids {
+            write_file(&self.dir, "pids.max", &pids.to_string())?;
+        }
+        if let Some(bytes) = limits.memory_bytes {
+            write_file(&self.dir, "memory.max", &bytes.to_string())?;
+            // Without swap accounting (no swap configured) the file does not exist, and there
+            // is nothing to disable.
+            if self.dir.join("memory.swap.max").exists() {
+                write_file(&self.dir, "memory.swap.max", "0")?;
+            }
+        }
+        if let Some(cores) = limits.cpu_cores {
+            let quota = ((cores * CPU_PERIOD_US as f64).round() as u64).max(1_000);
+            write_file(&self.dir, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl RunCgroup for V2Cgroup {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V2
+    }
+
+    fn clone_target(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.dir_fd.as_fd())
+    }
+
+    fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+        write_file(&self.dir, "cgroup.procs", &pid.to_string())
+    }
+
+    fn kill_all(&self) {
+        if write_file(&self.dir, "cgroup.kill", "1").is_err() {
+            for dir in subtree_deepest_first(&self.dir) {
+                kill_listed_processes(&dir);
+            }
+        }
+    }
+
+    fn stats(&self) -> Result<Stats, CgroupError> {
+        Ok(Stats {
+            oom_kills: read_key(&self.dir, "memory.events", "oom_kill")?.unwrap_or(0),
+            pids_limit_hits: pids_limit_hits(&self.dir)?.unwrap_or(0),
+            peak_memory_bytes: read_number(&self.dir, "memory.peak")?,
+            peak_pids: read_number(&self.dir, "pids.peak")?,
+            cpu_usec: read_key(&self.dir, "cpu.stat", "usage_usec")?,
+        })
+    }
+
+    fn remove(&mut self) -> Result<(), CgroupError> {
+        if !self.removed {
+            remove_tree(&self.dir)?;
+            self.removed = true;
+        }
+        Ok(())
+    }
+
+    fn paths(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
+}
+
+impl Drop for V2Cgroup {
+    fn drop(&mut self) {
+        if !self.removed {
+            self.kill_all();
+            let _ = self.remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::tests::tempdir;
+
+    #[test]
+    fn missing_controller_names_the_fix() {
+        let dir = tempdir("v2-missing");
+        fs::write(dir.join("cgroup.controllers"), "cpu io\n").unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        let err = enable_controllers(&dir, &["memory", "pids"], &[]).unwrap_err().to_string();
+        assert!(err.contains("'memory' is not available"), "{err}");
+        assert!(err.contains("cgroup.subtree_control"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn processes_move_to_a_leaf_before_controllers_are_enabled() {
+        // A file system stand-in: writing cgroup.procs of the leaf does not move anything here,
+        // so use an empty procs file and check the order of effects on the files.
+        let dir = tempdir("v2-enable");
+        fs::write(dir.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
+        fs::write(dir.join("cgroup.type"), "domain\n").unwrap();
+        fs::write(dir.join("cgroup.procs"), "").unwrap();
+        enable_controllers(&dir, &["memory", "pids"], &["cpu"]).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(), "+memory +pids +cpu");
+        // Already enabled: nothing is written.
+        fs::write(dir.join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
+        fs::remove_file(dir.join("cgroup.procs")).unwrap();
+        enable_controllers(&dir, &["memory", "pids"], &["cpu"]).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn own_cgroup_is_under_the_mount() {
+        let dir = own_cgroup_dir(Path::new("/sys/fs/cgroup/unified")).unwrap();
+        assert!(dir.starts_with("/sys/fs/cgroup/unified"));
+        assert_eq!(
+            base_dir(Path::new("/nonexistent-cgroup-mount"), None).unwrap().parent().map(|_| ()),
+            Some(())
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! `sandbox check`: what this machine lets a sandbox do, one line each, with the fix for what
+//! it does not.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{access, AccessFlags, Uid};
+
+use crate::cgroup::{v2_base_dir, Layout};
+use crate::sys;
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Works.
+    Ok,
+    /// Works partly, or is optional.
+    Warn,
+    /// `sandbox run` cannot work until this is fixed.
+    Fail,
+}
+
+/// One line of `sandbox check`.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Ok, warn or fail.
+    pub status: Status,
+    /// What was checked.
+    pub topic: String,
+    /// What was found, and for failures the fix.
+    pub detail: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        write!(f, "{tag}  {}: {}", self.topic, self.detail)
+    }
+}
+
+fn finding(status: Status, topic: &str, detail: impl Into<String>) -> Finding {
+    Finding { status, topic: topic.into(), detail: detail.into() }
+}
+
+fn writable(path: &Path) -> bool {
+    access(path, AccessFlags::W_OK).is_ok()
+}
+
+/// The nearest existing ancestor of `path` (where `mkdir -p` would start).
+fn existing_ancestor(path: &Path) -> PathBuf {
+    path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/")).to_path_buf()
+}
+
+/// Runs every check. `cgroup_parent` is `--cgroup-parent`, if given.
+pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let uid = Uid::effective();
+    let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+    out.push(finding(Status::Ok, "kernel", kernel));
+    out.push(finding(
+        if uid.is_root() { Status::Ok } else { Status::Warn },
+        "user",
+        if uid.is_root() { "root".to_string() } else { format!("uid {uid} (not root: namespaces and cgroups need root or delegation)") },
+    ));
+
+    match Layout::detect() {
+        Err(err) => out.push(finding(Status::Fail, "cgroup layout", err.to_string())),
+        Ok(layout) => {
+            out.push(finding(Status::Ok, "cgroup layout", layout.describe()));
+            out.extend(cgroup_findings(&layout, cgroup_parent));
+        }
+    }
+
+    for (flag, name) in [
+        (libc::CLONE_NEWPID, "pid"),
+        (libc::CLONE_NEWNS, "mount"),
+        (libc::CLONE_NEWUTS, "uts"),
+        (libc::CLONE_NEWIPC, "ipc"),
+        (libc::CLONE_NEWNET, "net"),
+        (libc::CLONE_NEWUSER, "user"),
+        (libc::CLONE_NEWCGROUP, "cgroup"),
+    ] {
+        let required = matches!(name, "pid" | "mount" | "uts");
+        let topic = format!("{name} namespace");
+        match sys::try_clone_namespaces(flag as u64) {
+            Ok(()) => out.push(finding(Status::Ok, &topic, "can be created")),
+            Err(errno) => {
+                let fix = if name == "user" {
+                    user_namespace_blocker()
+                } else {
+                    "creating it needs CAP_SYS_ADMIN: run as root".into()
+                };
+                let status = if required { Status::Fail } else { Status::Warn };
+                out.push(finding(status, &topic, format!("cannot be created ({errno}): {fix}")));
+            }
+        }
+    }
+    out
+}
+
+fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match layout {
+        Layout::Unified { mount_point } => {
+            let base = match v2_base_dir(mount_point, cgroup_parent) {
+                Ok(base) => base,
+                Err(err) => return vec![finding(Status::Fail, "cgroup placement", err.to_string())],
+            };
+            let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+            for controller in ["memory", "pids", "cpu"] {
+                let present = controllers.split_whitespace().any(|c| c == controller);
+                let status = match (present, controller) {
+                    (true, _) => Status::Ok,
+                    (false, "cpu") => Status::Warn,
+                    (false, _) => Status::Fail,
+                };
+                let detail = if present {
+                    format!("available in {}", base.display())
+                } else {
+                    format!(
+                        "not available in {} (cgroup.controllers: '{}'): enable it in the parent's cgroup.subtree_control",
+                        base.display(),
+                        controllers.trim()
+                    )
+                };
+                out.push(finding(status, &format!("{controller} controller (v2)"), detail));
+            }
+            let target = existing_ancestor(&base.join("sandbox"));
+            let ok = writable(&target) && writable(&base.join("cgroup.subtree_control"));
+            out.push(finding(
+                if ok { Status::Ok } else { Status::Fail },
+                "cgroup placement",
+                if ok {
+                    format!("runs go to {}/sandbox/<run> (writable)", base.display())
+                } else {
+                    format!(
+                        "{} is not writable: run as root, or pass --cgroup-parent with a cgroup delegated to you \
+                         (systemd-run --user -p Delegate=yes --shell)",
+                        target.display()
+                    )
+                },
+            ));
+        }
+        _ => {
+            let relative = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf()).unwrap_or_else(|| "sandbox".into());
+            for (controller, required) in [("memory", true), ("pids", true), ("cpuacct", false), ("cpu", false)] {
+                let topic = format!("{controller} controller (v1)");
+                match layout.v1_hierarchy(controller) {
+                    None => out.push(finding(
+                        if required { Status::Fail } else { Status::Warn },
+                        &topic,
+                        format!("not mounted: mount -t cgroup -o {controller} none /sys/fs/cgroup/{controller}"),
+                    )),
+                    Some(h) => {
+                        let dir = h.mount_point.join(&relative);
+                        let target = existing_ancestor(&dir);
+                        if writable(&target) {
+                            out.push(finding(Status::Ok, &topic, format!("runs go to {}/<run> (writable)", dir.display())));
+                        } else {
+                            out.push(finding(
+                                if required { Status::Fail } else { Status::Warn },
+                                &topic,
+                                format!(
+                                    "{} is not writable: run as root, or chown a cgroup to yourself and pass it \
+                                     with --cgroup-parent",
+                                    target.display()
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Names the setting that forbids unprivileged user namespaces, if one does.
+fn user_namespace_blocker() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return "forbidden by sysctl kernel.unprivileged_userns_clone=0 (set it to 1)".into();
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return "forbidden by sysctl user.max_user_namespaces=0 (raise it)".into();
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return "forbidden by AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns=1)".into();
+    }
+    "refused by the kernel or a seccomp filter".into()
+}

@@ -1,0 +1,201 @@
+//! PID 1 of the sandbox: sets up mounts and hostname, starts the command as its child, forwards
+//! signals to it, reaps orphans, and reports the command's exit to the launcher.
+//!
+//! Everything here runs in a process created by [`crate::sys::clone_process`] from a possibly
+//! multi-threaded launcher, so it must not allocate: all strings were prepared by the launcher
+//! and results go back as fixed-size [`Report`]s over a pipe.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+
+use crate::mounts::Step;
+use crate::sys;
+
+/// Signals the init passes on to the command when a process (not the terminal) sent them.
+pub(crate) const FORWARDED_SIGNALS: [Signal; 6] =
+    [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2];
+
+/// What the init tells the launcher; 16 bytes, written atomically to a pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// Set-up step `index` failed with `errno`.
+    StepFailed { index: u32, errno: i32 },
+    /// Redirecting the command's stdio failed.
+    StdioFailed { errno: i32 },
+    /// Changing to the command's working directory failed.
+    ChdirFailed { errno: i32 },
+    /// `execvpe` of the command failed.
+    ExecFailed { errno: i32 },
+    /// Forking the command failed.
+    ForkFailed { errno: i32 },
+    /// The command ended with this raw wait status.
+    Exited { wait_status: i32 },
+}
+
+impl Report {
+    pub(crate) const SIZE: usize = 16;
+
+    pub(crate) fn encode(self) -> [u8; Report::SIZE] {
+        let (kind, a, b): (u32, u32, i32) = match self {
+            Report::StepFailed { index, errno } => (1, index, errno),
+            Report::StdioFailed { errno } => (2, 0, errno),
+            Report::ChdirFailed { errno } => (3, 0, errno),
+            Report::ExecFailed { errno } => (4, 0, errno),
+            Report::ForkFailed { errno } => (5, 0, errno),
+            Report::Exited { wait_status } => (6, 0, wait_status),
+        };
+        let mut out = [0u8; Report::SIZE];
+        out[0..4].copy_from_slice(&kind.to_ne_bytes());
+        out[4..8].copy_from_slice(&a.to_ne_bytes());
+        out[8..12].copy_from_slice(&b.to_ne_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8; Report::SIZE]) -> Option<Report> {
+        let word = |i: usize| [bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]];
+        let (kind, a, b) = (u32::from_ne_bytes(word(0)), u32::from_ne_bytes(word(4)), i32::from_ne_bytes(word(8)));
+        Some(match kind {
+            1 => Report::StepFailed { index: a, errno: b },
+            2 => Report::StdioFailed { errno: b },
+            3 => Report::ChdirFailed { errno: b },
+            4 => Report::ExecFailed { errno: b },
+            5 => Report::ForkFailed { errno: b },
+            6 => Report::Exited { wait_status: b },
+            _ => return None,
+        })
+    }
+}
+
+/// Everything the init needs, prepared by the launcher before the clone.
+pub(crate) struct InitArgs<'a> {
+    pub steps: &'a [Step],
+    pub program: &'a CStr,
+    /// Null-terminated.
+    pub argv: &'a [*const libc::c_char],
+    /// Null-terminated.
+    pub envp: &'a [*const libc::c_char],
+    pub cwd: Option<&'a CStr>,
+    /// Descriptors to install as the command's fd 0, 1, 2 (`None`: inherit).
+    pub stdio: [Option<RawFd>; 3],
+    /// Read end of the "go" pipe: one byte once the launcher has placed us in our cgroup.
+    pub go_read: RawFd,
+    /// The launcher's write end of that pipe, closed here so that its death reads as EOF.
+    pub go_write: RawFd,
+    /// Write end of the report pipe.
+    pub report: RawFd,
+}
+
+fn send(report: RawFd, message: Report) {
+    // Nothing to do about a failed write: the launcher then sees no report and falls back to
+    // the init's own exit status.
+    let _ = sys::write_raw(report, &message.encode());
+}
+
+/// Runs the init. Never returns.
+pub(crate) fn run(args: &InitArgs<'_>) -> ! {
+    let _ = nix::unistd::close(args.go_write);
+    // If the launcher dies, so does the sandbox: PID-namespace teardown kills every process in it.
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+        sys::exit_immediately(125);
+    }
+    // Wait until the launcher has put us into the cgroup. EOF means it died before (and before
+    // PDEATHSIG was armed, possibly): give up.
+    let mut byte = [0u8; 1];
+    if !matches!(nix::unistd::read(args.go_read, &mut byte), Ok(1)) {
+        sys::exit_immediately(125);
+    }
+    let _ = nix::unistd::close(args.go_read);
+
+    for (index, step) in args.steps.iter().enumerate() {
+        if let Err(errno) = step.apply() {
+            send(args.report, Report::StepFailed { index: index as u32, errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    }
+
+    let mut waited = SigSet::empty();
+    for signal in FORWARDED_SIGNALS {
+        waited.add(signal);
+    }
+    waited.add(Signal::SIGCHLD);
+    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None).is_err() {
+        sys::exit_immediately(125);
+    }
+    // SAFETY: this process is single-threaded (a clone child); the command side below only
+    // makes async-signal-safe calls before exec/_exit.
+    match unsafe { sys::fork_raw() } {
+        Err(errno) => {
+            send(args.report, Report::ForkFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+        Ok(None) => exec_command(args),
+        Ok(Some(command)) => supervise(command, &waited, args.report),
+    }
+}
+
+/// The command's side: a clean signal mask, its stdio and directory, then exec.
+fn exec_command(args: &InitArgs<'_>) -> ! {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for (target, source) in args.stdio.iter().enumerate() {
+        if let Some(source) = *source {
+            if let Err(errno) = sys::dup_onto(source, target as RawFd) {
+                send(args.report, Report::StdioFailed { errno: errno as i32 });
+                sys::exit_immediately(125);
+            }
+        }
+    }
+    if let Some(cwd) = args.cwd {
+        if let Err(errno) = nix::unistd::chdir(cwd) {
+            send(args.report, Report::ChdirFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    }
+    let errno = sys::execvpe(args.program, args.argv, args.envp);
+    send(args.report, Report::ExecFailed { errno: errno as i32 });
+    // The shell's conventions: 127 not found, 126 found but not executable.
+    sys::exit_immediately(if errno == Errno::ENOENT { 127 } else { 126 })
+}
+
+/// The init's side: forward signals, reap everything, leave when the command has ended (the
+/// kernel then kills whatever else is left in the PID namespace).
+fn supervise(command: Pid, waited: &SigSet, report: RawFd) -> ! {
+    loop {
+        let pending = sys::wait_signal(waited);
+        if pending.signal == libc::SIGCHLD {
+            while let Some((pid, status)) = sys::reap_any_child() {
+                if pid == command {
+                    send(report, Report::Exited { wait_status: status });
+                    sys::exit_immediately(0);
+                }
+            }
+        } else if !pending.from_kernel {
+            if let Ok(signal) = Signal::try_from(pending.signal) {
+                let _ = kill(command, signal);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        for report in [
+            Report::StepFailed { index: 7, errno: libc::EPERM },
+            Report::StdioFailed { errno: 9 },
+            Report::ChdirFailed { errno: 2 },
+            Report::ExecFailed { errno: 2 },
+            Report::ForkFailed { errno: 11 },
+            Report::Exited { wait_status: 0x8b },
+        ] {
+            assert_eq!(Report::decode(&report.encode()), Some(report));
+        }
+        assert_eq!(Report::decode(&[0; Report::SIZE]), None);
+    }
+}

@@ -1,0 +1,33 @@
+//! Run tests and commands in a fresh Linux PID, mount and UTS namespace with their own cgroup
+//! and a private `/tmp`, and report what the kernel saw: exit status, OOM kills, pids-limit
+//! hits, peak memory and pids, CPU time.
+//!
+//! ```no_run
+//! use sandbox::{Command, Config, Sandbox};
+//!
+//! let mut config = Config::default();
+//! config.limits.pids = Some(20);
+//! config.limits.memory_bytes = Some(100 << 20);
+//! let outcome = Sandbox::new(config)?.run(Command::new("sh").args(["-c", "echo hello"]))?;
+//! assert!(outcome.success());
+//! println!("{outcome}");
+//! # Ok::<(), sandbox::Error>(())
+//! ```
+//!
+//! Layout mirrors the kernel's concepts: [`config`] (what to build), [`mounts`] (the file-system
+//! view), [`cgroup`] (v1 and v2 behind one trait), [`outcome`] (typed results), the launcher in
+//! [`runner`], the sandbox's PID 1 in `init`, and every `unsafe` line in `sys`.
+
+pub mod cgroup;
+pub mod check;
+pub mod config;
+mod init;
+mod mounts;
+pub mod outcome;
+pub mod runner;
+mod sys;
+pub mod units;
+
+pub use config::{BindMount, Config, Limits, NetMode, TmpfsMount};
+pub use outcome::{Ending, ExitStatus, Outcome};
+pub use runner::{Command, Error, Running, Sandbox};

@@ -1,0 +1,308 @@
+//! The sandbox's file-system view, as a list of steps planned in the launcher and carried out
+//! by the sandbox's init inside the new mount namespace.
+//!
+//! Planning happens before the clone, where allocating and failing with rich errors is fine;
+//! the init only walks the list (no allocation, see [`crate::sys`]) and reports the index of a
+//! failed step, which the launcher turns back into "mounting tmpfs on /tmp: EACCES".
+
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
+
+use crate::config::{Config, NetMode};
+
+/// Device nodes a `--rootfs` sandbox gets in its private `/dev`, bound from the host's.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The usual `/dev` symlinks into `/proc`.
+const DEV_LINKS: [(&str, &str); 4] =
+    [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")];
+
+/// One action of the init's set-up, with every argument already a C string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `sethostname(2)` in the new UTS namespace.
+    SetHostname(CString),
+    /// `mount --make-rprivate /`: nothing mounted later propagates back to the host, even when
+    /// the host's `/` is a shared mount.
+    MakeRootPrivate,
+    /// `mount(2)`.
+    Mount {
+        /// Source device or path (`"proc"`, `"tmpfs"`, a bind source).
+        source: CString,
+        /// Mount point.
+        target: CString,
+        /// File-system type; `None` for binds and remounts.
+        fstype: Option<CString>,
+        /// Mount flags.
+        flags: MsFlags,
+        /// File-system options, e.g. `size=64m`.
+        data: Option<CString>,
+    },
+    /// `mkdir(2)` of a mount point inside one of the sandbox's own tmpfs mounts.
+    Mkdir(CString),
+    /// Creates an empty file as the mount point of a file bind.
+    CreateFile(CString),
+    /// `symlink(2)`: link path, then target.
+    Symlink(CString, CString),
+    /// `chdir(2)`.
+    Chdir(CString),
+    /// `pivot_root(".", ".")`: the old root ends up stacked on the new one...
+    PivotRoot,
+    /// ...and `umount2(".", MNT_DETACH)` takes it away, out of reach of the sandbox.
+    DetachOldRoot,
+    /// Bring `lo` up in the new network namespace.
+    LoopbackUp,
+}
+
+fn cstring(path: impl AsRef<OsStr>) -> CString {
+    // Paths and hostnames come from OsStr/str, which cannot hold NUL except by explicit escape;
+    // the config validation rejects those, so a NUL here is a bug.
+    CString::new(path.as_ref().as_bytes()).expect("no NUL byte in sandbox paths")
+}
+
+impl Step {
+    /// What this step does, for error messages: "mounting tmpfs on /tmp".
+    pub(crate) fn describe(&self) -> String {
+        let show = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            Step::SetHostname(name) => format!("setting the hostname to '{}'", show(name)),
+            Step::MakeRootPrivate => "making all mounts private (mount --make-rprivate /)".into(),
+            Step::Mount { source, target, fstype: Some(fstype), .. } => {
+                let _ = source;
+                format!("mounting {} on {}", show(fstype), show(target))
+            }
+            Step::Mount { source, target, flags, .. } if flags.contains(MsFlags::MS_REMOUNT) => {
+                let _ = source;
+                format!("remounting {} read-only", show(target))
+            }
+            Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
+            Step::Mkdir(path) => format!("creating mount point {}", show(path)),
+            Step::CreateFile(path) => format!("creating mount point {}", show(path)),
+            Step::Symlink(link, target) => format!("creating symlink {} -> {}", show(link), show(target)),
+            Step::Chdir(path) => format!("changing directory to {}", show(path)),
+            Step::PivotRoot => "switching to the new root (pivot_root)".into(),
+            Step::DetachOldRoot => "detaching the old root (umount2 MNT_DETACH)".into(),
+            Step::LoopbackUp => "bringing up the loopback interface".into(),
+        }
+    }
+
+    /// Carries the step out. Runs in the sandbox's init: must not allocate.
+    pub(crate) fn apply(&self) -> Result<(), Errno> {
+        match self {
+            Step::SetHostname(name) => nix::unistd::sethostname(OsStr::from_bytes(name.as_bytes())),
+            Step::MakeRootPrivate => {
+                mount(None::<&str>, c"/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+            }
+            Step::Mount { source, target, fstype, flags, data } => {
+                mount(Some(source.as_c_str()), target.as_c_str(), fstype.as_deref(), *flags, data.as_deref())
+            }
+            Step::Mkdir(path) => match nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755)) {
+                Err(Errno::EEXIST) => Ok(()),
+                other => other,
+            },
+            Step::CreateFile(path) => {
+                let flags = nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
+                let fd = nix::fcntl::open(path.as_c_str(), flags, Mode::from_bits_truncate(0o644))?;
+                nix::unistd::close(fd)
+            }
+            Step::Symlink(link, target) => nix::unistd::symlinkat(target.as_c_str(), None, link.as_c_str()),
+            Step::Chdir(path) => nix::unistd::chdir(path.as_c_str()),
+            Step::PivotRoot => nix::unistd::pivot_root(c".", c"."),
+            Step::DetachOldRoot => umount2(c".", MntFlags::MNT_DETACH),
+            Step::LoopbackUp => crate::sys::bring_loopback_up(),
+        }
+    }
+}
+
+/// Plans the set-up steps for `config`. `rootfs` is the canonical rootfs path, if any.
+pub(crate) fn plan(config: &Config, rootfs: Option<&Path>) -> Vec<Step> {
+    let mut steps = vec![Step::SetHostname(cstring(&config.hostname)), Step::MakeRootPrivate];
+    // Where a path inside the sandbox is before pivot_root.
+    let at = |inside: &Path| -> PathBuf {
+        match rootfs {
+            Some(root) => root.join(inside.strip_prefix("/").unwrap_or(inside)),
+            None => inside.to_path_buf(),
+        }
+    };
+    let nodev_nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let fs_mount = |fstype: &str, target: &Path, flags: MsFlags, data: Option<String>| Step::Mount {
+        source: cstring(fstype),
+        target: cstring(target),
+        fstype: Some(cstring(fstype)),
+        flags,
+        data: data.map(cstring),
+    };
+    let bind = |source: &Path, target: &Path| Step::Mount {
+        source: cstring(source),
+        target: cstring(target),
+        fstype: None,
+        flags: MsFlags::MS_BIND | MsFlags::MS_REC,
+        data: None,
+    };
+
+    if let Some(root) = rootfs {
+        // pivot_root needs the new root to be a mount point.
+        steps.push(bind(root, root));
+    }
+    steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
+    if let Some(root) = rootfs {
+        if root.join("dev").is_dir() {
+            let dev = root.join("dev");
+            steps.push(fs_mount("tmpfs", &dev, MsFlags::MS_NOSUID, Some("mode=755,size=64k".into())));
+            for name in DEVICES {
+                let host = Path::new("/dev").join(name);
+                if host.exists() {
+                    steps.push(Step::CreateFile(cstring(dev.join(name))));
+                    steps.push(bind(&host, &dev.join(name)));
+                }
+            }
+            for (link, target) in DEV_LINKS {
+                steps.push(Step::Symlink(cstring(dev.join(link)), cstring(target)));
+            }
+        }
+    }
+    for tmpfs in &config.tmpfs {
+        push_mount_point_dirs(&mut steps, config, &tmpfs.path, true, &at);
+        let mut data = "mode=1777".to_string();
+        if let Some(size) = tmpfs.size_bytes {
+            data.push_str(&format!(",size={size}"));
+        }
+        steps.push(fs_mount("tmpfs", &at(&tmpfs.path), nodev_nosuid, Some(data)));
+    }
+    for spec in &config.binds {
+        let is_dir = spec.source.is_dir();
+        push_mount_point_dirs(&mut steps, config, &spec.target, is_dir, &at);
+        let target = at(&spec.target);
+        steps.push(bind(&spec.source, &target));
+        if spec.read_only {
+            steps.push(Step::Mount {
+                source: cstring(&spec.source),
+                target: cstring(&target),
+                fstype: None,
+                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                data: None,
+            });
+        }
+    }
+    if let Some(root) = rootfs {
+        steps.push(Step::Chdir(cstring(root)));
+        steps.push(Step::PivotRoot);
+        steps.push(Step::DetachOldRoot);
+        steps.push(Step::Chdir(cstring("/")));
+    }
+    if config.net == NetMode::None {
+        steps.push(Step::LoopbackUp);
+    }
+    steps
+}
+
+/// A mount point inside one of the sandbox's tmpfs mounts does not exist yet (the tmpfs is
+/// new and empty): create it and its parents there. Outside a tmpfs nothing is created, so the
+/// host's (or the rootfs's) files are never touched; the mount fails with a clear ENOENT.
+fn push_mount_point_dirs(
+    steps: &mut Vec<Step>,
+    config: &Config,
+    inside: &Path,
+    is_dir: bool,
+    at: &dyn Fn(&Path) -> PathBuf,
+) {
+    let Some(tmpfs) = config
+        .tmpfs
+        .iter()
+        .filter(|t| inside != t.path && inside.starts_with(&t.path))
+        .max_by_key(|t| t.path.components().count())
+    else {
+        return;
+    };
+    let relative = inside.strip_prefix(&tmpfs.path).expect("checked by starts_with");
+    let mut path = tmpfs.path.clone();
+    let parts: Vec<_> = relative.components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        path.push(part);
+        if i + 1 == parts.len() && !is_dir {
+            steps.push(Step::CreateFile(cstring(at(&path))));
+        } else {
+            steps.push(Step::Mkdir(cstring(at(&path))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BindMount, TmpfsMount};
+
+    fn describe_all(steps: &[Step]) -> Vec<String> {
+        steps.iter().map(Step::describe).collect()
+    }
+
+    #[test]
+    fn default_plan_privatises_before_mounting() {
+        let steps = plan(&Config::default(), None);
+        assert_eq!(
+            describe_all(&steps),
+            [
+                "setting the hostname to 'sandbox'",
+                "making all mounts private (mount --make-rprivate /)",
+                "mounting proc on /proc",
+                "mounting tmpfs on /tmp",
+            ]
+        );
+    }
+
+    #[test]
+    fn binds_inside_a_tmpfs_get_their_mount_points_created() {
+        let mut config = Config::default();
+        config.tmpfs.push(TmpfsMount { path: "/scratch".into(), size_bytes: Some(1 << 20) });
+        config.binds.push(BindMount { source: "/etc".into(), target: "/tmp/a/etc".into(), read_only: true });
+        config.binds.push(BindMount { source: "/etc/hostname".into(), target: "/tmp/hn".into(), read_only: false });
+        config.binds.push(BindMount { source: "/usr".into(), target: "/usr".into(), read_only: false });
+        config.net = NetMode::None;
+        let steps = plan(&config, None);
+        assert_eq!(
+            describe_all(&steps)[3..],
+            [
+                "mounting tmpfs on /tmp",
+                "mounting tmpfs on /scratch",
+                "creating mount point /tmp/a",
+                "creating mount point /tmp/a/etc",
+                "bind-mounting /etc on /tmp/a/etc",
+                "remounting /tmp/a/etc read-only",
+                "creating mount point /tmp/hn",
+                "bind-mounting /etc/hostname on /tmp/hn",
+                "bind-mounting /usr on /usr",
+                "bringing up the loopback interface",
+            ]
+        );
+        assert!(matches!(&steps[7], Step::CreateFile(_)));
+        let Step::Mount { data, .. } = &steps[4] else { panic!() };
+        assert_eq!(data.as_deref(), Some(c"mode=1777,size=1048576"));
+    }
+
+    #[test]
+    fn rootfs_plan_pivots_last() {
+        let root = std::env::temp_dir().join(format!("sandbox-plan-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("dev")).unwrap();
+        let steps = describe_all(&plan(&Config::default(), Some(&root)));
+        std::fs::remove_dir_all(&root).unwrap();
+        let r = root.display();
+        assert_eq!(steps[2], format!("bind-mounting {r} on {r}"));
+        assert_eq!(steps[3], format!("mounting proc on {r}/proc"));
+        assert_eq!(steps[4], format!("mounting tmpfs on {r}/dev"));
+        assert!(steps.contains(&format!("bind-mounting /dev/null on {r}/dev/null")));
+        assert!(steps.contains(&format!("mounting tmpfs on {r}/tmp")));
+        assert_eq!(
+            steps[steps.len() - 4..],
+            [
+                format!("changing directory to {r}"),
+                "switching to the new root (pivot_root)".into(),
+                "detaching the old root (umount2 MNT_DETACH)".into(),
+                "changing directory to /".into(),
+            ]
+        );
+    }
+}

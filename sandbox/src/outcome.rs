@@ -1,0 +1,256 @@
+//! What happened in a run, as typed values: how the command ended and what the kernel counted.
+
+use std::fmt;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::cgroup::{CgroupVersion, Stats};
+use crate::config::Limits;
+use crate::units::{format_bytes, format_duration};
+
+/// How the command's process ended, as `wait(2)` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit` with this code.
+    Code(i32),
+    /// A signal ended it (number; see [`signal_name`]).
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// Decodes a raw wait status.
+    pub fn from_wait_status(status: i32) -> ExitStatus {
+        if libc::WIFSIGNALED(status) {
+            ExitStatus::Signal(libc::WTERMSIG(status))
+        } else {
+            ExitStatus::Code(libc::WEXITSTATUS(status))
+        }
+    }
+
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Code(code) => code,
+            ExitStatus::Signal(signal) => 128 + signal,
+        }
+    }
+}
+
+/// `SIGKILL` for 9; `signal 40` for what has no name.
+pub fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {signal}"))
+}
+
+/// The one thing that best explains how a run ended, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The command exited by itself with this code.
+    Exited(i32),
+    /// The timeout fired and the sandbox killed everything.
+    TimedOut(Duration),
+    /// The kernel's OOM killer killed the command (memory limit reached).
+    OomKilled,
+    /// Another signal ended the command.
+    Signaled(i32),
+}
+
+/// Everything known about one finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// How the command's process ended.
+    pub status: ExitStatus,
+    /// The sandbox killed the run because its timeout fired.
+    pub timed_out: bool,
+    /// The timeout that was set, if any.
+    pub timeout: Option<Duration>,
+    /// The limits that were in force.
+    pub limits: Limits,
+    /// Counters from the run's cgroup.
+    pub stats: Stats,
+    /// Wall-clock time from clone to the last process reaped.
+    pub wall: Duration,
+    /// Which cgroup version enforced the limits.
+    pub cgroup_version: CgroupVersion,
+}
+
+/// The JSON shape of an outcome: a public contract (CLI `--json`, the test runner's report).
+#[derive(Serialize)]
+struct JsonOutcome {
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    signal_name: Option<String>,
+    ending: &'static str,
+    oom_kills: u64,
+    pids_limit_hits: u64,
+    timed_out: bool,
+    peak_memory_bytes: Option<u64>,
+    peak_pids: Option<u64>,
+    cpu_usec: Option<u64>,
+    wall_ms: u64,
+    cgroup_version: u8,
+    limits: JsonLimits,
+}
+
+#[derive(Serialize)]
+struct JsonLimits {
+    pids: Option<u64>,
+    memory_bytes: Option<u64>,
+    cpu_cores: Option<f64>,
+    timeout_ms: Option<u64>,
+}
+
+impl Outcome {
+    /// The most specific explanation of the ending: a timeout beats the SIGKILL that carried it
+    /// out, an OOM kill beats a bare SIGKILL.
+    pub fn ending(&self) -> Ending {
+        match self.status {
+            _ if self.timed_out => Ending::TimedOut(self.timeout.unwrap_or(self.wall)),
+            ExitStatus::Signal(libc::SIGKILL) if self.stats.oom_kills > 0 => Ending::OomKilled,
+            ExitStatus::Signal(signal) => Ending::Signaled(signal),
+            ExitStatus::Code(code) => Ending::Exited(code),
+        }
+    }
+
+    /// Whether the run ended with exit code 0 and nothing was killed.
+    pub fn success(&self) -> bool {
+        self.ending() == Ending::Exited(0) && self.stats.oom_kills == 0
+    }
+
+    /// The outcome as the documented JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (exit_code, signal) = match self.status {
+            ExitStatus::Code(code) => (Some(code), None),
+            ExitStatus::Signal(signal) => (None, Some(signal)),
+        };
+        let json = JsonOutcome {
+            exit_code,
+            signal,
+            signal_name: signal.map(signal_name),
+            ending: match self.ending() {
+                Ending::Exited(_) => "exited",
+                Ending::TimedOut(_) => "timed_out",
+                Ending::OomKilled => "oom_killed",
+                Ending::Signaled(_) => "signaled",
+            },
+            oom_kills: self.stats.oom_kills,
+            pids_limit_hits: self.stats.pids_limit_hits,
+            timed_out: self.timed_out,
+            peak_memory_bytes: self.stats.peak_memory_bytes,
+            peak_pids: self.stats.peak_pids,
+            cpu_usec: self.stats.cpu_usec,
+            wall_ms: self.wall.as_millis() as u64,
+            cgroup_version: self.cgroup_version.number(),
+            limits: JsonLimits {
+                pids: self.limits.pids,
+                memory_bytes: self.limits.memory_bytes,
+                cpu_cores: self.limits.cpu_cores,
+                timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+            },
+        };
+        serde_json::to_value(json).expect("outcome serialises")
+    }
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Ending::Exited(code) => write!(f, "exit {code}"),
+            Ending::TimedOut(after) => write!(f, "timed out after {} (killed)", format_duration(after)),
+            Ending::OomKilled => write!(f, "killed by the OOM killer"),
+            Ending::Signaled(signal) => write!(f, "killed by {}", signal_name(signal)),
+        }
+    }
+}
+
+/// One line: `exit 0 · wall 12 ms · cpu 3 ms · peak mem 3.1 MiB · peak pids 2 · oom kills 0 ·
+/// pids-limit hits 0 · cgroup v1`.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} · wall {}", self.ending(), format_duration(self.wall))?;
+        if let Some(usec) = self.stats.cpu_usec {
+            write!(f, " · cpu {}", format_duration(Duration::from_micros(usec)))?;
+        }
+        match self.stats.peak_memory_bytes {
+            Some(bytes) => write!(f, " · peak mem {}", format_bytes(bytes))?,
+            None => write!(f, " · peak mem n/a")?,
+        }
+        if let Some(limit) = self.limits.memory_bytes {
+            write!(f, " of {}", format_bytes(limit))?;
+        }
+        match self.stats.peak_pids {
+            Some(pids) => write!(f, " · peak pids {pids}")?,
+            None => write!(f, " · peak pids n/a")?,
+        }
+        if let Some(limit) = self.limits.pids {
+            write!(f, " of {limit}")?;
+        }
+        write!(
+            f,
+            " · oom kills {} · pids-limit hits {} · {}",
+            self.stats.oom_kills, self.stats.pids_limit_hits, self.cgroup_version
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: ExitStatus) -> Outcome {
+        Outcome {
+            status,
+            timed_out: false,
+            timeout: None,
+            limits: Limits::default(),
+            stats: Stats { peak_memory_bytes: Some(3 << 20 | 100 << 10), peak_pids: Some(2), cpu_usec: Some(3000), ..Stats::default() },
+            wall: Duration::from_millis(12),
+            cgroup_version: CgroupVersion::V1,
+        }
+    }
+
+    #[test]
+    fn wait_statuses_decode() {
+        assert_eq!(ExitStatus::from_wait_status(3 << 8), ExitStatus::Code(3));
+        assert_eq!(ExitStatus::from_wait_status(9), ExitStatus::Signal(9));
+        assert_eq!(ExitStatus::from_wait_status(6 | 0x80), ExitStatus::Signal(6));
+        assert_eq!(ExitStatus::Signal(9).shell_code(), 137);
+    }
+
+    #[test]
+    fn endings_prefer_the_specific_cause() {
+        let mut o = outcome(ExitStatus::Signal(libc::SIGKILL));
+        assert_eq!(o.ending(), Ending::Signaled(9));
+        o.stats.oom_kills = 1;
+        assert_eq!(o.ending(), Ending::OomKilled);
+        o.timed_out = true;
+        o.timeout = Some(Duration::from_secs(3));
+        assert_eq!(o.ending(), Ending::TimedOut(Duration::from_secs(3)));
+        assert_eq!(o.ending().to_string(), "timed out after 3.0 s (killed)");
+        assert!(!o.success());
+        assert!(outcome(ExitStatus::Code(0)).success());
+    }
+
+    #[test]
+    fn summary_line_and_json() {
+        let mut o = outcome(ExitStatus::Code(0));
+        assert_eq!(
+            o.to_string(),
+            "exit 0 · wall 12 ms · cpu 3 ms · peak mem 3.1 MiB · peak pids 2 · oom kills 0 · pids-limit hits 0 · cgroup v1"
+        );
+        o.limits.pids = Some(20);
+        o.status = ExitStatus::Signal(15);
+        assert!(o.to_string().starts_with("killed by SIGTERM"));
+        assert!(o.to_string().contains("peak pids 2 of 20"));
+        let json = o.to_json();
+        assert_eq!(json["exit_code"], serde_json::Value::Null);
+        assert_eq!(json["signal"], 15);
+        assert_eq!(json["signal_name"], "SIGTERM");
+        assert_eq!(json["wall_ms"], 12);
+        assert_eq!(json["cgroup_version"], 1);
+        for key in ["oom_kills", "pids_limit_hits", "timed_out", "peak_memory_bytes", "peak_pids", "cpu_usec"] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The launcher: creates the run's cgroup, clones the sandbox's init into new namespaces, waits
+//! for it with the timeout, and turns what the kernel reports into an [`Outcome`].
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use thiserror::Error;
+
+use crate::cgroup::{create_run_cgroup, CgroupError, Layout, RunCgroup};
+use crate::config::{Config, ConfigError, NetMode};
+use crate::init::{InitArgs, Report};
+use crate::mounts::{self, Step};
+use crate::outcome::{ExitStatus, Outcome};
+use crate::sys::{self, Cloned};
+
+/// Why a sandbox could not be set up or waited for. The command's own failures are not errors:
+/// they are in the [`Outcome`].
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The run's cgroup could not be created, used or removed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// `clone` with new namespaces was refused.
+    #[error("creating the sandbox's namespaces (clone with {flags}) failed: {source}{hint}", hint = namespace_hint(*source))]
+    Namespaces {
+        /// The namespace flags asked for.
+        flags: String,
+        /// The error from the kernel.
+        #[source]
+        source: Errno,
+    },
+    /// A set-up step inside the sandbox failed.
+    #[error("{step}: {source}{hint}", hint = step_hint(*source))]
+    Setup {
+        /// What was being done, e.g. "mounting tmpfs on /tmp".
+        step: String,
+        /// The error from the kernel.
+        #[source]
+        source: Errno,
+    },
+    /// The command could not be executed.
+    #[error("cannot execute '{program}': {source}")]
+    Exec {
+        /// The program as given.
+        program: String,
+        /// The error from `execvp`.
+        #[source]
+        source: Errno,
+    },
+    /// An operation of the launcher itself failed.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The exit status the CLI uses: 127/126 when the command could not be executed (as a shell
+    /// does), 125 when the sandbox itself failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Exec { source: Errno::ENOENT, .. } => 127,
+            Error::Exec { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+fn namespace_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EPERM => " (creating PID, mount and UTS namespaces needs CAP_SYS_ADMIN: run as root; `sandbox check` tells what this machine allows)",
+        Errno::ENOSPC => " (the namespace limit in /proc/sys/user/max_*_namespaces is reached)",
+        _ => "",
+    }
+}
+
+fn step_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EPERM | Errno::EACCES => " (permission denied inside the sandbox: run as root)",
+        Errno::ENOENT => " (the mount point does not exist: create it, or mount below the sandbox's tmpfs)",
+        _ => "",
+    }
+}
+
+fn io_error(action: &'static str) -> impl FnOnce(Errno) -> Error {
+    move |errno| Error::Io { action, source: errno.into() }
+}
+
+/// A program with arguments to run in a sandbox; like [`std::process::Command`], whose spawning
+/// cannot put a process into new namespaces and a cgroup at the same time.
+#[derive(Debug)]
+pub struct Command {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, Option<OsString>)>,
+    cwd: Option<PathBuf>,
+    stdio: [Option<OwnedFd>; 3],
+}
+
+impl Command {
+    /// Runs `program`, looked up in `PATH` (inside the sandbox's root) when it has no `/`.
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), cwd: None, stdio: [None, None, None] }
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, args: I) -> &mut Command {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable for the command (the rest is inherited).
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Command {
+        self.env.push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Removes an inherited environment variable.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Working directory of the command, as seen inside the sandbox.
+    pub fn current_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Command {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// The command's stdin (default: inherited).
+    pub fn stdin(&mut self, fd: impl Into<OwnedFd>) -> &mut Command {
+        self.stdio[0] = Some(fd.into());
+        self
+    }
+
+    /// The command's stdout (default: inherited).
+    pub fn stdout(&mut self, fd: impl Into<OwnedFd>) -> &mut Command {
+        self.stdio[1] = Some(fd.into());
+        self
+    }
+
+    /// The command's stderr (default: inherited).
+    pub fn stderr(&mut self, fd: impl Into<OwnedFd>) -> &mut Command {
+        self.stdio[2] = Some(fd.into());
+        self
+    }
+
+    fn environment(&self) -> Vec<CString> {
+        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        for (key, value) in &self.env {
+            vars.retain(|(k, _)| k != key);
+            if let Some(value) = value {
+                vars.push((key.clone(), value.clone()));
+            }
+        }
+        vars.into_iter()
+            .filter_map(|(k, v)| {
+                let mut entry = k.into_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                CString::new(entry).ok()
+            })
+            .collect()
+    }
+}
+
+fn c_string(what: &'static str, text: &OsStr) -> Result<CString, Error> {
+    CString::new(text.as_bytes()).map_err(|_| Error::Io {
+        action: what,
+        source: io::Error::new(io::ErrorKind::InvalidInput, format!("{text:?} contains a NUL byte")),
+    })
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// This machine's cgroup layout, read once per process.
+pub fn cgroup_layout() -> Result<&'static Layout, CgroupError> {
+    static LAYOUT: OnceLock<Layout> = OnceLock::new();
+    if let Some(layout) = LAYOUT.get() {
+        return Ok(layout);
+    }
+    let layout = Layout::detect()?;
+    Ok(LAYOUT.get_or_init(|| layout))
+}
+
+/// A validated sandbox configuration, ready to run commands.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    config: Config,
+    rootfs: Option<PathBuf>,
+}
+
+impl Sandbox {
+    /// Checks `config` (nothing is created yet).
+    pub fn new(config: Config) -> Result<Sandbox, Error> {
+        config.validate()?;
+        let rootfs = match &config.rootfs {
+            Some(dir) => Some(std::fs::canonicalize(dir).map_err(|source| ConfigError::Missing {
+                what: "--rootfs",
+                path: dir.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(Sandbox { config, rootfs })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs `command` to the end and reports what happened.
+    pub fn run(&self, command: &Command) -> Result<Outcome, Error> {
+        self.spawn(command)?.wait()
+    }
+
+    /// Starts `command` in a new sandbox. The returned [`Running`] must be waited for from the
+    /// same thread (the sandbox's init is tied to this thread's life by `PR_SET_PDEATHSIG`).
+    pub fn spawn(&self, command: &Command) -> Result<Running, Error> {
+        let steps = mounts::plan(&self.config, self.rootfs.as_deref());
+        let program = c_string("program name", &command.program)?;
+        let mut argv_strings = vec![program.clone()];
+        for arg in &command.args {
+            argv_strings.push(c_string("argument", arg)?);
+        }
+        let argv = null_terminated(&argv_strings);
+        let env_strings = command.environment();
+        let envp = null_terminated(&env_strings);
+        let cwd = command.cwd.as_ref().map(|p| c_string("working directory", p.as_os_str())).transpose()?;
+
+        let layout = cgroup_layout()?;
+        let cgroup = create_run_cgroup(layout, self.config.cgroup_parent.as_deref(), &self.config.limits)?;
+
+        let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
+        let (report_read, report_write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io_error("creating a pipe"))?;
+        // Only the read end is non-blocking for the launcher: the init writes small reports.
+        nix::fcntl::fcntl(report_write.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+            .map_err(io_error("configuring a pipe"))?;
+
+        let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+        if self.config.net == NetMode::None {
+            flags |= libc::CLONE_NEWNET;
+        }
+        if self.config.private_ipc {
+            flags |= libc::CLONE_NEWIPC;
+        }
+        let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
+        let init_args = InitArgs {
+            steps: &steps,
+            program: &program,
+            argv: &argv,
+            envp: &envp,
+            cwd: cwd.as_deref(),
+            stdio,
+            go_read: go_read.as_raw_fd(),
+            go_write: go_write.as_raw_fd(),
+            report: report_write.as_raw_fd(),
+        };
+        let started = Instant::now();
+        // SAFETY: the child side runs only `init::run`, which keeps to async-signal-safe calls
+        // on data prepared above, and ends in exec or _exit.
+        let cloned = unsafe { sys::clone_process(flags as u64, cgroup.clone_target()) };
+        let (pid, pidfd, placed) = match cloned {
+            Ok(Cloned::Child) => crate::init::run(&init_args),
+            Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
+            Err(source) => return Err(Error::Namespaces { flags: describe_flags(flags), source }),
+        };
+        drop((go_read, report_write));
+        let running = Running {
+            pid,
+            pidfd,
+            cgroup,
+            report: report_read,
+            started,
+            timeout: self.config.timeout,
+            steps,
+            program: command.program.to_string_lossy().into_owned(),
+            limits: self.config.limits.clone(),
+            waited: false,
+        };
+        if !placed {
+            // Dropping `running` kills the init (still waiting for "go") and removes the cgroup.
+            running.cgroup.add_process(pid)?;
+        }
+        nix::unistd::write(&go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
+        Ok(running)
+    }
+}
+
+fn describe_flags(flags: libc::c_int) -> String {
+    [
+        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
+        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
+    ]
+    .iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, name)| *name)
+    .collect::<Vec<_>>()
+    .join("|")
+}
+
+/// A sandbox whose command is running. Dropping it without [`Running::wait`] kills everything in
+/// it and removes its cgroup.
+pub struct Running {
+    pid: Pid,
+    pidfd: OwnedFd,
+    cgroup: Box<dyn RunCgroup>,
+    report: OwnedFd,
+    started: Instant,
+    timeout: Option<Duration>,
+    steps: Vec<Step>,
+    program: String,
+    limits: crate::config::Limits,
+    waited: bool,
+}
+
+impl Running {
+    /// PID of the sandbox's init, in the launcher's PID namespace.
+    pub fn init_pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The run's cgroup directories.
+    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
+        self.cgroup.paths()
+    }
+
+    /// Sends `signal` to the sandbox's init, which forwards it to the command.
+    pub fn signal(&self, signal: Signal) -> Result<(), Error> {
+        sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(io_error("signalling the sandbox"))
+    }
+
+    /// A handle that can signal the sandbox from another thread (e.g. one forwarding the
+    /// launcher's signals) and stays safe after the sandbox is reaped.
+    pub fn signal_handle(&self) -> Result<SignalHandle, Error> {
+        let pidfd = self.pidfd.try_clone().map_err(|source| Error::Io { action: "duplicating a pidfd", source })?;
+        Ok(SignalHandle { pidfd })
+    }
+
+    /// Kills every process of the sandbox at once.
+    pub fn kill(&self) {
+        self.cgroup.kill_all();
+        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL);
+    }
+
+    /// Waits for the command to end (or the timeout to fire), tears the sandbox down and reports.
+    pub fn wait(mut self) -> Result<Outcome, Error> {
+        let deadline = self.timeout.map(|t| self.started + t);
+        let mut timed_out = false;
+        loop {
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match sys::poll_readable(self.pidfd.as_fd(), remaining) {
+                Ok(true) => break,
+                Ok(false) if remaining.is_some_and(|r| r.is_zero()) || deadline.is_some_and(|d| Instant::now() >= d) => {
+                    timed_out = true;
+                    self.kill();
+                    break;
+                }
+                Ok(false) | Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(io_error("waiting for the sandbox")(errno)),
+            }
+        }
+        // Reaping the init returns only after every process of its PID namespace is gone.
+        let init_status = sys::wait_pidfd(self.pidfd.as_fd()).map_err(io_error("waiting for the sandbox"))?;
+        self.waited = true;
+        let wall = self.started.elapsed();
+        let reports = self.read_reports();
+        let stats = self.cgroup.stats();
+        self.cgroup.remove()?;
+        let stats = stats?;
+
+        let mut exited = None;
+        for report in reports {
+            match report {
+                Report::Exited { wait_status } => exited = Some(wait_status),
+                Report::StepFailed { index, errno } => {
+                    let step = self.steps.get(index as usize).map(Step::describe).unwrap_or_else(|| format!("set-up step {index}"));
+                    return Err(Error::Setup { step, source: Errno::from_raw(errno) });
+                }
+                Report::StdioFailed { errno } => {
+                    return Err(Error::Setup { step: "redirecting the command's stdio".into(), source: Errno::from_raw(errno) })
+                }
+                Report::ChdirFailed { errno } => {
+                    return Err(Error::Setup { step: "changing to the command's working directory".into(), source: Errno::from_raw(errno) })
+                }
+                Report::ForkFailed { errno } => {
+                    return Err(Error::Setup { step: "starting the command (fork)".into(), source: Errno::from_raw(errno) })
+                }
+                Report::ExecFailed { errno } if !timed_out => {
+                    return Err(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
+                }
+                Report::ExecFailed { .. } => {}
+            }
+        }
+        // Without a report the init itself was killed (timeout, OOM killer, a SIGKILL from outside):
+        // its own status is the best there is.
+        let status = ExitStatus::from_wait_status(exited.unwrap_or(init_status));
+        Ok(Outcome {
+            status,
+            timed_out,
+            timeout: self.timeout,
+            limits: self.limits.clone(),
+            stats,
+            wall,
+            cgroup_version: self.cgroup.version(),
+        })
+    }
+
+    fn read_reports(&self) -> Vec<Report> {
+        let mut reports = Vec::new();
+        let mut buffer = [0u8; Report::SIZE];
+        while let Ok(Report::SIZE) = nix::unistd::read(self.report.as_raw_fd(), &mut buffer) {
+            reports.extend(Report::decode(&buffer));
+        }
+        reports
+    }
+}
+
+/// Signals one sandbox's init through a pidfd: never a recycled PID.
+#[derive(Debug)]
+pub struct SignalHandle {
+    pidfd: OwnedFd,
+}
+
+impl SignalHandle {
+    /// Sends `signal` to the sandbox's init, which forwards it to the command.
+    pub fn send(&self, signal: Signal) -> Result<(), Error> {
+        sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(io_error("signalling the sandbox"))
+    }
+}
+
+pub use crate::sys::{wait_signal, PendingSignal};
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.waited {
+            self.kill();
+            let _ = sys::wait_pidfd(self.pidfd.as_fd());
+        }
+        // The cgroup's own Drop removes it.
+    }
+}

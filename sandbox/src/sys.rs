@@ -1,0 +1,300 @@
+//! Every `unsafe` line of the crate lives here: the raw system calls `nix` does not wrap
+//! (`clone3`, pidfds, `sigwaitinfo` with its `siginfo`, bringing `lo` up, `execvpe`).
+//!
+//! Processes are created with the raw `clone`/`clone3` system calls rather than `fork(3)`:
+//! the launcher may be a multi-threaded test harness, and glibc's `fork` runs `atfork` handlers
+//! and takes the allocator's locks, which can deadlock in the child. The price is that a child
+//! created here must not allocate, lock or unwind until it calls `exec` or `_exit`; the code in
+//! [`crate::init`] keeps to that.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::Pid;
+
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of `clone3(2)`, version 2 (with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Which side of a clone this process is on.
+pub enum Cloned {
+    /// The new process; it shares nothing with the parent but a copy of memory and fds.
+    Child,
+    /// The launcher, with a pidfd of the child.
+    Parent {
+        /// The child's PID in the launcher's PID namespace.
+        pid: Pid,
+        /// A pidfd of the child: race-free signalling and waiting.
+        pidfd: OwnedFd,
+        /// Whether the kernel created the child directly inside the requested cgroup.
+        placed_in_cgroup: bool,
+    },
+}
+
+/// Creates a process like `fork(2)` but with `namespace_flags` (`CLONE_NEW*`), and on cgroup v2
+/// directly inside the cgroup whose directory `cgroup_dir` is open (`CLONE_INTO_CGROUP`), which
+/// spares a migration. Falls back to `clone(2)` + `pidfd_open(2)` where `clone3` is unavailable
+/// (old kernels, container seccomp profiles that answer `ENOSYS`).
+///
+/// # Safety
+/// The child side must only make async-signal-safe calls and must end in `exec` or `_exit`: it
+/// is a copy of one thread of a possibly multi-threaded process.
+pub unsafe fn clone_process(
+    namespace_flags: u64,
+    cgroup_dir: Option<BorrowedFd<'_>>,
+) -> Result<Cloned, Errno> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags: namespace_flags | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    if let Some(dir) = cgroup_dir {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid, initialised clone_args of the size passed; with a zero stack
+    // clone3 behaves like fork, and the caller upholds the child-side contract.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match Errno::result(ret) {
+        Ok(0) => Ok(Cloned::Child),
+        Ok(pid) => Ok(Cloned::Parent {
+            pid: Pid::from_raw(pid as libc::pid_t),
+            // SAFETY: with CLONE_PIDFD the kernel stored a new, owned file descriptor in pidfd.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+            placed_in_cgroup: cgroup_dir.is_some(),
+        }),
+        // ENOSYS: no clone3; E2BIG/EINVAL: no CLONE_INTO_CGROUP (kernel < 5.7); EPERM under
+        // some seccomp profiles. Each time the classic clone still works.
+        Err(Errno::ENOSYS | Errno::E2BIG) => {
+            // SAFETY: forwarded contract of this function.
+            unsafe { clone_fallback(namespace_flags) }
+        }
+        Err(Errno::EINVAL) if cgroup_dir.is_some() => {
+            // SAFETY: forwarded contract of this function.
+            unsafe { clone_fallback(namespace_flags) }
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// `clone(2)` with fork semantics, then `pidfd_open(2)`.
+///
+/// # Safety
+/// As for [`clone_process`].
+unsafe fn clone_fallback(namespace_flags: u64) -> Result<Cloned, Errno> {
+    let flags = namespace_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: a zero stack pointer gives fork semantics (the child runs on a copy of this
+    // stack); no pointer arguments are passed. The caller upholds the child-side contract.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match Errno::result(ret)? {
+        0 => Ok(Cloned::Child),
+        pid => {
+            let pid = Pid::from_raw(pid as libc::pid_t);
+            let pidfd = pidfd_open(pid)?;
+            Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup: false })
+        }
+    }
+}
+
+/// Forks the calling, single-threaded process without glibc's `fork` wrapper (see the module
+/// docs). Returns `None` in the child.
+///
+/// # Safety
+/// As for [`clone_process`]: the child must keep to async-signal-safe calls.
+pub unsafe fn fork_raw() -> Result<Option<Pid>, Errno> {
+    // SAFETY: forwarded contract.
+    match unsafe { clone_fallback(0) } {
+        Ok(Cloned::Child) => Ok(None),
+        Ok(Cloned::Parent { pid, .. }) => Ok(Some(pid)),
+        Err(err) => Err(err),
+    }
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) })?;
+    // SAFETY: on success the kernel returned a new file descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`: signals exactly the process behind `pidfd`, never a recycled PID.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> Result<(), Errno> {
+    // SAFETY: plain syscall; a null siginfo makes the kernel fill in SI_USER.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Waits for the process behind `pidfd` to end and reaps it; returns its raw wait status
+/// (`WIFEXITED`/`WTERMSIG` encoding).
+pub fn wait_pidfd(pidfd: BorrowedFd<'_>) -> Result<i32, Errno> {
+    const P_PIDFD: libc::idtype_t = 3;
+    loop {
+        // SAFETY: siginfo_t is plain data; all-zero is a valid value for the kernel to overwrite.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid out-pointer for the duration of the call.
+        let ret = unsafe {
+            libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED)
+        };
+        match Errno::result(ret) {
+            Ok(_) => {
+                // SAFETY: waitid succeeded for a child that exited, so the SIGCHLD fields
+                // (si_code, si_status) are the initialised members of the union.
+                let (code, status) = unsafe { (info.si_code, info.si_status()) };
+                return Ok(match code {
+                    libc::CLD_EXITED => (status & 0xff) << 8,
+                    libc::CLD_DUMPED => status | 0x80,
+                    _ => status,
+                });
+            }
+            Err(Errno::EINTR) => continue,
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// A signal taken from the pending set, with whether the kernel itself raised it
+/// (a terminal's ^C, or a fault) rather than a process calling `kill`.
+pub struct PendingSignal {
+    /// The signal number.
+    pub signal: libc::c_int,
+    /// `si_code == SI_KERNEL`: a terminal-generated signal, already sent to the whole
+    /// foreground process group, so forwarding it again would deliver it twice.
+    pub from_kernel: bool,
+}
+
+/// `sigwaitinfo(2)` on `set`, retrying on `EINTR`.
+pub fn wait_signal(set: &SigSet) -> PendingSignal {
+    loop {
+        // SAFETY: siginfo_t is plain data; zeroed is valid for the kernel to overwrite.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are valid for the duration of the call.
+        let ret = unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) };
+        if ret > 0 {
+            return PendingSignal { signal: ret, from_kernel: info.si_code == libc::SI_KERNEL };
+        }
+    }
+}
+
+/// Sets the `IFF_UP` flag of the loopback interface of the current network namespace.
+pub fn bring_loopback_up() -> Result<(), Errno> {
+    // SAFETY: plain syscall with integer arguments.
+    let sock = Errno::result(unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+    })?;
+    // SAFETY: the kernel just returned this descriptor; we own it.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS fills in ifru_flags.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: SIOCGIFFLAGS initialised the ifru_flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+/// `_exit(2)`: ends the process at once, without running destructors or atexit handlers
+/// (which belong to the launcher this process was copied from).
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// `dup2(2)` that leaves `target` without `O_CLOEXEC` even when `source == target`.
+pub fn dup_onto(source: RawFd, target: RawFd) -> Result<(), Errno> {
+    if source == target {
+        // SAFETY: fcntl on an fd we were given; clears only FD_CLOEXEC.
+        return Errno::result(unsafe { libc::fcntl(source, libc::F_SETFD, 0) }).map(drop);
+    }
+    // SAFETY: dup2 on descriptors; no memory is involved.
+    Errno::result(unsafe { libc::dup2(source, target) }).map(drop)
+}
+
+/// `waitpid(-1, WNOHANG)`: one exited child and its raw wait status, or `None` when no child
+/// has exited (or none is left).
+pub fn reap_any_child() -> Option<(Pid, i32)> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    (pid > 0).then(|| (Pid::from_raw(pid), status))
+}
+
+/// `execvpe(3)`: like [`execvp`] with an explicit, null-terminated environment.
+pub fn execvpe(program: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    assert!(argv.last().is_some_and(|p| p.is_null()), "argv must be null-terminated");
+    assert!(envp.last().is_some_and(|p| p.is_null()), "envp must be null-terminated");
+    // SAFETY: all three are valid, null-terminated as checked above, built from CStrings that
+    // the caller keeps alive.
+    unsafe { libc::execvpe(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    Errno::last()
+}
+
+/// Waits until `fd` is readable (for a pidfd: the process ended) or `timeout` passes.
+/// Returns whether it became readable.
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout: Option<std::time::Duration>) -> Result<bool, Errno> {
+    let mut pollfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let millis = match timeout {
+        None => -1,
+        // Round up so that a deadline is never reported as reached early.
+        Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: one valid pollfd, count 1.
+    let ready = Errno::result(unsafe { libc::poll(&mut pollfd, 1, millis) })?;
+    Ok(ready > 0)
+}
+
+/// `write(2)` on a raw descriptor that the caller knows to be open (used in the sandbox's init,
+/// which holds descriptors inherited across the clone, not owned Rust values).
+pub fn write_raw(fd: RawFd, bytes: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `bytes` is a valid buffer of its length; a closed fd only yields EBADF.
+    Errno::result(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }).map(|n| n as usize)
+}
+
+/// Whether this process may create namespaces of `flags`: clones a child with them that exits
+/// at once. Used by `sandbox check`.
+pub fn try_clone_namespaces(flags: u64) -> Result<(), Errno> {
+    // SAFETY: the child only calls _exit.
+    match unsafe { clone_process(flags, None)? } {
+        Cloned::Child => exit_immediately(0),
+        Cloned::Parent { pidfd, .. } => wait_pidfd(std::os::fd::AsFd::as_fd(&pidfd)).map(drop),
+    }
+}
