@@ -7,6 +7,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -41,6 +42,26 @@ pub(crate) enum Step {
         flags: MsFlags,
         /// File-system options, e.g. `size=64m`.
         data: Option<CString>,
+    },
+    /// Opens a bind source (`O_PATH`) before anything is mounted, onto descriptor `fd` (which
+    /// the launcher holds open, so the number is known when the plan is made). It must be opened
+    /// here, inside the new mount namespace: the kernel binds only mounts of the caller's own.
+    OpenSource {
+        /// The source as the user gave it.
+        path: CString,
+        /// The descriptor number to put it on.
+        fd: RawFd,
+    },
+    /// A user's `--bind`, mounted through `/proc/self/fd/N` of its [`Step::OpenSource`], so that
+    /// a source the sandbox's own tmpfs hides (a host `/tmp/x` bound below the new `/tmp`)
+    /// still works.
+    BindFd {
+        /// `/proc/self/fd/N`.
+        fd_path: CString,
+        /// The source as the user gave it, for messages.
+        source: CString,
+        /// Mount point.
+        target: CString,
     },
     /// `mkdir(2)` of a mount point inside one of the sandbox's own tmpfs mounts.
     Mkdir(CString),
@@ -80,6 +101,8 @@ impl Step {
                 format!("remounting {} read-only", show(target))
             }
             Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
+            Step::OpenSource { path, .. } => format!("opening bind source {}", show(path)),
+            Step::BindFd { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::Mkdir(path) => format!("creating mount point {}", show(path)),
             Step::CreateFile(path) => format!("creating mount point {}", show(path)),
             Step::Symlink(link, target) => format!("creating symlink {} -> {}", show(link), show(target)),
@@ -100,6 +123,20 @@ impl Step {
             Step::Mount { source, target, fstype, flags, data } => {
                 mount(Some(source.as_c_str()), target.as_c_str(), fstype.as_deref(), *flags, data.as_deref())
             }
+            Step::OpenSource { path, fd } => {
+                let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+                let opened = nix::fcntl::open(path.as_c_str(), flags, Mode::empty())?;
+                let moved = nix::unistd::dup3(opened, *fd, nix::fcntl::OFlag::O_CLOEXEC);
+                let _ = nix::unistd::close(opened);
+                moved.map(drop)
+            }
+            Step::BindFd { fd_path, target, .. } => mount(
+                Some(fd_path.as_c_str()),
+                target.as_c_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            ),
             Step::Mkdir(path) => match nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755)) {
                 Err(Errno::EEXIST) => Ok(()),
                 other => other,
@@ -118,9 +155,14 @@ impl Step {
     }
 }
 
-/// Plans the set-up steps for `config`. `rootfs` is the canonical rootfs path, if any.
-pub(crate) fn plan(config: &Config, rootfs: Option<&Path>) -> Vec<Step> {
+/// Plans the set-up steps for `config`. `rootfs` is the canonical rootfs path, if any;
+/// `bind_fds[i]` is the launcher's `O_PATH` descriptor of `config.binds[i].source`.
+pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd]) -> Vec<Step> {
     let mut steps = vec![Step::SetHostname(cstring(&config.hostname)), Step::MakeRootPrivate];
+    assert_eq!(bind_fds.len(), config.binds.len(), "one descriptor per bind source");
+    for (spec, fd) in config.binds.iter().zip(bind_fds) {
+        steps.push(Step::OpenSource { path: cstring(&spec.source), fd: *fd });
+    }
     // Where a path inside the sandbox is before pivot_root.
     let at = |inside: &Path| -> PathBuf {
         match rootfs {
@@ -173,11 +215,15 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>) -> Vec<Step> {
         }
         steps.push(fs_mount("tmpfs", &at(&tmpfs.path), nodev_nosuid, Some(data)));
     }
-    for spec in &config.binds {
+    for (spec, fd) in config.binds.iter().zip(bind_fds) {
         let is_dir = spec.source.is_dir();
         push_mount_point_dirs(&mut steps, config, &spec.target, is_dir, &at);
         let target = at(&spec.target);
-        steps.push(bind(&spec.source, &target));
+        steps.push(Step::BindFd {
+            fd_path: cstring(format!("/proc/self/fd/{fd}")),
+            source: cstring(&spec.source),
+            target: cstring(&target),
+        });
         if spec.read_only {
             steps.push(Step::Mount {
                 source: cstring(&spec.source),
@@ -242,7 +288,7 @@ mod tests {
 
     #[test]
     fn default_plan_privatises_before_mounting() {
-        let steps = plan(&Config::default(), None);
+        let steps = plan(&Config::default(), None, &[]);
         assert_eq!(
             describe_all(&steps),
             [
@@ -262,9 +308,13 @@ mod tests {
         config.binds.push(BindMount { source: "/etc/hostname".into(), target: "/tmp/hn".into(), read_only: false });
         config.binds.push(BindMount { source: "/usr".into(), target: "/usr".into(), read_only: false });
         config.net = NetMode::None;
-        let steps = plan(&config, None);
+        let steps = plan(&config, None, &[10, 11, 12]);
         assert_eq!(
-            describe_all(&steps)[3..],
+            describe_all(&steps)[2..5],
+            ["opening bind source /etc", "opening bind source /etc/hostname", "opening bind source /usr"]
+        );
+        assert_eq!(
+            describe_all(&steps)[6..],
             [
                 "mounting tmpfs on /tmp",
                 "mounting tmpfs on /scratch",
@@ -278,8 +328,8 @@ mod tests {
                 "bringing up the loopback interface",
             ]
         );
-        assert!(matches!(&steps[7], Step::CreateFile(_)));
-        let Step::Mount { data, .. } = &steps[4] else { panic!() };
+        assert!(matches!(&steps[12], Step::CreateFile(_)));
+        let Step::Mount { data, .. } = &steps[7] else { panic!() };
         assert_eq!(data.as_deref(), Some(c"mode=1777,size=1048576"));
     }
 
@@ -287,7 +337,7 @@ mod tests {
     fn rootfs_plan_pivots_last() {
         let root = std::env::temp_dir().join(format!("sandbox-plan-{}", std::process::id()));
         std::fs::create_dir_all(root.join("dev")).unwrap();
-        let steps = describe_all(&plan(&Config::default(), Some(&root)));
+        let steps = describe_all(&plan(&Config::default(), Some(&root), &[]));
         std::fs::remove_dir_all(&root).unwrap();
         let r = root.display();
         assert_eq!(steps[2], format!("bind-mounting {r} on {r}"));

@@ -242,7 +242,16 @@ impl Sandbox {
     /// Starts `command` in a new sandbox. The returned [`Running`] must be waited for from the
     /// same thread (the sandbox's init is tied to this thread's life by `PR_SET_PDEATHSIG`).
     pub fn spawn(&self, command: &Command) -> Result<Running, Error> {
-        let steps = mounts::plan(&self.config, self.rootfs.as_deref());
+        // Opened here to check them and to reserve descriptor numbers that the init reopens
+        // them onto (see mounts::Step::OpenSource).
+        let mut bind_sources = Vec::with_capacity(self.config.binds.len());
+        for bind in &self.config.binds {
+            let fd = nix::fcntl::open(&bind.source, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                .map_err(|errno| ConfigError::Missing { what: "--bind source", path: bind.source.clone(), source: errno.into() })?;
+            bind_sources.push(sys::own_fd(fd));
+        }
+        let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
+        let steps = mounts::plan(&self.config, self.rootfs.as_deref(), &bind_fds);
         let program = c_string("program name", &command.program)?;
         let mut argv_strings = vec![program.clone()];
         for arg in &command.args {
@@ -291,7 +300,7 @@ impl Sandbox {
             Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
             Err(source) => return Err(Error::Namespaces { flags: describe_flags(flags), source }),
         };
-        drop((go_read, report_write));
+        drop((go_read, report_write, bind_sources));
         let running = Running {
             pid,
             pidfd,

@@ -298,3 +298,10 @@ pub fn try_clone_namespaces(flags: u64) -> Result<(), Errno> {
         Cloned::Parent { pidfd, .. } => wait_pidfd(std::os::fd::AsFd::as_fd(&pidfd)).map(drop),
     }
 }
+
+/// Takes ownership of a descriptor that `nix` returned as a bare `RawFd`.
+pub fn own_fd(fd: RawFd) -> OwnedFd {
+    assert!(fd >= 0, "a valid descriptor");
+    // SAFETY: the caller just received `fd` from a successful open and hands it over.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

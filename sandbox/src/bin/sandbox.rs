@@ -46,7 +46,7 @@ enum Net {
 #[derive(Parser)]
 struct RunArgs {
     /// Maximum number of processes and threads (pids.max).
-    #[arg(long, value_name = "N", value_parser = parse_pids)]
+    #[arg(long, value_name = "N", value_parser = parse_pids, allow_negative_numbers = true)]
     pids: Option<u64>,
     /// Memory limit without swap, e.g. 100M or 1G (binary units).
     #[arg(long, value_name = "SIZE", value_parser = |s: &str| parse_size(s).map_err(|e| e.to_string()))]

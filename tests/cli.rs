@@ -1,0 +1,535 @@
+//! `sandbox run` against the real kernel: each test runs the CLI binary and asserts what the
+//! kernel shows (namespace inodes, PIDs, the mount table, cgroup files and counters), never a
+//! log line. Every run also checks that the host's mount table is byte-identical afterwards.
+//!
+//! Runs on the host (cgroup v1 here) and, through `tests/run-all.sh`, in the cgroup-v2 VM in
+//! its leaf, root and ns modes.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
+
+/// What one `sandbox run` did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    /// The `--json` outcome; `Null` when the run failed before producing one.
+    json: Value,
+}
+
+fn unique(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("sandbox-test-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Host-side scratch space. Not /tmp: the sandbox hides the host's /tmp behind its own tmpfs.
+fn scratch() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+fn mountinfo() -> String {
+    fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+/// `sandbox run --json FILE ARGS...`, asserting the host mount table did not change.
+fn sandbox(args: &[&str]) -> Run {
+    let json_path = scratch().join(unique("json"));
+    let before = mountinfo();
+    let output = Command::new(SANDBOX)
+        .arg("run")
+        .arg("--json")
+        .arg(&json_path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(mountinfo(), before, "the host's mount table changed during `sandbox run {args:?}`");
+    let json = fs::read_to_string(&json_path).map(|t| serde_json::from_str(&t).unwrap()).unwrap_or(Value::Null);
+    let _ = fs::remove_file(&json_path);
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        json,
+    }
+}
+
+/// Runs `script` with `sh -c` in a sandbox with `opts`; asserts it exited 0.
+fn sh_ok(opts: &[&str], script: &str) -> Run {
+    let mut args = opts.to_vec();
+    args.extend(["--", "sh", "-c", script]);
+    let run = sandbox(&args);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    run
+}
+
+/// The run's cgroup directories, from the `/proc/self/cgroup` text a command printed inside.
+fn run_cgroup_dirs(proc_self_cgroup: &str) -> Vec<PathBuf> {
+    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    proc_self_cgroup
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            if !is_run_name(path.rsplit('/').next()?) {
+                return None;
+            }
+            let relative = path.trim_start_matches('/');
+            match (controllers, unified) {
+                ("", true) => Some(Path::new("/sys/fs/cgroup").join(relative)),
+                ("", false) => None,
+                (c, _) if c.starts_with("name=") => None,
+                (c, _) => Some(Path::new("/sys/fs/cgroup").join(c).join(relative)),
+            }
+        })
+        .collect()
+}
+
+/// Run cgroups are named `<pid namespace>-<pid>-<start time>-<sequence>`.
+fn is_run_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn inside_cgroup_dirs_are_gone(run: &Run) -> Vec<PathBuf> {
+    let dirs = run_cgroup_dirs(&run.stdout);
+    assert!(!dirs.is_empty(), "no sandbox cgroup in {:?}", run.stdout);
+    for dir in &dirs {
+        assert!(!dir.exists(), "{} is left behind", dir.display());
+    }
+    dirs
+}
+
+fn ns(kind: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().to_string_lossy().into_owned()
+}
+
+fn json_u64(run: &Run, key: &str) -> u64 {
+    run.json[key].as_u64().unwrap_or_else(|| panic!("{key} in {:#?}", run))
+}
+
+// ---------------------------------------------------------------- 1. namespaces
+
+#[test]
+fn pid_mount_uts_namespaces_are_new_net_and_ipc_on_request() {
+    let script = "for n in pid mnt uts net ipc; do readlink /proc/self/ns/$n; done";
+    let run = sh_ok(&[], script);
+    let inside: Vec<&str> = run.stdout.lines().collect();
+    assert_ne!(inside[0], ns("pid"));
+    assert_ne!(inside[1], ns("mnt"));
+    assert_ne!(inside[2], ns("uts"));
+    assert_eq!(inside[3], ns("net"), "the host network is the default");
+    assert_eq!(inside[4], ns("ipc"), "the host IPC namespace is the default");
+
+    let run = sh_ok(&["--net", "none", "--ipc"], script);
+    let inside: Vec<&str> = run.stdout.lines().collect();
+    assert_ne!(inside[3], ns("net"));
+    assert_ne!(inside[4], ns("ipc"));
+}
+
+#[test]
+fn net_none_has_only_loopback_and_it_is_up() {
+    // /proc/net/dev lists the interfaces of the reader's network namespace; a TCP connection to
+    // 127.0.0.1 only works when lo is up.
+    let script = "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' '; \
+                  python3 -c \"import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); \
+                  socket.create_connection(s.getsockname()); print('connected')\"";
+    let run = sh_ok(&["--net", "none"], script);
+    assert_eq!(run.stdout, "lo\nconnected\n");
+}
+
+// ---------------------------------------------------------------- 2. init
+
+#[test]
+fn command_is_not_pid_1_and_sees_only_the_sandbox() {
+    let run = sh_ok(&[], "echo $$; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "2", "the command is PID 2, the sandbox's init PID 1");
+    assert_eq!(lines[1], "sandbox", "PID 1 is the sandbox's init");
+    let visible: u32 = lines[2].parse().unwrap();
+    assert!((3..=5).contains(&visible), "only init, sh, ls and grep are visible, not {visible} processes");
+}
+
+#[test]
+fn init_reaps_orphans() {
+    // The subshell exits at once; its `sleep` is orphaned and re-parented to PID 1, which must
+    // reap it when it ends. A zombie would show state Z.
+    let run = sh_ok(&[], "(sleep 0.2 &); sleep 1; grep -h '^State:' /proc/[0-9]*/status | grep -c Z || true");
+    assert_eq!(run.stdout.trim(), "0", "zombies left: {run:#?}");
+}
+
+#[test]
+fn signals_to_the_launcher_reach_the_command() {
+    for (signal, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT"), (libc::SIGHUP, "HUP"), (libc::SIGQUIT, "QUIT")] {
+        let script = format!("trap 'echo got-{name}; exit 42' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut child = KillOnDrop(
+            Command::new(SANDBOX)
+                .args(["run", "--timeout", "60s", "--", "sh", "-c", &script])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        // Signal the launcher process only, as a CI runner or `kill PID` would.
+        assert_eq!(unsafe { libc::kill(child.0.id() as i32, signal) }, 0);
+        let status = child.0.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        assert_eq!(rest, format!("got-{name}\n"));
+        assert_eq!(status.code(), Some(42), "SIG{name}");
+    }
+}
+
+// ---------------------------------------------------------------- 3. mounts
+
+#[test]
+fn tmp_is_a_private_tmpfs_and_proc_is_fresh() {
+    let marker = unique("tmpfile");
+    let run = sh_ok(
+        &[],
+        &format!("stat -f -c %T /tmp; ls -A /tmp | wc -l; echo x > /tmp/{marker}; awk '$5==\"/proc\"{{t=$9}} END{{print t}}' /proc/self/mountinfo"),
+    );
+    assert_eq!(run.stdout, "tmpfs\n0\nproc\n");
+    assert!(!Path::new("/tmp").join(&marker).exists(), "a file written to the sandbox's /tmp reached the host");
+}
+
+#[test]
+fn tmpfs_mounts_take_a_size() {
+    let run = sandbox(&["--tmpfs", "/tmp:1M", "--", "sh", "-c", "dd if=/dev/zero of=/tmp/f bs=1k count=2048 2>&1; exit 0"]);
+    assert!(run.stdout.contains("No space left on device"), "{run:#?}");
+    let run = sh_ok(&["--tmpfs", "/tmp/deep/er:64k"], "stat -f -c %T /tmp/deep/er; df -k /tmp/deep/er | tail -1");
+    assert!(run.stdout.starts_with("tmpfs\n"), "{run:#?}");
+    assert!(run.stdout.contains(" 64 "), "size 64k: {run:#?}");
+}
+
+#[test]
+fn bind_mounts_are_visible_and_ro_is_enforced() {
+    let dir = scratch().join(unique("bind"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("hello"), "from the host\n").unwrap();
+    let spec_ro = format!("{}:/tmp/data:ro", dir.display());
+    let run = sandbox(&["--bind", &spec_ro, "--", "sh", "-c", "cat /tmp/data/hello; echo x > /tmp/data/new"]);
+    assert_ne!(run.code, Some(0));
+    assert!(run.stdout.contains("from the host"), "{run:#?}");
+    assert!(run.stderr.contains("Read-only file system"), "{run:#?}");
+    let spec_rw = format!("{}:/tmp/data", dir.display());
+    sh_ok(&["--bind", &spec_rw], "echo written > /tmp/data/new");
+    assert_eq!(fs::read_to_string(dir.join("new")).unwrap(), "written\n");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn hostname_is_set_inside_only() {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(sh_ok(&[], "hostname").stdout, "sandbox\n");
+    assert_eq!(sh_ok(&["--hostname", "test-box"], "hostname").stdout, "test-box\n");
+    assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host);
+}
+
+/// A root file system made of Debian's busybox-static (installed by tests/run-all.sh).
+fn busybox_rootfs() -> PathBuf {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "these tests need busybox: apt-get install busybox-static (tests/run-all.sh does)");
+    let root = scratch().join(unique("rootfs"));
+    for dir in ["bin", "proc", "tmp", "dev", "etc"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "ls", "cat", "echo", "hostname", "ps", "awk", "wc", "grep", "stat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    fs::write(root.join("etc/marker"), "rootfs\n").unwrap();
+    root
+}
+
+#[test]
+fn rootfs_switches_root_with_pivot_root() {
+    let root = busybox_rootfs();
+    let run = sandbox(&[
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "ls /; cat /etc/marker; echo null > /dev/null && echo devnull-ok; awk '{print $5}' /proc/self/mountinfo; \
+         ls /proc | grep -c '^[0-9]'",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[..5], ["bin", "dev", "etc", "proc", "tmp"], "{run:#?}");
+    assert_eq!(lines[5], "rootfs");
+    assert_eq!(lines[6], "devnull-ok");
+    // Only the new root and what the sandbox mounted on it; nothing of the host's.
+    let mount_points: Vec<&str> = lines[7..lines.len() - 1].to_vec();
+    assert_eq!(mount_points[0], "/", "{mount_points:?}");
+    for point in &mount_points {
+        assert!(
+            *point == "/" || ["/proc", "/dev", "/tmp"].iter().any(|p| point.starts_with(p)),
+            "host mount {point} visible inside the rootfs: {mount_points:?}"
+        );
+    }
+    // The host's root is not reachable from the sandbox's /proc either.
+    let run = sandbox(&["--rootfs", root.to_str().unwrap(), "--", "/bin/sh", "-c", "ls /proc/1/root/; cat /proc/1/root/etc/marker"]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stdout.ends_with("rootfs\n"), "{run:#?}");
+    // The rootfs directory is left as it was (no put_old directory or mount point created).
+    let mut entries: Vec<String> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    entries.sort();
+    assert_eq!(entries, ["bin", "dev", "etc", "proc", "tmp"]);
+    fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn mounts_do_not_propagate_to_a_host_whose_root_is_shared() {
+    // A private "host" whose / is a shared mount, as on systemd machines: without making
+    // everything private first, the sandbox's /proc and tmpfs mounts would appear out here.
+    let script = format!(
+        "mount --make-rshared / && cat /proc/self/mountinfo > \"$1\" && \
+         {SANDBOX} run --tmpfs /mnt -- sh -c 'grep -c shared: /proc/self/mountinfo >/dev/null; true' && \
+         cat /proc/self/mountinfo > \"$2\""
+    );
+    let before = scratch().join(unique("mi-before"));
+    let after = scratch().join(unique("mi-after"));
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "unchanged", "sh", "-c", &script, "sh"])
+        .arg(&before)
+        .arg(&after)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (before_text, after_text) = (fs::read_to_string(&before).unwrap(), fs::read_to_string(&after).unwrap());
+    assert!(before_text.lines().next().unwrap().contains("shared:"), "the test's / is not shared");
+    assert_eq!(before_text, after_text, "sandbox mounts propagated to a shared host root");
+    fs::remove_file(before).unwrap();
+    fs::remove_file(after).unwrap();
+}
+
+// ---------------------------------------------------------------- 4. cgroups and 5. outcome
+
+#[test]
+fn fork_bomb_is_contained_and_reported() {
+    let run = sandbox(&[
+        "--pids",
+        "20",
+        "--timeout",
+        "3s",
+        "--",
+        "bash",
+        "-c",
+        "cat /proc/self/cgroup; exec 2>/dev/null; :(){ :|:& };:; sleep 10",
+    ]);
+    assert!(json_u64(&run, "pids_limit_hits") > 0, "{run:#?}");
+    if let Some(peak) = run.json["peak_pids"].as_u64() {
+        assert!(peak <= 20, "peak pids {peak} above the limit");
+    }
+    assert_eq!(run.json["timed_out"], true);
+    assert_eq!(run.code, Some(137));
+    assert!(run.stderr.contains("pids-limit hits"), "{run:#?}");
+    inside_cgroup_dirs_are_gone(&run);
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_reported() {
+    // dd allocates its 400 MiB block and fills it from /dev/zero.
+    let run = sandbox(&[
+        "--mem",
+        "100M",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; exec dd if=/dev/zero of=/dev/null bs=400M count=1 2>/dev/null",
+    ]);
+    assert!(json_u64(&run, "oom_kills") >= 1, "{run:#?}");
+    assert_eq!(run.json["signal"], 9);
+    assert_eq!(run.json["ending"], "oom_killed");
+    assert_eq!(run.code, Some(137));
+    let peak = json_u64(&run, "peak_memory_bytes");
+    assert!(peak <= 100 << 20 && peak > 50 << 20, "peak {peak}");
+    assert!(run.stderr.contains("killed by the OOM killer"), "{run:#?}");
+    inside_cgroup_dirs_are_gone(&run);
+}
+
+#[test]
+fn cpu_quota_holds_a_busy_loop_near_its_share() {
+    let run = sandbox(&["--cpu", "0.3", "--timeout", "3s", "--", "sh", "-c", "while :; do :; done"]);
+    assert_eq!(run.json["timed_out"], true, "{run:#?}");
+    let share = json_u64(&run, "cpu_usec") as f64 / (json_u64(&run, "wall_ms") as f64 * 1000.0);
+    // The quota caps the share at 0.3 (one period of slack); other tests may slow it down.
+    assert!((0.15..=0.36).contains(&share), "cpu share {share:.3} under --cpu 0.3: {run:#?}");
+}
+
+#[test]
+fn outcome_json_and_exit_codes() {
+    let run = sandbox(&["--", "sh", "-c", "exit 7"]);
+    assert_eq!(run.code, Some(7));
+    assert_eq!(run.json["exit_code"], 7);
+    assert_eq!(run.json["signal"], Value::Null);
+    let run = sandbox(&["--", "sh", "-c", "kill -USR1 $$"]);
+    assert_eq!(run.code, Some(128 + libc::SIGUSR1));
+    assert_eq!(run.json["signal"], libc::SIGUSR1);
+    let version = json_u64(&run, "cgroup_version");
+    let expected = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { 2 } else { 1 };
+    assert_eq!(version, expected);
+    for key in ["oom_kills", "pids_limit_hits", "timed_out", "peak_memory_bytes", "peak_pids", "cpu_usec", "wall_ms"] {
+        assert!(run.json.get(key).is_some(), "{key} missing: {:#}", run.json);
+    }
+    assert!(run.stderr.starts_with("sandbox: killed by SIGUSR1 · wall "), "{run:#?}");
+    // --json - prints after the command's own output.
+    let output = Command::new(SANDBOX).args(["run", "--json", "-", "--", "echo", "hello"]).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (first, json) = stdout.split_once('\n').unwrap();
+    assert_eq!(first, "hello");
+    assert_eq!(serde_json::from_str::<Value>(json).unwrap()["exit_code"], 0);
+}
+
+#[test]
+fn cgroup_parent_places_the_run() {
+    let parent = unique("parent");
+    let run = sh_ok(&["--cgroup-parent", &parent], "cat /proc/self/cgroup");
+    let dirs = inside_cgroup_dirs_are_gone(&run);
+    for dir in dirs {
+        let parent_dir = dir.parent().unwrap();
+        assert!(parent_dir.ends_with(&parent), "{} not under {parent}", dir.display());
+        fs::remove_dir(parent_dir).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- 6. teardown
+
+/// Host PIDs of `sleep MARKER` processes.
+fn sleeps_with(marker: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{marker}\0");
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
+        .collect()
+}
+
+/// A launcher started by a test, SIGKILLed when the test ends however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn timeout_kills_the_whole_process_tree() {
+    let marker = format!("1000.{}", std::process::id());
+    let script = format!("cat /proc/self/cgroup; sleep {marker} & (sleep {marker} &); sleep {marker}");
+    let run = sandbox(&["--timeout", "500ms", "--", "sh", "-c", &script]);
+    assert_eq!(run.json["timed_out"], true, "{run:#?}");
+    assert!(json_u64(&run, "wall_ms") < 5000);
+    assert!(run.stderr.contains("timed out after 500 ms"), "{run:#?}");
+    assert_eq!(sleeps_with(&marker), Vec::<u32>::new(), "processes survived the timeout");
+    inside_cgroup_dirs_are_gone(&run);
+}
+
+#[test]
+fn killing_the_launcher_kills_the_sandbox_and_the_next_start_cleans_up() {
+    let marker = format!("1001.{}", std::process::id());
+    let mut launcher = KillOnDrop(
+        Command::new(SANDBOX)
+            .args(["run", "--", "sh", "-c", &format!("cat /proc/self/cgroup; sleep {marker} & sleep {marker}")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut cgroup_text = String::new();
+    let mut stdout = BufReader::new(launcher.0.stdout.take().unwrap());
+    while stdout.read_line(&mut cgroup_text).unwrap() > 0 && !cgroup_text.contains("pids:") && !cgroup_text.contains("0::/") {}
+    let dirs = run_cgroup_dirs(&cgroup_text);
+    assert!(!dirs.is_empty(), "{cgroup_text}");
+    wait_until("the sandboxed sleeps started", Duration::from_secs(10), || sleeps_with(&marker).len() == 2);
+    launcher.0.kill().unwrap(); // SIGKILL: no clean-up code of the launcher runs
+    launcher.0.wait().unwrap();
+    wait_until("the sandboxed processes died with their launcher", Duration::from_secs(5), || {
+        sleeps_with(&marker).is_empty()
+    });
+    assert!(dirs.iter().all(|d| d.exists()), "the killed launcher's cgroups are expected to stay until the next start");
+    // The next launcher (same PID namespace) removes them before its own run.
+    sh_ok(&[], "true");
+    for dir in dirs {
+        assert!(!dir.exists(), "stale {} was not removed by the next start", dir.display());
+    }
+}
+
+// ---------------------------------------------------------------- CLI errors
+
+#[test]
+fn bad_input_is_refused_before_anything_is_created() {
+    let parent = unique("badinput");
+    let cases: [(&[&str], &str); 8] = [
+        (&["--mem", "100Q"], "invalid size '100Q'"),
+        (&["--pids", "0"], "invalid pids limit 0"),
+        (&["--pids", "-3"], "invalid pids limit '-3'"),
+        (&["--timeout", "soon"], "invalid duration 'soon'"),
+        (&["--cpu", "0"], "invalid cpu limit '0'"),
+        (&["--rootfs", "/nonexistent/rootfs"], "--rootfs '/nonexistent/rootfs' does not exist"),
+        (&["--bind", "/a:b"], "invalid --bind target path 'b'"),
+        (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+    ];
+    for (args, message) in cases {
+        let output = Command::new(SANDBOX)
+            .arg("run")
+            .args(["--cgroup-parent", &parent])
+            .args(args)
+            .args(["--", "true"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    for mount in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"] {
+        assert!(!Path::new(mount).join(&parent).exists(), "a cgroup was created for bad input");
+    }
+}
+
+#[test]
+fn a_command_that_cannot_be_executed_is_named() {
+    let run = sandbox(&["--", "/nonexistent/program"]);
+    assert_eq!(run.code, Some(127));
+    assert!(run.stderr.contains("cannot execute '/nonexistent/program': ENOENT"), "{run:#?}");
+    let not_executable = scratch().join(unique("noexec"));
+    fs::write(&not_executable, "data").unwrap();
+    let run = sandbox(&["--", not_executable.to_str().unwrap()]);
+    fs::remove_file(&not_executable).unwrap();
+    assert_eq!(run.code, Some(126));
+    assert!(run.stderr.contains("EACCES"), "{run:#?}");
+}
+
+#[test]
+fn an_unprivileged_user_is_told_what_is_missing() {
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SANDBOX, "run", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("needs root") || stderr.contains("delegated"), "{stderr}");
+}
