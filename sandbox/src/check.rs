@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{access, AccessFlags, Uid};
 
-use crate::cgroup::{v2_base_dir, Layout};
+use crate::cgroup::{v2_base_dir, v2_resolve_parent, Layout};
 use crate::sys;
 
 /// How one check came out.
@@ -106,10 +106,14 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
     let mut out = Vec::new();
     match layout {
         Layout::Unified { mount_point } => {
-            let base = match v2_base_dir(mount_point, cgroup_parent) {
-                Ok(base) => base,
-                Err(err) => return vec![finding(Status::Fail, "cgroup placement", err.to_string())],
+            let base = match cgroup_parent {
+                Some(parent) => v2_resolve_parent(mount_point, parent),
+                None => match v2_base_dir(mount_point) {
+                    Ok(base) => base,
+                    Err(err) => return vec![finding(Status::Fail, "cgroup placement", err.to_string())],
+                },
             };
+            let runs = if cgroup_parent.is_some() { base.clone() } else { base.join("sandbox") };
             let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
             for controller in ["memory", "pids", "cpu"] {
                 let present = controllers.split_whitespace().any(|c| c == controller);
@@ -129,13 +133,13 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
                 };
                 out.push(finding(status, &format!("{controller} controller (v2)"), detail));
             }
-            let target = existing_ancestor(&base.join("sandbox"));
+            let target = existing_ancestor(&runs);
             let ok = writable(&target) && writable(&base.join("cgroup.subtree_control"));
             out.push(finding(
                 if ok { Status::Ok } else { Status::Fail },
                 "cgroup placement",
                 if ok {
-                    format!("runs go to {}/sandbox/<run> (writable)", base.display())
+                    format!("runs go to {}/<run> (writable)", runs.display())
                 } else {
                     format!(
                         "{} is not writable: run as root, or pass --cgroup-parent with a cgroup delegated to you \

@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::config::Limits;
 
 pub use v1::V1Cgroup;
-pub use v2::{base_dir as v2_base_dir, V2Cgroup};
+pub use v2::{base_dir as v2_base_dir, resolve_parent as v2_resolve_parent, V2Cgroup};
 
 /// The cgroup version a run's limits and counters came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

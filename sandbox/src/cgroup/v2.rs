@@ -40,20 +40,52 @@ pub fn own_cgroup_dir(mount_point: &Path) -> Result<PathBuf, CgroupError> {
     Ok(mount_point.join(relative.trim().trim_start_matches('/')))
 }
 
-/// The cgroup below which runs are created: `--cgroup-parent` (created if missing, as the user
-/// asked for it) or this process's own cgroup (never a cgroup of another service).
-pub fn base_dir(mount_point: &Path, cgroup_parent: Option<&Path>) -> Result<PathBuf, CgroupError> {
-    match cgroup_parent {
+/// The cgroup whose children the runs become, made ready for them (controllers enabled, its
+/// processes moved to a leaf):
+/// - `--cgroup-parent P`: P itself (created if missing, since the user asked for it);
+/// - otherwise `<own cgroup>/sandbox`, never a cgroup of another service. A launcher that an
+///   earlier one moved into `<own>/leaf` uses `<own>/sandbox` too, instead of nesting deeper.
+pub fn runs_dir(mount_point: &Path, cgroup_parent: Option<&Path>, required: &[&str], optional: &[&str]) -> Result<PathBuf, CgroupError> {
+    let runs = match cgroup_parent {
         Some(parent) => {
-            let parent = if parent.starts_with(mount_point) {
-                parent.to_path_buf()
-            } else {
-                mount_point.join(parent.strip_prefix("/").unwrap_or(parent))
-            };
+            let parent = resolve_parent(mount_point, parent);
             fs::create_dir_all(&parent).map_err(io_err("creating cgroup", &parent))?;
-            Ok(parent)
+            parent
         }
-        None => own_cgroup_dir(mount_point),
+        None => {
+            let base = base_dir(mount_point)?;
+            enable_controllers(&base, required, optional)?;
+            let runs = base.join(RUNS_DIR);
+            match fs::create_dir(&runs) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(io_err("creating cgroup", &runs)(err)),
+            }
+            runs
+        }
+    };
+    enable_controllers(&runs, required, optional)?;
+    Ok(runs)
+}
+
+/// `--cgroup-parent` as a directory: a path below the cgroup mount, or already a full path.
+pub fn resolve_parent(mount_point: &Path, parent: &Path) -> PathBuf {
+    if parent.starts_with(mount_point) {
+        parent.to_path_buf()
+    } else {
+        mount_point.join(parent.strip_prefix("/").unwrap_or(parent))
+    }
+}
+
+/// This process's own cgroup, or its parent when this process sits in the `leaf` that an earlier
+/// launcher moved it into (recognised by the `sandbox` runs directory beside it).
+pub fn base_dir(mount_point: &Path) -> Result<PathBuf, CgroupError> {
+    let own = own_cgroup_dir(mount_point)?;
+    match own.parent() {
+        Some(parent) if own.file_name() == Some(LEAF_NAME.as_ref()) && parent.join(RUNS_DIR).is_dir() => {
+            Ok(parent.to_path_buf())
+        }
+        _ => Ok(own),
     }
 }
 
@@ -133,18 +165,10 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
 impl V2Cgroup {
     /// Creates `<base>/sandbox/<run>` with `limits`, preparing `base` as needed.
     pub fn create(mount_point: &Path, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V2Cgroup, CgroupError> {
-        let base = base_dir(mount_point, cgroup_parent)?;
         let cpu_required = limits.cpu_cores.is_some();
         let (required, optional): (&[&str], &[&str]) =
             if cpu_required { (&["memory", "pids", "cpu"], &[]) } else { (&["memory", "pids"], &["cpu"]) };
-        enable_controllers(&base, required, optional)?;
-        let runs = base.join(RUNS_DIR);
-        match fs::create_dir(&runs) {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(err) => return Err(io_err("creating cgroup", &runs)(err)),
-        }
-        enable_controllers(&runs, required, optional)?;
+        let runs = runs_dir(mount_point, cgroup_parent, required, optional)?;
         clean_stale_once(&runs);
         let dir = runs.join(new_run_name());
         fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
@@ -272,9 +296,11 @@ mod tests {
     fn own_cgroup_is_under_the_mount() {
         let dir = own_cgroup_dir(Path::new("/sys/fs/cgroup/unified")).unwrap();
         assert!(dir.starts_with("/sys/fs/cgroup/unified"));
+        assert_eq!(resolve_parent(Path::new("/sys/fs/cgroup"), Path::new("/a/b")), Path::new("/sys/fs/cgroup/a/b"));
+        assert_eq!(resolve_parent(Path::new("/sys/fs/cgroup"), Path::new("a")), Path::new("/sys/fs/cgroup/a"));
         assert_eq!(
-            base_dir(Path::new("/nonexistent-cgroup-mount"), None).unwrap().parent().map(|_| ()),
-            Some(())
+            resolve_parent(Path::new("/sys/fs/cgroup"), Path::new("/sys/fs/cgroup/x")),
+            Path::new("/sys/fs/cgroup/x")
         );
     }
 }

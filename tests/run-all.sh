@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need, runs the whole suite on this
+# host (cgroup v1 here), then again in the cgroup-v2 VM in its leaf, root and ns modes, and
+# checks after each that no cgroup, mount or process of the sandbox is left.
+#
+#   tests/run-all.sh             everything (as root)
+#   tests/run-all.sh --host-only skip the VM (says so loudly; CI never does this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+host_only=0
+[[ ${1:-} == --host-only ]] && host_only=1
+
+if [[ $(id -u) != 0 ]]; then
+  echo "run-all.sh: the suite creates namespaces and cgroups: run it as root (sudo tests/run-all.sh)" >&2
+  exit 1
+fi
+if ! command -v busybox >/dev/null; then
+  echo "run-all.sh: installing busybox-static (the --rootfs tests build a root from it)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static) >/dev/null
+fi
+
+cat /proc/self/mountinfo > /tmp/sandbox-mountinfo.before.$$
+echo "== host: cgroup layout $(stat -fc %T /sys/fs/cgroup), kernel $(uname -r)"
+cargo test --workspace
+tests/leftovers.sh /tmp/sandbox-mountinfo.before.$$
+rm -f /tmp/sandbox-mountinfo.before.$$
+
+if [[ $host_only == 1 ]]; then
+  echo "run-all.sh: cgroup v2 VM suite NOT run (--host-only)"
+  exit 0
+fi
+
+vm=${SANDBOX_CGV2_VM:-../shared/cgroup2-vm/run-in-cgroup2-vm.sh}
+if [[ ! -x $vm ]]; then
+  echo "run-all.sh: the cgroup-v2 VM runner is not at $vm: set SANDBOX_CGV2_VM to its path" >&2
+  exit 1
+fi
+"$vm" --prepare
+# The test binaries, built here; the VM sees the host's file system at the same paths.
+mapfile -t bins < <(cargo test --workspace --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    # Proc-macro test binaries link libstd dynamically from the toolchain: not run in the VM.
+    if (m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]
+            and m["target"]["kind"] != ["proc-macro"]):
+        print(m["executable"])')
+echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
+for mode in leaf root ns; do
+  SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-suite.sh "${bins[@]}"
+done
+echo "run-all.sh: host and cgroup v2 (leaf, root, ns) suites passed"
