@@ -40,7 +40,9 @@ fn mountinfo() -> String {
     fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
-/// `sandbox run --json FILE ARGS...`, asserting the host mount table did not change.
+/// `sandbox run --json FILE ARGS...` from `/`, asserting the host mount table did not change.
+/// (From `/` because a checkout below `/tmp` would otherwise be bound into the sandbox's /tmp,
+/// see `a_working_directory_below_tmp_stays_reachable`.)
 fn sandbox(args: &[&str]) -> Run {
     let json_path = scratch().join(unique("json"));
     let before = mountinfo();
@@ -49,6 +51,7 @@ fn sandbox(args: &[&str]) -> Run {
         .arg("--json")
         .arg(&json_path)
         .args(args)
+        .current_dir("/")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -229,6 +232,23 @@ fn bind_mounts_are_visible_and_ro_is_enforced() {
     sh_ok(&["--bind", &spec_rw], "echo written > /tmp/data/new");
     assert_eq!(fs::read_to_string(dir.join("new")).unwrap(), "written\n");
     fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_working_directory_below_tmp_stays_reachable() {
+    // A project checked out under /tmp (as many CI systems do): the sandbox's own /tmp must not
+    // hide the directory the command runs in.
+    let dir = PathBuf::from("/tmp").join(unique("cwd"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("file"), "here\n").unwrap();
+    let output = Command::new(SANDBOX)
+        .args(["run", "--", "sh", "-c", "pwd; cat file; cd \"$PWD\" && echo cd-ok; stat -f -c %T /tmp"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, format!("{}\nhere\ncd-ok\ntmpfs\n", dir.display()), "{output:?}");
 }
 
 #[test]

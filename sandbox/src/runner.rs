@@ -234,6 +234,28 @@ impl Sandbox {
         &self.config
     }
 
+    /// The configuration for one command, and the directory it starts in. Without `--rootfs` the
+    /// command starts where the launcher is (or in [`Command::current_dir`]); when that lies below
+    /// one of the sandbox's tmpfs mounts (a project checked out under `/tmp`), the new tmpfs would
+    /// hide it, so the directory is bound back at its own path.
+    fn with_working_directory(&self, command: &Command) -> (std::borrow::Cow<'_, Config>, Option<PathBuf>) {
+        let config = std::borrow::Cow::Borrowed(&self.config);
+        if self.rootfs.is_some() {
+            return (config, command.cwd.clone());
+        }
+        let Some(cwd) = command.cwd.clone().or_else(|| std::env::current_dir().ok()) else {
+            return (config, None);
+        };
+        let hidden = config.tmpfs.iter().any(|t| cwd != t.path && cwd.starts_with(&t.path));
+        let already_bound = config.binds.iter().any(|b| cwd.starts_with(&b.target));
+        if !hidden || already_bound {
+            return (config, Some(cwd));
+        }
+        let mut config = config.into_owned();
+        config.binds.push(crate::config::BindMount { source: cwd.clone(), target: cwd.clone(), read_only: false });
+        (std::borrow::Cow::Owned(config), Some(cwd))
+    }
+
     /// Runs `command` to the end and reports what happened.
     pub fn run(&self, command: &Command) -> Result<Outcome, Error> {
         self.spawn(command)?.wait()
@@ -242,16 +264,17 @@ impl Sandbox {
     /// Starts `command` in a new sandbox. The returned [`Running`] must be waited for from the
     /// same thread (the sandbox's init is tied to this thread's life by `PR_SET_PDEATHSIG`).
     pub fn spawn(&self, command: &Command) -> Result<Running, Error> {
+        let (config, cwd) = self.with_working_directory(command);
         // Opened here to check them and to reserve descriptor numbers that the init reopens
         // them onto (see mounts::Step::OpenSource).
-        let mut bind_sources = Vec::with_capacity(self.config.binds.len());
-        for bind in &self.config.binds {
+        let mut bind_sources = Vec::with_capacity(config.binds.len());
+        for bind in &config.binds {
             let fd = nix::fcntl::open(&bind.source, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
                 .map_err(|errno| ConfigError::Missing { what: "--bind source", path: bind.source.clone(), source: errno.into() })?;
             bind_sources.push(sys::own_fd(fd));
         }
         let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
-        let steps = mounts::plan(&self.config, self.rootfs.as_deref(), &bind_fds);
+        let steps = mounts::plan(&config, self.rootfs.as_deref(), &bind_fds);
         let program = c_string("program name", &command.program)?;
         let mut argv_strings = vec![program.clone()];
         for arg in &command.args {
@@ -260,7 +283,7 @@ impl Sandbox {
         let argv = null_terminated(&argv_strings);
         let env_strings = command.environment();
         let envp = null_terminated(&env_strings);
-        let cwd = command.cwd.as_ref().map(|p| c_string("working directory", p.as_os_str())).transpose()?;
+        let cwd = cwd.map(|p| c_string("working directory", p.as_os_str())).transpose()?;
 
         let layout = cgroup_layout()?;
         let cgroup = create_run_cgroup(layout, self.config.cgroup_parent.as_deref(), &self.config.limits)?;
