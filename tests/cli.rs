@@ -537,7 +537,9 @@ fn a_command_that_cannot_be_executed_is_named() {
     assert!(run.stderr.contains("cannot execute '/nonexistent/program': ENOENT"), "{run:#?}");
     let not_executable = scratch().join(unique("noexec"));
     fs::write(&not_executable, "data").unwrap();
-    let run = sandbox(&["--", not_executable.to_str().unwrap()]);
+    // --bind: the scratch directory may lie below /tmp (a checkout under /tmp).
+    let scratch_dir = scratch();
+    let run = sandbox(&["--bind", scratch_dir.to_str().unwrap(), "--", not_executable.to_str().unwrap()]);
     fs::remove_file(&not_executable).unwrap();
     assert_eq!(run.code, Some(126));
     assert!(run.stderr.contains("EACCES"), "{run:#?}");
