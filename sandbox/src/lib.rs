@@ -26,8 +26,18 @@ mod mounts;
 pub mod outcome;
 pub mod runner;
 mod sys;
+pub mod testing;
 pub mod units;
 
 pub use config::{BindMount, Config, Limits, NetMode, TmpfsMount};
 pub use outcome::{Ending, ExitStatus, Outcome};
 pub use runner::{Command, Error, Running, Sandbox};
+
+pub use sandbox_macros::isolated;
+
+/// What `#[isolated]` expands to refers to these; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::testing::*;
+    pub use inventory;
+}
