@@ -74,6 +74,8 @@ impl Report {
 pub(crate) struct InitArgs<'a> {
     pub steps: &'a [Step],
     pub program: &'a CStr,
+    /// An open executable to run instead of looking `program` up.
+    pub executable: Option<RawFd>,
     /// Null-terminated.
     pub argv: &'a [*const libc::c_char],
     /// Null-terminated.
@@ -81,6 +83,8 @@ pub(crate) struct InitArgs<'a> {
     pub cwd: Option<&'a CStr>,
     /// Descriptors to install as the command's fd 0, 1, 2 (`None`: inherit).
     pub stdio: [Option<RawFd>; 3],
+    /// Descriptors the command keeps (their close-on-exec flag is cleared).
+    pub kept_fds: &'a [RawFd],
     /// Read end of the "go" pipe: one byte once the launcher has placed us in our cgroup.
     pub go_read: RawFd,
     /// The launcher's write end of that pipe, closed here so that its death reads as EOF.
@@ -148,13 +152,22 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             }
         }
     }
+    for fd in args.kept_fds {
+        if let Err(errno) = sys::dup_onto(*fd, *fd) {
+            send(args.report, Report::StdioFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    }
     if let Some(cwd) = args.cwd {
         if let Err(errno) = nix::unistd::chdir(cwd) {
             send(args.report, Report::ChdirFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
     }
-    let errno = sys::execvpe(args.program, args.argv, args.envp);
+    let errno = match args.executable {
+        Some(fd) => sys::execveat_fd(fd, args.argv, args.envp),
+        None => sys::execvpe(args.program, args.argv, args.envp),
+    };
     send(args.report, Report::ExecFailed { errno: errno as i32 });
     // The shell's conventions: 127 not found, 126 found but not executable.
     sys::exit_immediately(if errno == Errno::ENOENT { 127 } else { 126 })

@@ -21,6 +21,7 @@
 pub mod cgroup;
 pub mod check;
 pub mod config;
+pub mod harness;
 mod init;
 mod mounts;
 pub mod outcome;

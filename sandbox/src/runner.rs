@@ -107,16 +107,43 @@ fn io_error(action: &'static str) -> impl FnOnce(Errno) -> Error {
 #[derive(Debug)]
 pub struct Command {
     program: OsString,
+    /// Execute this open file instead of looking `program` up (which then is only `argv[0]`).
+    executable: Option<OwnedFd>,
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
     cwd: Option<PathBuf>,
     stdio: [Option<OwnedFd>; 3],
+    kept_fds: Vec<OwnedFd>,
 }
 
 impl Command {
     /// Runs `program`, looked up in `PATH` (inside the sandbox's root) when it has no `/`.
     pub fn new(program: impl AsRef<OsStr>) -> Command {
-        Command { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), cwd: None, stdio: [None, None, None] }
+        Command {
+            program: program.as_ref().to_owned(),
+            executable: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            stdio: [None, None, None],
+            kept_fds: Vec::new(),
+        }
+    }
+
+    /// Runs the program open as `executable` (e.g. `O_PATH`), with `argv0` as `argv[0]`: works
+    /// even where the sandbox hides the program's path (a test binary below `/tmp`).
+    pub fn from_executable(executable: OwnedFd, argv0: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new(argv0);
+        command.executable = Some(executable);
+        command
+    }
+
+    /// Keeps `fd` open in the command, at the same number (returned), e.g. to pass a pipe to
+    /// report through.
+    pub fn keep_fd(&mut self, fd: OwnedFd) -> RawFd {
+        let number = fd.as_raw_fd();
+        self.kept_fds.push(fd);
+        number
     }
 
     /// Adds an argument.
@@ -303,13 +330,16 @@ impl Sandbox {
             flags |= libc::CLONE_NEWIPC;
         }
         let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
+        let kept_fds: Vec<RawFd> = command.kept_fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let init_args = InitArgs {
             steps: &steps,
             program: &program,
+            executable: command.executable.as_ref().map(|fd| fd.as_raw_fd()),
             argv: &argv,
             envp: &envp,
             cwd: cwd.as_deref(),
             stdio,
+            kept_fds: &kept_fds,
             go_read: go_read.as_raw_fd(),
             go_write: go_write.as_raw_fd(),
             report: report_write.as_raw_fd(),

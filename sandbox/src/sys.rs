@@ -305,3 +305,15 @@ pub fn own_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: the caller just received `fd` from a successful open and hands it over.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: runs the open file `fd`. Returns only on error.
+pub fn execveat_fd(fd: RawFd, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> Errno {
+    assert!(argv.last().is_some_and(|p| p.is_null()), "argv must be null-terminated");
+    assert!(envp.last().is_some_and(|p| p.is_null()), "envp must be null-terminated");
+    // SAFETY: an empty C string path, and null-terminated argv/envp of valid C strings that
+    // the caller keeps alive.
+    unsafe {
+        libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH)
+    };
+    Errno::last()
+}

@@ -5,13 +5,194 @@ mod spec;
 
 pub use spec::{test_name, Expect, Net, ShouldPanic, TestCase, TestReturn, TestSpec};
 
+mod child;
+mod verdict;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::thread;
+
+pub use child::{ChildReport, CHILD_ENV};
+pub use verdict::{judge, resources, Verdict};
+
+use crate::outcome::Outcome;
+use crate::runner::{Command, Error, Sandbox};
+
+/// In the sandboxed child: runs `body`, reports how it ended to the parent, and exits.
+pub fn run_child_body(body: fn() -> Result<(), String>) -> ! {
+    child::run_body_and_exit(body)
+}
+
+/// Where the child's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Replayed through `print!`/`eprint!` as it arrives, so that the stock harness's output
+    /// capture shows it only for failed tests (and `--nocapture` live).
+    Replay,
+    /// Kept in memory, for the runner to print for failed tests.
+    Collect,
+    /// Written straight to this process's stdout/stderr (`--nocapture` in the runner).
+    PassThrough,
+}
+
+/// Everything known after one sandboxed test ran.
+#[derive(Debug)]
+pub struct IsolatedRun {
+    /// What the kernel saw.
+    pub outcome: Outcome,
+    /// What the child reported, if it got that far.
+    pub report: Option<ChildReport>,
+    /// The child's stdout, in [`OutputMode::Collect`].
+    pub stdout: Vec<u8>,
+    /// The child's stderr, in [`OutputMode::Collect`].
+    pub stderr: Vec<u8>,
+}
+
+/// How the child process is told which test to run.
+#[derive(Debug, Clone, Copy)]
+pub enum ChildHarness {
+    /// The stock libtest harness: `--exact NAME` selects the test, whose generated `#[test]`
+    /// function sees [`CHILD_ENV`] and runs the body.
+    Libtest,
+    /// `sandbox::harness::main`, which sees [`CHILD_ENV`] before parsing any argument.
+    Runner,
+}
+
+/// The first bytes a libtest child prints with `-q` before the test runs.
+const LIBTEST_PREAMBLE: &[u8] = b"\nrunning 1 test\n";
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| Error::Io { action: "creating a pipe", source: errno.into() })
+}
+
+/// Runs test `name` of this test binary in a new sandbox configured by `spec`.
+pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: OutputMode) -> Result<IsolatedRun, Error> {
+    let exe_path = std::env::current_exe().map_err(|source| Error::Io { action: "finding the test binary", source })?;
+    // Opened here and executed by descriptor: a checkout below /tmp is hidden inside.
+    let exe = File::open(&exe_path).map_err(|source| Error::Io { action: "opening the test binary", source })?;
+    let (report_read, report_write) = pipe()?;
+    let (stdout_read, stdout_write) = pipe()?;
+    let (stderr_read, stderr_write) = pipe()?;
+
+    let mut command = Command::from_executable(OwnedFd::from(exe), &exe_path);
+    if let ChildHarness::Libtest = harness {
+        command.args(["--exact", name, "--nocapture", "--test-threads=1", "--include-ignored", "-q"]);
+    }
+    let report_fd = command.keep_fd(report_write);
+    command
+        .env(CHILD_ENV, name)
+        .env(child::REPORT_FD_ENV, report_fd.to_string())
+        .env_remove("RUST_TEST_THREADS")
+        .stdout(stdout_write)
+        .stderr(stderr_write);
+
+    let sandbox = Sandbox::new(spec.config())?;
+    let running = sandbox.spawn(&command)?;
+    // The pipes' write ends live on only in the sandbox: EOF comes when it is gone.
+    drop(command);
+
+    let strip = matches!(harness, ChildHarness::Libtest);
+    let stdout_reader = thread::spawn(move || forward(stdout_read, output, Stream::Stdout, strip));
+    let stderr_reader = thread::spawn(move || forward(stderr_read, output, Stream::Stderr, false));
+    let outcome = running.wait();
+    let stdout = stdout_reader.join().unwrap_or_default();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    let outcome = outcome?;
+
+    let mut text = String::new();
+    let _ = File::from(report_read).read_to_string(&mut text);
+    Ok(IsolatedRun { outcome, report: ChildReport::parse(&text), stdout, stderr })
+}
+
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Copies one of the child's streams as `mode` says until EOF; returns what was collected.
+fn forward(source: OwnedFd, mode: OutputMode, stream: Stream, strip_preamble: bool) -> Vec<u8> {
+    let mut source = File::from(source);
+    let mut collected = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut preamble_left = if strip_preamble { LIBTEST_PREAMBLE } else { &[][..] };
+    let mut buffer = [0u8; 8192];
+    loop {
+        let n = match source.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut chunk = &buffer[..n];
+        // Drop the libtest child's "running 1 test" banner, byte by byte as it arrives.
+        while !preamble_left.is_empty() && !chunk.is_empty() && chunk[0] == preamble_left[0] {
+            chunk = &chunk[1..];
+            preamble_left = &preamble_left[1..];
+        }
+        if !chunk.is_empty() {
+            preamble_left = &[];
+        }
+        match mode {
+            OutputMode::Collect => collected.extend_from_slice(chunk),
+            OutputMode::PassThrough => {
+                let _ = match stream {
+                    Stream::Stdout => std::io::stdout().write_all(chunk),
+                    Stream::Stderr => std::io::stderr().write_all(chunk),
+                };
+            }
+            OutputMode::Replay => {
+                // print! (not io::stdout) is what the test harness captures; keep UTF-8
+                // sequences split across reads together.
+                pending.extend_from_slice(chunk);
+                let valid = match std::str::from_utf8(&pending) {
+                    Ok(_) => pending.len(),
+                    Err(err) if err.error_len().is_none() => err.valid_up_to(),
+                    Err(_) => pending.len(),
+                };
+                let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
+                pending.drain(..valid);
+                match stream {
+                    Stream::Stdout => print!("{text}"),
+                    Stream::Stderr => eprint!("{text}"),
+                }
+            }
+        }
+    }
+    if mode == OutputMode::Replay && !pending.is_empty() {
+        let text = String::from_utf8_lossy(&pending).into_owned();
+        match stream {
+            Stream::Stdout => print!("{text}"),
+            Stream::Stderr => eprint!("{text}"),
+        }
+    }
+    collected
+}
+
 /// The stock-harness entry point of an `#[isolated]` test (called by the generated `#[test]`).
 ///
 /// In the test process it re-executes the test binary for exactly this test inside a new
 /// sandbox, replays the child's output through this test's output capture, and panics with the
-/// verdict's reason when the test failed. In that child (marked by an environment variable) it
-/// runs `body` and reports the result to the parent.
+/// verdict's reason when the test failed. In that child (marked by [`CHILD_ENV`]) it runs `body`
+/// and reports the result to the parent.
+#[track_caller]
 pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'static str, body: fn() -> Result<(), String>) {
-    let _ = (spec, module_path, name, body);
-    unimplemented!("isolated test runtime")
+    let name = test_name(module_path, name);
+    if let Some(wanted) = std::env::var_os(CHILD_ENV) {
+        if wanted == OsString::from(&name) {
+            run_child_body(body);
+        }
+        // Another test of the same binary, in a child started for `wanted`: libtest was told
+        // `--exact`, so this only happens if the name computation is wrong. Never run unisolated.
+        panic!("sandbox: test '{name}' started inside the sandboxed child of '{}'", wanted.to_string_lossy());
+    }
+    let run = match run_isolated(spec, &name, ChildHarness::Libtest, OutputMode::Replay) {
+        Ok(run) => run,
+        Err(err) => panic!(
+            "cannot sandbox this test: {err}\n(the test was not run; `sandbox check` shows what this machine allows)"
+        ),
+    };
+    if let Verdict::Failed(reason) = judge(spec, &run.outcome, run.report.as_ref()) {
+        panic!("{reason}");
+    }
 }

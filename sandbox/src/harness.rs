@@ -1,0 +1,285 @@
+//! The `harness = false` runner: finds every `#[isolated]` test of the target, runs each in its
+//! own sandbox, and prints its verdict with the resources it used:
+//!
+//! ```text
+//! test fork_bomb_is_contained ... ok (pids-limit hits 1312, peak pids 20, peak mem 4.1 MiB, 212 ms)
+//! ```
+//!
+//! Command-line flags are libtest's, parsed by `libtest-mimic` (filters, `--exact`, `--skip`,
+//! `--list`, `--ignored`, `--include-ignored`, `--test-threads`, `--nocapture`, `--format
+//! terse`), plus `--report FILE` for a JSON report. libtest-mimic's own run loop cannot print a
+//! test's resources after its `ok`, so the loop is here.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, FormatSetting, Trial};
+
+use crate::testing::{
+    judge, resources, run_isolated, ChildHarness, ChildReport, IsolatedRun, OutputMode, ShouldPanic, TestCase, Verdict,
+    CHILD_ENV,
+};
+
+/// `fn main() { sandbox::harness::main() }` for a `harness = false` test target.
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() {
+            $crate::harness::main()
+        }
+    };
+}
+
+/// One test's result in the runner.
+struct Finished {
+    name: String,
+    verdict: TestVerdict,
+    run: Option<IsolatedRun>,
+}
+
+enum TestVerdict {
+    Passed,
+    Failed(String),
+    Ignored,
+}
+
+/// Runs the target's `#[isolated]` tests with libtest's command line; exits 0 when all passed,
+/// 101 otherwise. In a sandboxed child it runs the one test it was started for.
+pub fn main() -> ! {
+    if let Some(name) = std::env::var_os(CHILD_ENV) {
+        let name = name.to_string_lossy().into_owned();
+        match all_cases().into_iter().find(|case| case.test_name() == name) {
+            Some(case) => crate::testing::run_child_body(case.body),
+            None => {
+                eprintln!("sandbox: no #[isolated] test named '{name}' in this binary");
+                std::process::exit(2);
+            }
+        }
+    }
+    let (report_path, rest) = split_report_flag(std::env::args_os().collect());
+    let args = Arguments::from_iter(rest);
+    let code = run(&args, report_path);
+    std::process::exit(code)
+}
+
+fn all_cases() -> Vec<&'static TestCase> {
+    let mut cases: Vec<&'static TestCase> = inventory::iter::<TestCase>.into_iter().collect();
+    cases.sort_by_key(|case| case.test_name());
+    cases
+}
+
+/// Takes `--report FILE` / `--report=FILE` out of the arguments (libtest-mimic rejects it).
+fn split_report_flag(args: Vec<OsString>) -> (Option<PathBuf>, Vec<OsString>) {
+    let mut report = std::env::var_os("SANDBOX_REPORT").map(PathBuf::from);
+    let mut rest = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--report" {
+            report = iter.next().map(PathBuf::from);
+        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--report=")) {
+            report = Some(PathBuf::from(value));
+        } else {
+            rest.push(arg);
+        }
+    }
+    (report, rest)
+}
+
+fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
+    let cases = all_cases();
+    let trials: Vec<Trial> =
+        cases.iter().map(|case| Trial::test(case.test_name(), || Ok(())).with_ignored_flag(case.ignore)).collect();
+    let selected: Vec<(&'static TestCase, bool)> = cases
+        .iter()
+        .zip(&trials)
+        .filter(|(_, trial)| !args.is_filtered_out(trial))
+        .map(|(case, trial)| (*case, args.is_ignored(trial)))
+        .collect();
+    let filtered_out = cases.len() - selected.len();
+    let terse = matches!(args.format, Some(FormatSetting::Terse));
+
+    if args.list {
+        for (case, _) in &selected {
+            println!("{}: test", case.test_name());
+        }
+        if !terse {
+            println!("\n{} tests, 0 benchmarks", selected.len());
+        }
+        return 0;
+    }
+
+    let started = Instant::now();
+    let threads = args.test_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let output = if args.nocapture { OutputMode::PassThrough } else { OutputMode::Collect };
+    println!("\nrunning {} test{}", selected.len(), if selected.len() == 1 { "" } else { "s" });
+
+    let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
+    let (sender, results) = mpsc::channel::<Finished>();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let sender = sender.clone();
+            std::thread::spawn(move || loop {
+                let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
+                let Some((case, ignored)) = next else { break };
+                let finished = if ignored {
+                    Finished { name: case.test_name(), verdict: TestVerdict::Ignored, run: None }
+                } else {
+                    run_case(case, output)
+                };
+                if sender.send(finished).is_err() {
+                    break;
+                }
+            })
+        })
+        .collect();
+    drop(sender);
+
+    let mut finished = Vec::new();
+    let mut stdout = std::io::stdout();
+    for result in results {
+        let note = result.run.as_ref().map(|run| format!(" ({})", resources(&run.outcome))).unwrap_or_default();
+        let _ = match (&result.verdict, terse) {
+            (TestVerdict::Passed, false) => writeln!(stdout, "test {} ... ok{note}", result.name),
+            (TestVerdict::Failed(_), false) => writeln!(stdout, "test {} ... FAILED{note}", result.name),
+            (TestVerdict::Ignored, false) => writeln!(stdout, "test {} ... ignored", result.name),
+            (TestVerdict::Passed, true) => write!(stdout, "."),
+            (TestVerdict::Failed(_), true) => write!(stdout, "F"),
+            (TestVerdict::Ignored, true) => write!(stdout, "i"),
+        };
+        let _ = stdout.flush();
+        finished.push(result);
+    }
+    for worker in workers {
+        let _ = worker.join();
+    }
+    if terse {
+        println!();
+    }
+
+    let failed: Vec<&Finished> = finished.iter().filter(|f| matches!(f.verdict, TestVerdict::Failed(_))).collect();
+    if !failed.is_empty() {
+        println!("\nfailures:\n");
+        for failure in &failed {
+            println!("---- {} ----", failure.name);
+            if let Some(run) = &failure.run {
+                print!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+            }
+            if let TestVerdict::Failed(reason) = &failure.verdict {
+                println!("{reason}\n");
+            }
+        }
+        println!("failures:");
+        for failure in &failed {
+            println!("    {}", failure.name);
+        }
+    }
+    let count = |want: fn(&TestVerdict) -> bool| finished.iter().filter(|f| want(&f.verdict)).count();
+    let passed = count(|v| matches!(v, TestVerdict::Passed));
+    let ignored = count(|v| matches!(v, TestVerdict::Ignored));
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed; {ignored} ignored; 0 measured; {filtered_out} filtered out; \
+         finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = report_path {
+        if let Err(err) = write_report(&path, &finished, started.elapsed()) {
+            eprintln!("sandbox: writing the report to {}: {err}", path.display());
+            return 101;
+        }
+    }
+    if failed.is_empty() {
+        0
+    } else {
+        101
+    }
+}
+
+fn run_case(case: &'static TestCase, output: OutputMode) -> Finished {
+    let name = case.test_name();
+    match run_isolated(case.spec, &name, ChildHarness::Runner, output) {
+        Err(err) => Finished {
+            name,
+            verdict: TestVerdict::Failed(format!(
+                "cannot sandbox this test: {err}\n(the test was not run; `sandbox check` shows what this machine allows)"
+            )),
+            run: None,
+        },
+        Ok(run) => {
+            let verdict = match should_panic_verdict(case.should_panic, &run) {
+                Some(verdict) => verdict,
+                None => match judge(case.spec, &run.outcome, run.report.as_ref()) {
+                    Verdict::Passed => TestVerdict::Passed,
+                    Verdict::Failed(reason) => TestVerdict::Failed(reason),
+                },
+            };
+            Finished { name, verdict, run: Some(run) }
+        }
+    }
+}
+
+/// `#[should_panic]`: the body must panic (with the expected text), as libtest judges it.
+fn should_panic_verdict(should_panic: ShouldPanic, run: &IsolatedRun) -> Option<TestVerdict> {
+    let summary = format!("sandbox: {}", run.outcome);
+    match (should_panic, &run.report) {
+        (ShouldPanic::No, _) => None,
+        (ShouldPanic::Yes, Some(ChildReport::Panicked(_))) => Some(TestVerdict::Passed),
+        (ShouldPanic::WithMessage(expected), Some(ChildReport::Panicked(message))) => Some(if message.contains(expected) {
+            TestVerdict::Passed
+        } else {
+            TestVerdict::Failed(format!(
+                "panic did not contain expected string\n      panic message: {message:?}\n expected substring: {expected:?}\n{summary}"
+            ))
+        }),
+        (_, _) => Some(TestVerdict::Failed(format!("test did not panic as expected\n{summary}"))),
+    }
+}
+
+fn write_report(path: &std::path::Path, finished: &[Finished], elapsed: Duration) -> std::io::Result<()> {
+    let tests: Vec<serde_json::Value> = finished
+        .iter()
+        .map(|f| {
+            let mut entry = f.run.as_ref().map(|run| run.outcome.to_json()).unwrap_or_else(|| serde_json::json!({}));
+            let (verdict, message) = match &f.verdict {
+                TestVerdict::Passed => ("passed", None),
+                TestVerdict::Failed(reason) => ("failed", Some(reason.clone())),
+                TestVerdict::Ignored => ("ignored", None),
+            };
+            entry["name"] = f.name.clone().into();
+            entry["verdict"] = verdict.into();
+            entry["message"] = message.into();
+            entry
+        })
+        .collect();
+    let report = serde_json::json!({
+        "tests": tests,
+        "passed": finished.iter().filter(|f| matches!(f.verdict, TestVerdict::Passed)).count(),
+        "failed": finished.iter().filter(|f| matches!(f.verdict, TestVerdict::Failed(_))).count(),
+        "ignored": finished.iter().filter(|f| matches!(f.verdict, TestVerdict::Ignored)).count(),
+        "wall_ms": elapsed.as_millis() as u64,
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_flag_is_taken_out() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let (report, rest) = split_report_flag(args(&["bin", "--report", "r.json", "--exact", "x"]));
+        assert_eq!(report, Some(PathBuf::from("r.json")));
+        assert_eq!(rest, args(&["bin", "--exact", "x"]));
+        let (report, rest) = split_report_flag(args(&["bin", "--report=out.json", "filter"]));
+        assert_eq!(report, Some(PathBuf::from("out.json")));
+        assert_eq!(rest, args(&["bin", "filter"]));
+    }
+}

@@ -1,0 +1,91 @@
+//! The sandboxed child's side of an isolated test: run the body, report how it ended.
+
+use std::fs::File;
+use std::io::Write;
+
+/// Set in the sandboxed child to the name of the test it must run.
+pub const CHILD_ENV: &str = "SANDBOX_ISOLATED_TEST";
+/// The descriptor number of the pipe the child reports through.
+pub(crate) const REPORT_FD_ENV: &str = "SANDBOX_ISOLATED_REPORT_FD";
+
+/// How the body ended, as the child saw it. Absent when the child was killed first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildReport {
+    /// The body returned normally (or `Ok`).
+    Passed,
+    /// The body panicked with this message.
+    Panicked(String),
+    /// The body returned `Err`; its `Debug` text.
+    ReturnedError(String),
+}
+
+impl ChildReport {
+    fn encode(&self) -> String {
+        let (kind, message) = match self {
+            ChildReport::Passed => ("passed", ""),
+            ChildReport::Panicked(message) => ("panicked", message.as_str()),
+            ChildReport::ReturnedError(message) => ("error", message.as_str()),
+        };
+        serde_json::json!({ "result": kind, "message": message }).to_string()
+    }
+
+    /// Parses what the child wrote; `None` when it wrote nothing (it was killed) or garbage.
+    pub fn parse(text: &str) -> Option<ChildReport> {
+        let value: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
+        let message = value["message"].as_str().unwrap_or_default().to_string();
+        match value["result"].as_str()? {
+            "passed" => Some(ChildReport::Passed),
+            "panicked" => Some(ChildReport::Panicked(message)),
+            "error" => Some(ChildReport::ReturnedError(message)),
+            _ => None,
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// Runs the test body, reports how it ended to the parent, and exits (0 when it passed).
+pub(crate) fn run_body_and_exit(body: fn() -> Result<(), String>) -> ! {
+    let report = match std::panic::catch_unwind(body) {
+        Ok(Ok(())) => ChildReport::Passed,
+        Ok(Err(error)) => {
+            eprintln!("Error: {error}");
+            ChildReport::ReturnedError(error)
+        }
+        Err(payload) => ChildReport::Panicked(panic_message(payload.as_ref())),
+    };
+    let fd = std::env::var(REPORT_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()).filter(|fd| *fd > 2);
+    if let Some(fd) = fd {
+        let mut pipe = File::from(crate::sys::own_fd(fd));
+        let _ = writeln!(pipe, "{}", report.encode());
+    }
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(if report == ChildReport::Passed { 0 } else { 101 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip() {
+        for report in [
+            ChildReport::Passed,
+            ChildReport::Panicked("boom \"quoted\"\nline".into()),
+            ChildReport::ReturnedError("Custom { kind: Other }".into()),
+        ] {
+            assert_eq!(ChildReport::parse(&report.encode()), Some(report));
+        }
+        assert_eq!(ChildReport::parse(""), None);
+        assert_eq!(ChildReport::parse("{\"result\":\"odd\"}"), None);
+    }
+}
