@@ -83,6 +83,8 @@ pub(crate) struct InitArgs<'a> {
     pub cwd: Option<&'a CStr>,
     /// Descriptors to install as the command's fd 0, 1, 2 (`None`: inherit).
     pub stdio: [Option<RawFd>; 3],
+    /// Make the command the foreground process group of the terminal on fd 0.
+    pub take_terminal: bool,
     /// Descriptors the command keeps (their close-on-exec flag is cleared).
     pub kept_fds: &'a [RawFd],
     /// Read end of the "go" pipe: one byte once the launcher has placed us in our cgroup.
@@ -126,7 +128,10 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         waited.add(signal);
     }
     waited.add(Signal::SIGCHLD);
-    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None).is_err() {
+    // SIGTTOU is blocked (never waited for) so that the command can take the terminal.
+    let mut blocked = waited;
+    blocked.add(Signal::SIGTTOU);
+    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).is_err() {
         sys::exit_immediately(125);
     }
     // SAFETY: this process is single-threaded (a clone child); the command side below only
@@ -143,6 +148,11 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
 
 /// The command's side: a clean signal mask, its stdio and directory, then exec.
 fn exec_command(args: &InitArgs<'_>) -> ! {
+    if args.take_terminal {
+        // Without this an interactive shell finds a foreground group it cannot see (it lives in
+        // the launcher's PID namespace): no job control, and an error at exit.
+        let _ = sys::take_terminal_foreground(0);
+    }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     for (target, source) in args.stdio.iter().enumerate() {
         if let Some(source) = *source {

@@ -114,6 +114,7 @@ pub struct Command {
     cwd: Option<PathBuf>,
     stdio: [Option<OwnedFd>; 3],
     kept_fds: Vec<OwnedFd>,
+    take_terminal: bool,
 }
 
 impl Command {
@@ -127,7 +128,17 @@ impl Command {
             cwd: None,
             stdio: [None, None, None],
             kept_fds: Vec::new(),
+            take_terminal: false,
         }
+    }
+
+    /// When stdin is the terminal's foreground, hands the terminal to the command (its own
+    /// process group), as a shell does for a job: an interactive `sh` then has job control and
+    /// ^C reaches only the sandbox. The launcher takes it back with
+    /// [`Running::restore_terminal`]. Off by default (a test harness keeps its terminal).
+    pub fn foreground_terminal(&mut self, take: bool) -> &mut Command {
+        self.take_terminal = take && sys::is_foreground_terminal(0);
+        self
     }
 
     /// Runs the program open as `executable` (e.g. `O_PATH`), with `argv0` as `argv[0]`: works
@@ -340,6 +351,7 @@ impl Sandbox {
             cwd: cwd.as_deref(),
             stdio,
             kept_fds: &kept_fds,
+            take_terminal: command.take_terminal,
             go_read: go_read.as_raw_fd(),
             go_write: go_write.as_raw_fd(),
             report: report_write.as_raw_fd(),
@@ -426,6 +438,12 @@ impl Running {
     pub fn signal_handle(&self) -> Result<SignalHandle, Error> {
         let pidfd = self.pidfd.try_clone().map_err(|source| Error::Io { action: "duplicating a pidfd", source })?;
         Ok(SignalHandle { pidfd })
+    }
+
+    /// Makes the launcher's process group the terminal's foreground again, after a command
+    /// started with [`Command::foreground_terminal`] ended.
+    pub fn restore_terminal() {
+        let _ = sys::restore_terminal_foreground(0);
     }
 
     /// Kills every process of the sandbox at once.

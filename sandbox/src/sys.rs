@@ -317,3 +317,32 @@ pub fn execveat_fd(fd: RawFd, argv: &[*const libc::c_char], envp: &[*const libc:
     };
     Errno::last()
 }
+
+/// Puts the calling process into a new process group and makes that group the foreground of the
+/// terminal on `fd`, so that an interactive shell in the sandbox gets ^C and job control. The
+/// caller must have SIGTTOU blocked (it is still in the background while it asks).
+pub fn take_terminal_foreground(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: plain syscalls with integer arguments.
+    Errno::result(unsafe { libc::setpgid(0, 0) })?;
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::tcsetpgrp(fd, libc::getpid()) }).map(drop)
+}
+
+/// Makes this process's group the foreground of the terminal on `fd` again (after a sandboxed
+/// interactive command took it), with SIGTTOU blocked meanwhile.
+pub fn restore_terminal_foreground(fd: RawFd) -> Result<(), Errno> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old))?;
+    // SAFETY: plain syscalls with integer arguments.
+    let result = Errno::result(unsafe { libc::tcsetpgrp(fd, libc::getpgrp()) }).map(drop);
+    nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    result
+}
+
+/// Whether `fd` is a terminal whose foreground process group is this process's group.
+pub fn is_foreground_terminal(fd: RawFd) -> bool {
+    // SAFETY: plain syscalls with integer arguments.
+    unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == libc::getpgrp() }
+}

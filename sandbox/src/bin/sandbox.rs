@@ -147,7 +147,8 @@ fn run(args: RunArgs) -> ExitCode {
         Err(err) => return fail(err.to_string(), 2),
     };
     let mut command = Command::new(&args.command[0]);
-    command.args(&args.command[1..]);
+    command.args(&args.command[1..]).foreground_terminal(true);
+    let took_terminal = nix::unistd::isatty(0).unwrap_or(false);
 
     // Signals for the command go through the launcher: block them here, and let a thread take
     // them and pass them on (the init un-blocks nothing of ours; the command starts unblocked).
@@ -173,7 +174,11 @@ fn run(args: RunArgs) -> ExitCode {
         }
     });
 
-    let outcome = match running.wait() {
+    let outcome = running.wait();
+    if took_terminal {
+        sandbox::Running::restore_terminal();
+    }
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(err) => return fail(err.to_string(), err.exit_code() as u8),
     };

@@ -85,6 +85,7 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
         .env(CHILD_ENV, name)
         .env(child::REPORT_FD_ENV, report_fd.to_string())
         .env_remove("RUST_TEST_THREADS")
+        .stdin(File::open("/dev/null").map_err(|source| Error::Io { action: "opening /dev/null", source })?)
         .stdout(stdout_write)
         .stderr(stderr_write);
 
