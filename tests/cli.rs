@@ -555,3 +555,43 @@ fn an_unprivileged_user_is_told_what_is_missing() {
     assert_eq!(output.status.code(), Some(125), "{stderr}");
     assert!(stderr.contains("needs root") || stderr.contains("delegated"), "{stderr}");
 }
+
+#[test]
+fn a_failed_setup_step_is_named_and_leaves_nothing() {
+    // /nonexistent-mount-point is outside the sandbox's tmpfs, so it is not created: the bind
+    // fails inside the sandbox, after the cgroup was made.
+    let parent = unique("setupfail");
+    let run = sandbox(&["--cgroup-parent", &parent, "--bind", "/etc:/nonexistent-mount-point", "--", "true"]);
+    assert_eq!(run.code, Some(125), "{run:#?}");
+    assert!(run.stderr.contains("bind-mounting /etc on /nonexistent-mount-point: ENOENT"), "{run:#?}");
+    assert_eq!(run.json, Value::Null, "no outcome for a sandbox that never ran");
+    for mount in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup"] {
+        let dir = Path::new(mount).join(&parent);
+        if dir.exists() {
+            let left: Vec<_> = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.path()).collect();
+            assert!(left.is_empty(), "left behind after a failed set-up: {left:?}");
+            fs::remove_dir(&dir).unwrap();
+        }
+    }
+}
+
+#[test]
+fn check_reports_what_works_and_fails_with_the_fix() {
+    let output = Command::new(SANDBOX).arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for topic in ["cgroup layout: ", "pid namespace: can be created", "mount namespace: can be created", "user namespace: "] {
+        assert!(stdout.contains(topic), "{topic} missing:\n{stdout}");
+    }
+    assert!(stdout.ends_with("sandbox run works here\n"), "{stdout}");
+
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SANDBOX, "check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  pid namespace: cannot be created (EPERM"), "{stdout}");
+    assert!(stdout.contains("run as root"), "{stdout}");
+    assert!(stdout.contains("sandbox run cannot work here"), "{stdout}");
+}

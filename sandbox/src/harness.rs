@@ -104,11 +104,13 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     let terse = matches!(args.format, Some(FormatSetting::Terse));
 
     if args.list {
-        for (case, _) in &selected {
+        // `--list --ignored` (how nextest finds ignored tests) lists only those.
+        let listed: Vec<_> = selected.iter().filter(|(case, _)| !args.ignored || case.ignore).collect();
+        for (case, _) in &listed {
             println!("{}: test", case.test_name());
         }
         if !terse {
-            println!("\n{} tests, 0 benchmarks", selected.len());
+            println!("\n{} tests, 0 benchmarks", listed.len());
         }
         return 0;
     }
