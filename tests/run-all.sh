@@ -22,10 +22,13 @@ fi
 cat /proc/self/mountinfo > /tmp/sandbox-mountinfo.before.$$
 echo "== host: cgroup layout $(stat -fc %T /sys/fs/cgroup), kernel $(uname -r)"
 cargo test --workspace
+# A crate outside this workspace, written from the README alone: cargo test and cargo nextest run.
+tests/outside-crate.sh 3>/tmp/sandbox-outside-bins.$$
 tests/leftovers.sh /tmp/sandbox-mountinfo.before.$$
 rm -f /tmp/sandbox-mountinfo.before.$$
 
 if [[ $host_only == 1 ]]; then
+  rm -f /tmp/sandbox-outside-bins.$$
   echo "run-all.sh: cgroup v2 VM suite NOT run (--host-only)"
   exit 0
 fi
@@ -45,6 +48,8 @@ for line in sys.stdin:
     if (m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]
             and m["target"]["kind"] != ["proc-macro"]):
         print(m["executable"])')
+mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
+rm -f /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
 for mode in leaf root ns; do
   SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-suite.sh "${bins[@]}"

@@ -1,9 +1,54 @@
 //! Procedural macros of the `sandbox` crate; use them through `sandbox::isolated`.
+//!
+//! [`macro@isolated`] is the only one. Its arguments are parsed in `args` and the code is generated in
+//! `expand`; this file is the entry point only.
 
 use proc_macro::TokenStream;
 
-/// Placeholder until the attribute lands: passes the item through unchanged.
+mod args;
+mod expand;
+
+/// Makes a function a test that runs in its own sandbox: fresh PID, mount and UTS namespaces, a
+/// cgroup with the given limits, and a private `/tmp`.
+///
+/// ```
+/// use sandbox::isolated;
+///
+/// /// A fork bomb stops at the pids limit instead of taking the machine down.
+/// #[isolated(pids = 20, expect = "pids_limit")]
+/// fn fork_bomb_is_contained() {
+///     // ... fork until it fails ...
+/// }
+///
+/// #[isolated(mem = "100M", timeout = "5s", net = "none")]
+/// fn parser_survives_hostile_input() -> Result<(), String> {
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// All arguments are optional, and checked at compile time:
+///
+/// | argument | value | meaning |
+/// |---|---|---|
+/// | `pids = 20` | integer ≥ 1 | at most this many processes and threads |
+/// | `mem = "100M"` | size: bytes, or `K`, `M`, `G`, `T` (powers of 1024) | memory limit |
+/// | `cpu = 0.5` | number of cores from 0.001 to 4096 (also `"0.5"`) | CPU bandwidth limit |
+/// | `timeout = "5s"` | duration: `ms`, `s`, `m` or `h` | the test is killed after this long |
+/// | `hostname = "box"` | 1 to 64 characters of `A-Za-z0-9.-` | the sandbox's host name |
+/// | `tmpfs = "/scratch:64M"` | `"PATH"` or `"PATH:SIZE"`, or a list `["/a", "/b:1M"]` | extra tmpfs mounts (`"/tmp:SIZE"` resizes the default `/tmp`) |
+/// | `net = "none"` | `"none"` (only loopback) or `"host"` (default) | network |
+/// | `expect = "oom"` | `"oom"`, `"pids_limit"` or `"timeout"` | the test passes only if that happened; needs `mem`, `pids` or `timeout` respectively |
+///
+/// The function takes no arguments and returns `()` or `Result<(), E>` with `E: Debug`, like a
+/// `#[test]` function; it must not be `async`, `const`, `unsafe`, `extern` or generic. Do not add
+/// `#[test]`: the attribute makes the function a test, both for the stock harness and for the
+/// `harness = false` runner of `sandbox`. `#[ignore]` and `#[should_panic]` work as usual.
+///
+/// The attributes written below `#[isolated]` are sorted: docs, `#[ignore]` and `#[should_panic]`
+/// go on the generated test; lint levels (`#[allow]`, `#[expect]`, ...) on the body; `#[cfg]` on
+/// everything generated; any other attribute on both.
 #[proc_macro_attribute]
-pub fn isolated(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn isolated(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::isolated(args.into(), item.into()).into()
 }

@@ -142,6 +142,15 @@ pub enum ConfigError {
         /// What would be mounted there.
         what: &'static str,
     },
+    /// A tmpfs mount point that does not exist.
+    #[error(
+        "--tmpfs mount point '{path}' does not exist: create it, or mount below the sandbox's /tmp \
+         (e.g. /tmp/cache), where it is created"
+    )]
+    TmpfsMountPoint {
+        /// The path.
+        path: PathBuf,
+    },
     /// A hostname the kernel would refuse.
     #[error("invalid hostname '{0}': use 1 to 64 characters out of letters, digits, '-' and '.'")]
     Hostname(String),
@@ -220,6 +229,11 @@ impl Config {
         }
         for tmpfs in &self.tmpfs {
             sandbox_path("--tmpfs", &tmpfs.path.to_string_lossy())?;
+            // Without --rootfs the mount point is a host path, which the sandbox never creates
+            // (below another of its tmpfs mounts it can, and does).
+            if self.rootfs.is_none() && !self.is_inside_tmpfs(&tmpfs.path, tmpfs) && !tmpfs.path.is_dir() {
+                return Err(ConfigError::TmpfsMountPoint { path: tmpfs.path.clone() });
+            }
         }
         for bind in &self.binds {
             sandbox_path("--bind target", &bind.target.to_string_lossy())?;
@@ -330,6 +344,11 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         config.rootfs = None;
+        config.tmpfs.push(TmpfsMount { path: "/nonexistent-mount-point".into(), size_bytes: None });
+        assert!(matches!(config.validate(), Err(ConfigError::TmpfsMountPoint { .. })));
+        config.tmpfs.pop();
+        config.tmpfs.push(TmpfsMount { path: "/tmp/created/below".into(), size_bytes: None });
+        config.validate().unwrap();
         config.hostname = "bad host".into();
         assert!(matches!(config.validate(), Err(ConfigError::Hostname(_))));
     }

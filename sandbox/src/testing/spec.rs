@@ -133,6 +133,10 @@ pub fn test_name(module_path: &str, name: &str) -> String {
 }
 
 /// What a test body may return: `()` or `Result<(), E: Debug>`, like `#[test]` functions.
+#[diagnostic::on_unimplemented(
+    message = "an #[isolated] test must return `()` or `Result<(), E>` with `E: Debug`, not `{Self}`",
+    label = "this return type"
+)]
 pub trait TestReturn {
     /// `Err` with the error's `Debug` text when the body failed by returning an error.
     fn into_result(self) -> Result<(), String>;

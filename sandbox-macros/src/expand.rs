@@ -1,0 +1,617 @@
+//! What `#[isolated(...)]` turns a test function into.
+//!
+//! For `#[isolated(pids = 20)] fn name() { body }` it emits, next to each other in the module:
+//!
+//! - `const __ISOLATED_SPEC_name: TestSpec`: the checked arguments;
+//! - `fn __isolated_body_name() -> Result<(), String>`: the user's function, nested unchanged,
+//!   called and its result converted with `TestReturn`;
+//! - an `inventory::submit!` of a `TestCase` for the `harness = false` runner;
+//! - `#[test] fn name()`, which hands both to `run_test` under the stock harness.
+//!
+//! Only the last is a `#[test]`: a `harness = false` target is not built with `--test`, which
+//! strips `#[test]` functions, so everything the runner needs lives outside it.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Attribute, Item, ItemFn, LitStr, Meta, ReturnType, Visibility};
+
+use crate::args::{self, Args, Errors, Expect, Net};
+
+/// Expands `#[isolated(args)] item`. On any error the item comes back unchanged next to the
+/// errors, so that rust-analyzer and the rest of the compilation still see the function.
+pub(crate) fn isolated(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = args::parse(args).map_err(|err| errors.push(Err(err))).ok();
+    let test = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(function)) => {
+            check_function(&function).map(|attrs| (function, attrs)).map_err(|err| errors.push(Err(err))).ok()
+        }
+        Ok(other) => {
+            errors.push(Err(syn::Error::new_spanned(
+                item_head(&other),
+                "#[isolated] goes on a test function, e.g. `#[isolated(pids = 20)] fn forks_at_most_20() { ... }`",
+            )));
+            None
+        }
+        Err(err) => {
+            errors.push(Err(err));
+            None
+        }
+    };
+    match (errors.finish(), args, test) {
+        (Ok(()), Some(args), Some((function, attrs))) => generate(&args, function, attrs),
+        (result, ..) => {
+            let err = err_or_internal(result);
+            quote!(#item #err)
+        }
+    }
+}
+
+/// The compile errors; `Ok` cannot happen with a missing piece but is handled anyway.
+fn err_or_internal(result: Result<(), syn::Error>) -> TokenStream {
+    match result {
+        Err(err) => err.to_compile_error(),
+        Ok(()) => syn::Error::new(Span::call_site(), "#[isolated]: internal error").to_compile_error(),
+    }
+}
+
+/// `#[should_panic]` as written.
+enum ShouldPanic {
+    No,
+    Yes,
+    WithMessage(LitStr),
+}
+
+/// The function's attributes, sorted by where they go.
+struct TestAttrs {
+    /// `#[ignore]` or `#[ignore = "..."]` is present.
+    ignore: bool,
+    should_panic: ShouldPanic,
+    /// `#[cfg(...)]`: on every generated item.
+    cfg: Vec<Attribute>,
+    /// On the generated `#[test]` function: docs, `#[ignore]`, `#[should_panic]` and every other
+    /// attribute except lint levels, which only concern the body.
+    outer: Vec<Attribute>,
+    /// On the user's function inside the body: everything that is not about the test itself.
+    inner: Vec<Attribute>,
+}
+
+/// Rejects what cannot be a sandboxed test and sorts the attributes.
+fn check_function(function: &ItemFn) -> syn::Result<TestAttrs> {
+    let mut errors = Errors::default();
+    let attrs = sort_attributes(&function.attrs).map_err(|err| errors.push(Err(err))).ok();
+    let sig = &function.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        errors.push(Err(syn::Error::new_spanned(
+            asyncness,
+            "#[isolated] does not support `async fn`: make it a plain `fn` and block on the future inside \
+             the body, e.g. with a runtime's `block_on`: \
+             `tokio::runtime::Runtime::new().unwrap().block_on(async { ... })`",
+        )));
+    }
+    if let Some(constness) = &sig.constness {
+        errors.push(Err(syn::Error::new_spanned(
+            constness,
+            "#[isolated] tests cannot be `const fn`; remove `const`",
+        )));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(Err(syn::Error::new_spanned(
+            unsafety,
+            "#[isolated] tests cannot be `unsafe fn`; remove `unsafe` and put the unsafe operations in an \
+             `unsafe { ... }` block inside the body",
+        )));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(Err(syn::Error::new_spanned(
+            abi,
+            "#[isolated] tests cannot have an ABI; remove the `extern`: tests are plain Rust functions",
+        )));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        let generics = &sig.generics;
+        let where_clause = &generics.where_clause;
+        errors.push(Err(syn::Error::new_spanned(
+            quote!(#generics #where_clause),
+            "#[isolated] tests cannot be generic; remove the generic parameters and write one test per type",
+        )));
+    }
+    if !sig.inputs.is_empty() || sig.variadic.is_some() {
+        let inputs = &sig.inputs;
+        let variadic = &sig.variadic;
+        errors.push(Err(syn::Error::new_spanned(
+            quote!(#inputs #variadic),
+            "#[isolated] tests take no arguments; remove them and build what the test needs inside the body",
+        )));
+    }
+    errors.finish()?;
+    Ok(attrs.expect("no errors, so the attributes were sorted"))
+}
+
+/// Sorts the attributes, rejecting `#[test]`-like ones and a second `#[isolated]`.
+fn sort_attributes(attrs: &[Attribute]) -> syn::Result<TestAttrs> {
+    let mut sorted = TestAttrs {
+        ignore: false,
+        should_panic: ShouldPanic::No,
+        cfg: Vec::new(),
+        outer: Vec::new(),
+        inner: Vec::new(),
+    };
+    let mut errors = Errors::default();
+    for attr in attrs {
+        let path = attr.path();
+        let last = path.segments.last().map(|segment| segment.ident.to_string()).unwrap_or_default();
+        let single = path.get_ident().map(ToString::to_string);
+        match (single.as_deref(), last.as_str()) {
+            (_, "test") => errors.push(Err(syn::Error::new_spanned(
+                attr,
+                format!(
+                    "remove `#[{}]`: #[isolated] already makes the function a test",
+                    path.to_token_stream().to_string().replace(' ', "")
+                ),
+            ))),
+            (_, "isolated") => errors.push(Err(syn::Error::new_spanned(
+                attr,
+                "#[isolated] is given twice; merge the arguments into one `#[isolated(...)]`",
+            ))),
+            (Some("ignore"), _) => {
+                sorted.ignore = true;
+                sorted.outer.push(attr.clone());
+            }
+            (Some("should_panic"), _) => {
+                match should_panic(attr) {
+                    Ok(value) => sorted.should_panic = value,
+                    Err(err) => errors.push(Err(err)),
+                }
+                sorted.outer.push(attr.clone());
+            }
+            (Some("doc"), _) => sorted.outer.push(attr.clone()),
+            (Some("cfg"), _) => sorted.cfg.push(attr.clone()),
+            (Some("allow" | "warn" | "deny" | "forbid" | "expect"), _) => sorted.inner.push(attr.clone()),
+            _ => {
+                sorted.outer.push(attr.clone());
+                sorted.inner.push(attr.clone());
+            }
+        }
+    }
+    errors.finish()?;
+    Ok(sorted)
+}
+
+/// Reads `#[should_panic]`, `#[should_panic = "..."]` or `#[should_panic(expected = "...")]`.
+fn should_panic(attr: &Attribute) -> syn::Result<ShouldPanic> {
+    let malformed = || {
+        syn::Error::new_spanned(
+            attr,
+            "write `#[should_panic]` or `#[should_panic(expected = \"part of the message\")]`",
+        )
+    };
+    match &attr.meta {
+        Meta::Path(_) => Ok(ShouldPanic::Yes),
+        Meta::NameValue(name_value) => match &name_value.value {
+            syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(message), .. }) => {
+                Ok(ShouldPanic::WithMessage(message.clone()))
+            }
+            _ => Err(malformed()),
+        },
+        Meta::List(_) => {
+            let mut expected = None;
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("expected") && expected.is_none() {
+                    expected = Some(meta.value()?.parse::<LitStr>()?);
+                    Ok(())
+                } else {
+                    Err(malformed())
+                }
+            })
+            .map_err(|_| malformed())?;
+            expected.map(ShouldPanic::WithMessage).ok_or_else(malformed)
+        }
+    }
+}
+
+/// The tokens naming an item that is not a function (`struct Foo`), for the error's span.
+fn item_head(item: &Item) -> TokenStream {
+    match item {
+        Item::Struct(item) => {
+            let (keyword, ident) = (&item.struct_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Enum(item) => {
+            let (keyword, ident) = (&item.enum_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Union(item) => {
+            let (keyword, ident) = (&item.union_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Const(item) => {
+            let (keyword, ident) = (&item.const_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Static(item) => {
+            let (keyword, ident) = (&item.static_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Mod(item) => {
+            let (keyword, ident) = (&item.mod_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Trait(item) => {
+            let (keyword, ident) = (&item.trait_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Type(item) => {
+            let (keyword, ident) = (&item.type_token, &item.ident);
+            quote!(#keyword #ident)
+        }
+        Item::Impl(item) => {
+            let (keyword, self_ty) = (&item.impl_token, &item.self_ty);
+            quote!(#keyword #self_ty)
+        }
+        other => other.to_token_stream(),
+    }
+}
+
+/// The expansion for a checked function.
+fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream {
+    let TestAttrs { ignore, should_panic, cfg, outer, inner } = attrs;
+    let name = function.sig.ident.clone();
+    let name_str = name.unraw().to_string();
+    let spec_ident = format_ident!("__ISOLATED_SPEC_{}", name_str, span = name.span());
+    let body_ident = format_ident!("__isolated_body_{}", name_str, span = name.span());
+    let vis = std::mem::replace(&mut function.vis, Visibility::Inherited);
+    function.attrs = inner;
+
+    let spec = spec(args);
+    let should_panic = match should_panic {
+        ShouldPanic::No => quote!(::sandbox::__private::ShouldPanic::No),
+        ShouldPanic::Yes => quote!(::sandbox::__private::ShouldPanic::Yes),
+        ShouldPanic::WithMessage(message) => quote!(::sandbox::__private::ShouldPanic::WithMessage(#message)),
+    };
+    // A return type without `TestReturn` is reported at the return type.
+    let return_span = match &function.sig.output {
+        ReturnType::Default => name.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+    let call = quote_spanned!(return_span=> ::sandbox::__private::TestReturn::into_result(#name()));
+
+    quote! {
+        #(#cfg)*
+        #[allow(non_upper_case_globals)]
+        #[doc(hidden)]
+        const #spec_ident: ::sandbox::__private::TestSpec = #spec;
+
+        #(#cfg)*
+        #[allow(non_snake_case)]
+        #[doc(hidden)]
+        fn #body_ident() -> ::std::result::Result<(), ::std::string::String> {
+            #function
+            #call
+        }
+
+        #(#cfg)*
+        ::sandbox::__private::inventory::submit! {
+            ::sandbox::__private::TestCase {
+                name: #name_str,
+                module_path: ::std::module_path!(),
+                spec: &#spec_ident,
+                body: #body_ident,
+                ignore: #ignore,
+                should_panic: #should_panic,
+            }
+        }
+
+        #(#cfg)*
+        #[::core::prelude::v1::test]
+        #(#outer)*
+        #vis fn #name() {
+            ::sandbox::__private::run_test(&#spec_ident, ::std::module_path!(), #name_str, #body_ident)
+        }
+    }
+}
+
+/// The `TestSpec` literal.
+fn spec(args: &Args) -> TokenStream {
+    fn option<T: ToTokens>(value: Option<T>) -> TokenStream {
+        match value {
+            Some(value) => quote!(::std::option::Option::Some(#value)),
+            None => quote!(::std::option::Option::None),
+        }
+    }
+    let u64_literal = |value: u64| proc_macro2::Literal::u64_suffixed(value);
+    let pids = option(args.pids.map(u64_literal));
+    let mem_bytes = option(args.mem_bytes.map(u64_literal));
+    let cpu_cores = option(args.cpu_cores.map(proc_macro2::Literal::f64_suffixed));
+    let timeout_ms = option(args.timeout_ms.map(u64_literal));
+    let hostname = option(args.hostname.as_deref().map(proc_macro2::Literal::string));
+    let tmpfs = args.tmpfs.iter().map(|mount| {
+        let path = proc_macro2::Literal::string(&mount.path);
+        let size = option(mount.size_bytes.map(u64_literal));
+        quote!((#path, #size))
+    });
+    let net = match args.net {
+        Net::Host => quote!(::sandbox::__private::Net::Host),
+        Net::None => quote!(::sandbox::__private::Net::None),
+    };
+    let expect = match args.expect {
+        Expect::Success => quote!(::sandbox::__private::Expect::Success),
+        Expect::Oom => quote!(::sandbox::__private::Expect::Oom),
+        Expect::PidsLimit => quote!(::sandbox::__private::Expect::PidsLimit),
+        Expect::Timeout => quote!(::sandbox::__private::Expect::Timeout),
+    };
+    quote! {
+        ::sandbox::__private::TestSpec {
+            pids: #pids,
+            mem_bytes: #mem_bytes,
+            cpu_cores: #cpu_cores,
+            timeout_ms: #timeout_ms,
+            hostname: #hostname,
+            tmpfs: &[#(#tmpfs),*],
+            net: #net,
+            expect: #expect,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: TokenStream, item: TokenStream) -> String {
+        let tokens = isolated(args, item);
+        let file: syn::File = syn::parse2(tokens.clone()).unwrap_or_else(|err| panic!("{err}: {tokens}"));
+        file.to_token_stream().to_string()
+    }
+
+    fn normalized(tokens: TokenStream) -> String {
+        let file: syn::File = syn::parse2(tokens).unwrap();
+        file.to_token_stream().to_string()
+    }
+
+    #[test]
+    fn the_documented_expansion() {
+        let got = expand(
+            quote!(pids = 20, mem = "100M"),
+            quote! {
+                /// doc
+                #[ignore]
+                #[should_panic(expected = "x")]
+                #[allow(unused)]
+                pub fn name() -> Result<(), E> { body() }
+            },
+        );
+        let want = normalized(quote! {
+            #[allow(non_upper_case_globals)]
+            #[doc(hidden)]
+            const __ISOLATED_SPEC_name: ::sandbox::__private::TestSpec = ::sandbox::__private::TestSpec {
+                pids: ::std::option::Option::Some(20u64),
+                mem_bytes: ::std::option::Option::Some(104857600u64),
+                cpu_cores: ::std::option::Option::None,
+                timeout_ms: ::std::option::Option::None,
+                hostname: ::std::option::Option::None,
+                tmpfs: &[],
+                net: ::sandbox::__private::Net::Host,
+                expect: ::sandbox::__private::Expect::Success,
+            };
+
+            #[allow(non_snake_case)]
+            #[doc(hidden)]
+            fn __isolated_body_name() -> ::std::result::Result<(), ::std::string::String> {
+                #[allow(unused)]
+                fn name() -> Result<(), E> { body() }
+                ::sandbox::__private::TestReturn::into_result(name())
+            }
+
+            ::sandbox::__private::inventory::submit! {
+                ::sandbox::__private::TestCase {
+                    name: "name",
+                    module_path: ::std::module_path!(),
+                    spec: &__ISOLATED_SPEC_name,
+                    body: __isolated_body_name,
+                    ignore: true,
+                    should_panic: ::sandbox::__private::ShouldPanic::WithMessage("x"),
+                }
+            }
+
+            #[::core::prelude::v1::test]
+            /// doc
+            #[ignore]
+            #[should_panic(expected = "x")]
+            pub fn name() {
+                ::sandbox::__private::run_test(&__ISOLATED_SPEC_name, ::std::module_path!(), "name", __isolated_body_name)
+            }
+        });
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_spec_field() {
+        let args = args::parse(quote!(
+            pids = 3,
+            mem = "1K",
+            cpu = 1.5,
+            timeout = "2s",
+            hostname = "box",
+            tmpfs = ["/a", "/b:1K"],
+            net = "none",
+            expect = "timeout"
+        ))
+        .unwrap();
+        let want = quote! {
+            ::sandbox::__private::TestSpec {
+                pids: ::std::option::Option::Some(3u64),
+                mem_bytes: ::std::option::Option::Some(1024u64),
+                cpu_cores: ::std::option::Option::Some(1.5f64),
+                timeout_ms: ::std::option::Option::Some(2000u64),
+                hostname: ::std::option::Option::Some("box"),
+                tmpfs: &[("/a", ::std::option::Option::None), ("/b", ::std::option::Option::Some(1024u64))],
+                net: ::sandbox::__private::Net::None,
+                expect: ::sandbox::__private::Expect::Timeout,
+            }
+        };
+        assert_eq!(spec(&args).to_string(), want.to_string());
+    }
+
+    #[test]
+    fn cfg_goes_on_every_item_and_should_panic_forms() {
+        let got = expand(
+            quote!(),
+            quote!(
+                #[cfg(unix)]
+                #[should_panic]
+                #[ignore = "slow"]
+                fn r#type() {}
+            ),
+        );
+        assert_eq!(got.matches("# [cfg (unix)]").count(), 4, "{got}");
+        assert!(got.contains("const __ISOLATED_SPEC_type"), "{got}");
+        assert!(got.contains("name : \"type\""), "{got}");
+        assert!(got.contains("ShouldPanic :: Yes"), "{got}");
+        assert!(got.contains("ignore : true"), "{got}");
+        assert!(got.contains("fn r#type ()"), "{got}");
+        let got = expand(
+            quote!(),
+            quote!(
+                #[should_panic = "boom"]
+                fn f() {}
+            ),
+        );
+        assert!(got.contains("ShouldPanic :: WithMessage (\"boom\")"), "{got}");
+        let got = expand(
+            quote!(),
+            quote!(
+                fn f() {}
+            ),
+        );
+        assert!(got.contains("ShouldPanic :: No"), "{got}");
+        assert!(got.contains("ignore : false"), "{got}");
+    }
+
+    /// The compile errors of an expansion, and whether the item is still there.
+    fn errors(args: TokenStream, item: TokenStream) -> Vec<String> {
+        let tokens = isolated(args, item.clone()).to_string();
+        assert!(tokens.starts_with(&item.to_string()), "the item is kept unchanged: {tokens}");
+        let mut messages = Vec::new();
+        let mut rest = tokens.as_str();
+        while let Some(start) = rest.find("compile_error ! {") {
+            rest = &rest[start..];
+            let message_start = rest.find('"').unwrap();
+            let message_end = rest.find("\" }").unwrap();
+            messages.push(rest[message_start + 1..message_end].replace("\\\"", "\""));
+            rest = &rest[message_end..];
+        }
+        messages
+    }
+
+    #[test]
+    fn rejected_functions_keep_the_item() {
+        assert_eq!(
+            errors(quote!(), quote!(struct Foo;)),
+            ["#[isolated] goes on a test function, e.g. `#[isolated(pids = 20)] fn forks_at_most_20() { ... }`"]
+        );
+        assert_eq!(
+            errors(quote!(), quote!(fn f(x: u32) {})),
+            ["#[isolated] tests take no arguments; remove them and build what the test needs inside the body"]
+        );
+        assert!(errors(
+            quote!(),
+            quote!(
+                async fn f() {}
+            )
+        )[0]
+        .starts_with("#[isolated] does not support `async fn`"));
+        assert!(errors(
+            quote!(),
+            quote!(
+                const fn f() {}
+            )
+        )[0]
+        .contains("`const fn`"));
+        assert!(errors(
+            quote!(),
+            quote!(
+                unsafe fn f() {}
+            )
+        )[0]
+        .contains("`unsafe fn`"));
+        assert!(errors(
+            quote!(),
+            quote!(
+                extern "C" fn f() {}
+            )
+        )[0]
+        .contains("remove the `extern`"));
+        assert!(errors(
+            quote!(),
+            quote!(
+                fn f<T>() {}
+            )
+        )[0]
+        .contains("cannot be generic"));
+        assert!(errors(
+            quote!(),
+            quote!(
+                fn f()
+                where
+                    u8: Copy,
+                {
+                }
+            )
+        )[0]
+        .contains("cannot be generic"));
+        assert_eq!(
+            errors(
+                quote!(),
+                quote!(
+                    #[test]
+                    fn f() {}
+                )
+            ),
+            ["remove `#[test]`: #[isolated] already makes the function a test"]
+        );
+        assert_eq!(
+            errors(
+                quote!(),
+                quote!(
+                    #[tokio::test]
+                    fn f() {}
+                )
+            ),
+            ["remove `#[tokio::test]`: #[isolated] already makes the function a test"]
+        );
+        assert_eq!(
+            errors(
+                quote!(),
+                quote!(
+                    #[sandbox::isolated]
+                    fn f() {}
+                )
+            ),
+            ["#[isolated] is given twice; merge the arguments into one `#[isolated(...)]`"]
+        );
+        assert_eq!(
+            errors(
+                quote!(),
+                quote!(
+                    #[should_panic(because = "x")]
+                    fn f() {}
+                )
+            ),
+            ["write `#[should_panic]` or `#[should_panic(expected = \"part of the message\")]`"]
+        );
+        // Argument and function errors are reported together.
+        assert_eq!(
+            errors(
+                quote!(foo = 1),
+                quote!(
+                    async fn f(x: u8) {}
+                )
+            )
+            .len(),
+            3
+        );
+    }
+}

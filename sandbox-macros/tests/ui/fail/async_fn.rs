@@ -1,0 +1,6 @@
+use sandbox::isolated;
+
+#[isolated(timeout = "5s")]
+async fn waits() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use sandbox::isolated;
+
+#[isolated(net = "wifi")]
+fn unknown_network() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use sandbox::isolated;
+
+#[isolated(pids = -1)]
+fn negative() {}
+
+fn main() {}

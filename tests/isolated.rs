@@ -1,0 +1,266 @@
+//! `#[isolated]` under the stock libtest harness (`cargo test`, `cargo nextest run`): each test
+//! body asserts what the kernel shows from inside its sandbox, the `expect` tests require the
+//! event to have happened, and the fixtures at the end must fail: `expected_failures_*` runs
+//! them as child processes and asserts their verdicts and messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sandbox::isolated;
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
+}
+
+fn mount_type(path: &str) -> String {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo.lines().filter(|l| l.split(' ').nth(4) == Some(path)).last().unwrap_or_else(|| panic!("{path} not mounted"));
+    line.split(" - ").nth(1).unwrap().split(' ').next().unwrap().to_string()
+}
+
+/// Allocates 1 MiB blocks (touching every page) until the OOM killer steps in.
+fn leak_forever() -> ! {
+    let mut blocks = Vec::new();
+    loop {
+        blocks.push(vec![1u8; 1 << 20]);
+    }
+}
+
+// ---------------------------------------------------------------- passing tests
+
+#[isolated]
+fn runs_as_pid_2_with_fresh_proc_hostname_and_tmp() {
+    assert_eq!(std::process::id(), 2, "PID 1 is the sandbox's init");
+    assert_eq!(hostname(), "sandbox");
+    assert_eq!(mount_type("/tmp"), "tmpfs");
+    assert_eq!(std::fs::read_dir("/tmp").unwrap().count(), 0, "the private /tmp starts empty");
+    let visible = std::fs::read_dir("/proc").unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().parse::<u32>().is_ok()).count();
+    assert!(visible <= 3, "only the sandbox's processes are visible, not {visible}");
+}
+
+#[isolated(hostname = "unit-box", tmpfs = "/tmp/scratch:1M", net = "none")]
+fn hostname_tmpfs_and_net_keys() {
+    assert_eq!(hostname(), "unit-box");
+    assert_eq!(mount_type("/tmp/scratch"), "tmpfs");
+    let err = std::fs::write("/tmp/scratch/big", vec![0u8; 2 << 20]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "the 1M tmpfs is full");
+    let interfaces = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let names: Vec<&str> = interfaces.lines().skip(2).map(|l| l.split(':').next().unwrap().trim()).collect();
+    assert_eq!(names, ["lo"]);
+}
+
+#[isolated(pids = 20, expect = "pids_limit", timeout = "20s")]
+fn fork_bomb_is_contained() {
+    // Fork until the kernel refuses (EAGAIN from pids.max); the children sleep.
+    let mut children = Vec::new();
+    loop {
+        match Command::new("sleep").arg("30").spawn() {
+            Ok(child) => children.push(child),
+            Err(err) => {
+                assert_eq!(err.raw_os_error(), Some(libc::EAGAIN), "{err}");
+                assert!(children.len() < 20);
+                return;
+            }
+        }
+    }
+}
+
+#[isolated(mem = "64M", expect = "oom")]
+fn leak_is_oom_killed() {
+    leak_forever();
+}
+
+#[isolated(timeout = "300ms", expect = "timeout")]
+fn hang_is_timed_out() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[isolated(mem = "64M", cpu = 1)]
+fn result_returning_test() -> Result<(), std::io::Error> {
+    std::fs::write("/tmp/written", "inside")?;
+    assert_eq!(std::fs::read_to_string("/tmp/written")?, "inside");
+    Ok(())
+}
+
+/// Doc comments stay on the test.
+#[isolated]
+#[should_panic(expected = "expected boom")]
+fn should_panic_composes() {
+    panic!("expected boom");
+}
+
+#[isolated]
+#[ignore = "proves that #[ignore] composes: never run"]
+fn ignore_composes() {
+    panic!("an ignored isolated test ran");
+}
+
+/// The documented way to run async code: a plain `#[isolated]` fn that blocks on the future
+/// (any executor's `block_on`; a minimal one here to stay dependency-free).
+#[isolated]
+fn async_code_runs_via_block_on() {
+    let value = block_on(async {
+        let a = async { 20 }.await;
+        a + 22
+    });
+    assert_eq!(value, 42);
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(value) => return value,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- fixtures that must fail
+
+#[isolated]
+#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
+fn fixture_panics() {
+    println!("output of the failing test");
+    panic!("fixture boom");
+}
+
+#[isolated(mem = "64M")]
+#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
+fn fixture_oom_without_expect() {
+    leak_forever();
+}
+
+#[isolated(timeout = "300ms")]
+#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
+fn fixture_times_out() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[isolated(pids = 20, expect = "pids_limit")]
+#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
+fn fixture_expected_event_missing() {}
+
+#[isolated]
+#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
+fn fixture_returns_err() -> Result<(), String> {
+    Err("bad input".to_string())
+}
+
+// ---------------------------------------------------------------- checks of the verdicts
+
+fn run_self(args: &[&str]) -> Output {
+    Command::new(std::env::current_exe().unwrap()).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+}
+
+#[test]
+fn expected_failures_fail_with_their_reason() {
+    let cases = [
+        ("fixture_panics", "isolated test failed: panicked: fixture boom"),
+        ("fixture_oom_without_expect", "isolated test failed: killed by the OOM killer: memory limit 64.0 MiB, peak "),
+        ("fixture_times_out", "isolated test failed: timed out after 300 ms (killed)"),
+        ("fixture_expected_event_missing", "expected the pids limit (20) to be hit, but no fork was refused: passed"),
+        ("fixture_returns_err", "isolated test failed: returned Err: \"bad input\""),
+    ];
+    for (name, message) in cases {
+        let output = run_self(&["--ignored", "--exact", name, "--test-threads=1"]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(101), "{name}: {stdout}");
+        assert!(stdout.contains(message), "{name} should fail with {message:?}:\n{stdout}");
+        assert!(stdout.contains("test result: FAILED. 0 passed; 1 failed"), "{stdout}");
+        assert!(stdout.contains("\nsandbox: "), "the run's summary line is part of the message: {stdout}");
+    }
+    // The child's output is captured and shown for the failed test.
+    let output = run_self(&["--ignored", "--exact", "fixture_panics"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("---- fixture_panics stdout ----\noutput of the failing test\n"), "{stdout}");
+    assert!(!stdout.contains("running 1 test\n\nrunning"), "the child's libtest banner leaked: {stdout}");
+}
+
+#[test]
+fn without_privileges_a_test_fails_and_is_never_run_unisolated() {
+    let exe = std::env::current_exe().unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(&exe)
+        .args(["--exact", "runs_as_pid_2_with_fresh_proc_hostname_and_tmp"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(stdout.contains("cannot sandbox this test: "), "{stdout}");
+    assert!(stdout.contains("`sandbox check`"), "{stdout}");
+}
+
+/// The `harness = false` target's test binary, built by the same `cargo test`.
+fn runner_binary() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(&deps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("isolated_runner-") && !name.contains('.') && is_executable(p)
+        })
+        .collect();
+    candidates.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    candidates.pop().unwrap_or_else(|| panic!("no isolated_runner test binary in {}", deps.display()))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[test]
+fn runner_prints_resources_and_writes_a_report() {
+    let runner = runner_binary();
+    let report = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{}.json", std::process::id()));
+    let output = Command::new(&runner).arg("--report").arg(&report).arg("--test-threads=2").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let bomb = stdout.lines().find(|l| l.starts_with("test fork_bomb_is_contained ... ok (")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(bomb.contains("pids-limit hits ") && bomb.contains("peak mem ") && bomb.ends_with(" ms)"), "{bomb}");
+    assert!(stdout.contains("test leak_is_oom_killed ... ok (oom kills 1"), "{stdout}");
+    assert!(stdout.contains("ignored"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    std::fs::remove_file(&report).unwrap();
+    let tests = json["tests"].as_array().unwrap();
+    let bomb = tests.iter().find(|t| t["name"] == "fork_bomb_is_contained").unwrap();
+    assert_eq!(bomb["verdict"], "passed");
+    assert!(bomb["pids_limit_hits"].as_u64().unwrap() > 0);
+    for key in ["oom_kills", "timed_out", "peak_memory_bytes", "peak_pids", "cpu_usec", "wall_ms", "cgroup_version"] {
+        assert!(bomb.get(key).is_some(), "{key} missing in {bomb}");
+    }
+    assert_eq!(json["failed"], 0);
+
+    // Expected failures, and the flags nextest drives it with.
+    let output = Command::new(&runner).args(["--ignored", "fixture_"]).env("RUST_BACKTRACE", "0").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(stdout.contains("test fixture_panics ... FAILED ("), "{stdout}");
+    assert!(stdout.contains("isolated test failed: panicked: runner fixture boom"), "{stdout}");
+    assert!(stdout.contains("isolated test failed: killed by the OOM killer: memory limit 64.0 MiB"), "{stdout}");
+    assert!(stdout.contains("test result: FAILED. 0 passed; 2 failed"), "{stdout}");
+    let listed = Command::new(&runner).args(["--list", "--format", "terse"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.lines().any(|l| l == "fork_bomb_is_contained: test"), "{listed}");
+    let exact = Command::new(&runner).args(["--exact", "hostname_is_set", "--format", "terse"]).output().unwrap();
+    let exact_out = String::from_utf8_lossy(&exact.stdout);
+    assert!(exact.status.success() && exact_out.contains("1 passed;"), "{exact_out}");
+}
