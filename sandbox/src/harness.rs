@@ -170,7 +170,7 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
         for failure in &failed {
             println!("---- {} ----", failure.name);
             if let Some(run) = &failure.run {
-                print!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+                print!("{}", String::from_utf8_lossy(&run.output));
             }
             if let TestVerdict::Failed(reason) = &failure.verdict {
                 println!("{reason}\n");

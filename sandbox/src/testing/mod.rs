@@ -28,12 +28,12 @@ pub fn run_child_body(body: fn() -> Result<(), String>) -> ! {
 /// Where the child's stdout and stderr go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputMode {
-    /// Replayed through `print!`/`eprint!` as it arrives, so that the stock harness's output
+    /// Replayed through `print!` as it arrives, so that the stock harness's output
     /// capture shows it only for failed tests (and `--nocapture` live).
     Replay,
     /// Kept in memory, for the runner to print for failed tests.
     Collect,
-    /// Written straight to this process's stdout/stderr (`--nocapture` in the runner).
+    /// Written straight to this process's stdout (`--nocapture` in the runner).
     PassThrough,
 }
 
@@ -44,10 +44,8 @@ pub struct IsolatedRun {
     pub outcome: Outcome,
     /// What the child reported, if it got that far.
     pub report: Option<ChildReport>,
-    /// The child's stdout, in [`OutputMode::Collect`].
-    pub stdout: Vec<u8>,
-    /// The child's stderr, in [`OutputMode::Collect`].
-    pub stderr: Vec<u8>,
+    /// The child's stdout and stderr, interleaved as written, in [`OutputMode::Collect`].
+    pub output: Vec<u8>,
 }
 
 /// How the child process is told which test to run.
@@ -73,8 +71,9 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
     // Opened here and executed by descriptor: a checkout below /tmp is hidden inside.
     let exe = File::open(&exe_path).map_err(|source| Error::Io { action: "opening the test binary", source })?;
     let (report_read, report_write) = pipe()?;
-    let (stdout_read, stdout_write) = pipe()?;
-    let (stderr_read, stderr_write) = pipe()?;
+    // One pipe for stdout and stderr keeps their order, as libtest's capture does.
+    let (output_read, output_write) = pipe()?;
+    let stderr_write = output_write.try_clone().map_err(|source| Error::Io { action: "duplicating a pipe", source })?;
 
     let mut command = Command::from_executable(OwnedFd::from(exe), &exe_path);
     if let ChildHarness::Libtest = harness {
@@ -86,7 +85,7 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
         .env(child::REPORT_FD_ENV, report_fd.to_string())
         .env_remove("RUST_TEST_THREADS")
         .stdin(File::open("/dev/null").map_err(|source| Error::Io { action: "opening /dev/null", source })?)
-        .stdout(stdout_write)
+        .stdout(output_write)
         .stderr(stderr_write);
 
     let sandbox = Sandbox::new(spec.config())?;
@@ -95,26 +94,20 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
     drop(command);
 
     let strip = matches!(harness, ChildHarness::Libtest);
-    let stdout_reader = thread::spawn(move || forward(stdout_read, output, Stream::Stdout, strip));
-    let stderr_reader = thread::spawn(move || forward(stderr_read, output, Stream::Stderr, false));
+    // Read on another thread while this one waits (it must: the sandbox's init is tied to the
+    // thread that spawned it). Spawned threads share the test's output capture.
+    let reader = thread::spawn(move || forward(output_read, output, strip));
     let outcome = running.wait();
-    let stdout = stdout_reader.join().unwrap_or_default();
-    let stderr = stderr_reader.join().unwrap_or_default();
+    let output = reader.join().unwrap_or_default();
     let outcome = outcome?;
 
     let mut text = String::new();
     let _ = File::from(report_read).read_to_string(&mut text);
-    Ok(IsolatedRun { outcome, report: ChildReport::parse(&text), stdout, stderr })
+    Ok(IsolatedRun { outcome, report: ChildReport::parse(&text), output })
 }
 
-#[derive(Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// Copies one of the child's streams as `mode` says until EOF; returns what was collected.
-fn forward(source: OwnedFd, mode: OutputMode, stream: Stream, strip_preamble: bool) -> Vec<u8> {
+/// Copies the child's output as `mode` says until EOF; returns what was collected.
+fn forward(source: OwnedFd, mode: OutputMode, strip_preamble: bool) -> Vec<u8> {
     let mut source = File::from(source);
     let mut collected = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
@@ -137,10 +130,7 @@ fn forward(source: OwnedFd, mode: OutputMode, stream: Stream, strip_preamble: bo
         match mode {
             OutputMode::Collect => collected.extend_from_slice(chunk),
             OutputMode::PassThrough => {
-                let _ = match stream {
-                    Stream::Stdout => std::io::stdout().write_all(chunk),
-                    Stream::Stderr => std::io::stderr().write_all(chunk),
-                };
+                let _ = std::io::stdout().write_all(chunk);
             }
             OutputMode::Replay => {
                 // print! (not io::stdout) is what the test harness captures; keep UTF-8
@@ -151,21 +141,13 @@ fn forward(source: OwnedFd, mode: OutputMode, stream: Stream, strip_preamble: bo
                     Err(err) if err.error_len().is_none() => err.valid_up_to(),
                     Err(_) => pending.len(),
                 };
-                let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
+                print!("{}", String::from_utf8_lossy(&pending[..valid]));
                 pending.drain(..valid);
-                match stream {
-                    Stream::Stdout => print!("{text}"),
-                    Stream::Stderr => eprint!("{text}"),
-                }
             }
         }
     }
     if mode == OutputMode::Replay && !pending.is_empty() {
-        let text = String::from_utf8_lossy(&pending).into_owned();
-        match stream {
-            Stream::Stdout => print!("{text}"),
-            Stream::Stderr => eprint!("{text}"),
-        }
+        print!("{}", String::from_utf8_lossy(&pending));
     }
     collected
 }
