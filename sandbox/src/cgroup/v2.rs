@@ -49,7 +49,19 @@ pub fn runs_dir(mount_point: &Path, cgroup_parent: Option<&Path>, required: &[&s
     let runs = match cgroup_parent {
         Some(parent) => {
             let parent = resolve_parent(mount_point, parent);
-            fs::create_dir_all(&parent).map_err(io_err("creating cgroup", &parent))?;
+            // The controllers must be on all the way down: in the deepest existing ancestor (its
+            // processes move to a leaf if need be) and in every directory created below it.
+            let existing = parent.ancestors().find(|dir| dir.is_dir()).unwrap_or(mount_point).to_path_buf();
+            enable_controllers(&existing, required, optional)?;
+            let missing: Vec<&Path> = parent.ancestors().take_while(|dir| *dir != existing).collect();
+            for dir in missing.into_iter().rev() {
+                match fs::create_dir(dir) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(err) => return Err(io_err("creating cgroup", dir)(err)),
+                }
+                enable_controllers(dir, required, optional)?;
+            }
             parent
         }
         None => {
