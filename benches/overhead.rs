@@ -1,0 +1,208 @@
+//! The overhead benchmark: what a sandbox costs per command and per test, as ratios against
+//! baselines measured in the same run (absolute times on a shared 2-core machine are noise).
+//!
+//! ```text
+//! cargo bench --bench overhead            # full: 101 runs per command, 5 runs per test suite
+//! cargo bench --bench overhead -- --quick # CI: a few runs, checks that everything works
+//! ```
+//!
+//! Commands: `/bin/true` plain, under `unshare(1)`, `sandbox run --pids 20 --mem 100M`, and
+//! `bwrap`/`crun` when installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style
+//! re-executions without isolation, as `#[isolated]` tests under the stock harness, and under
+//! sandbox's runner (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
+//! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
+const FIXTURE_TESTS: f64 = 200.0;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Median wall time of `runs` runs of `argv`, after one warm-up; output discarded.
+fn time_command(argv: &[&str], runs: usize) -> Duration {
+    let run = || {
+        let start = Instant::now();
+        let status = Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let elapsed = start.elapsed();
+        let status = status.unwrap_or_else(|err| panic!("running {argv:?}: {err}"));
+        assert!(status.success(), "{argv:?} failed: {status}");
+        elapsed
+    };
+    run();
+    median((0..runs).map(|_| run()).collect())
+}
+
+fn installed(program: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {program}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Builds the fixture test binaries (release) and returns their paths.
+fn build_fixtures() -> (PathBuf, PathBuf) {
+    let output = Command::new(env!("CARGO"))
+        .args(["test", "--release", "--no-run", "--message-format=json", "-p", "sandbox"])
+        .args(["--test", "bench_fixtures", "--test", "bench_runner_fixtures"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running cargo to build the fixtures");
+    assert!(output.status.success(), "building the benchmark fixtures failed");
+    let mut stock = None;
+    let mut runner = None;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let (Some(name), Some(executable)) = (message["target"]["name"].as_str(), message["executable"].as_str()) else {
+            continue;
+        };
+        match name {
+            "bench_fixtures" => stock = Some(PathBuf::from(executable)),
+            "bench_runner_fixtures" => runner = Some(PathBuf::from(executable)),
+            _ => {}
+        }
+    }
+    (stock.expect("bench_fixtures built"), runner.expect("bench_runner_fixtures built"))
+}
+
+/// Peak RSS in KiB of the largest process `argv` started and waited for (its own included).
+fn peak_rss_kib(argv: &[&str]) -> u64 {
+    let mut child = Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointers; the child is ours and not yet reaped.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid);
+    let _ = child.try_wait();
+    usage.ru_maxrss as u64
+}
+
+struct Row {
+    what: &'static str,
+    value: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (command_runs, suite_runs) = if quick { (5, 1) } else { (101, 5) };
+    println!("overhead benchmark ({} mode): medians of {command_runs} runs per command, {suite_runs} per suite", if quick { "quick" } else { "full" });
+
+    // ---- commands
+    let plain = time_command(&["/bin/true"], command_runs);
+    let unshare = time_command(&["unshare", "--fork", "--pid", "--mount", "--uts", "--mount-proc", "/bin/true"], command_runs);
+    let sandbox = time_command(&[SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"], command_runs);
+    let bwrap = installed("bwrap").then(|| {
+        time_command(&["bwrap", "--dev-bind", "/", "/", "--unshare-pid", "--unshare-uts", "--proc", "/proc", "/bin/true"], command_runs)
+    });
+    let crun = installed("crun").then(|| time_command(&["crun", "--version"], command_runs));
+    println!("\n{:<62} {:>9}", "command starting /bin/true", "median ms");
+    println!("{:<62} {:>9.2}", "/bin/true", ms(plain));
+    println!("{:<62} {:>9.2}", "unshare --fork --pid --mount --uts --mount-proc (no limits)", ms(unshare));
+    println!("{:<62} {:>9.2}", "sandbox run --pids 20 --mem 100M (cgroup limits)", ms(sandbox));
+    match bwrap {
+        Some(b) => println!("{:<62} {:>9.2}", "bwrap --unshare-pid --unshare-uts --proc /proc (no limits)", ms(b)),
+        None => println!("{:<62} {:>9}", "bwrap", "not installed"),
+    }
+    match crun {
+        Some(c) => println!("{:<62} {:>9.2}", "crun (--version only: no bundle is set up)", ms(c)),
+        None => println!("{:<62} {:>9}", "crun", "not installed"),
+    }
+
+    // ---- tests
+    let (stock, runner) = build_fixtures();
+    let suite = |binary: &Path, args: &[&str]| {
+        let mut argv = vec![binary.to_str().unwrap()];
+        argv.extend_from_slice(args);
+        time_command(&argv, suite_runs)
+    };
+    let per_test = |total: Duration| total.as_secs_f64() * 1000.0 / FIXTURE_TESTS;
+    let t_plain = per_test(suite(&stock, &["--test-threads=1", "-q", "plain::"]));
+    let t_reexec = per_test(suite(&stock, &["--test-threads=1", "-q", "reexec::"]));
+    let t_isolated = per_test(suite(&stock, &["--test-threads=1", "-q", "isolated::"]));
+    let t_runner = per_test(suite(&runner, &["--test-threads=1"]));
+    let t_runner2 = per_test(suite(&runner, &["--test-threads=2"]));
+    println!("\n{:<62} {:>9}", "200 trivial tests, --test-threads=1", "ms/test");
+    println!("{:<62} {:>9.3}", "plain #[test]", t_plain);
+    println!("{:<62} {:>9.3}", "re-exec per test, no isolation (rusty-fork style)", t_reexec);
+    println!("{:<62} {:>9.3}", "#[isolated], stock harness", t_isolated);
+    println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner", t_runner);
+    println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner, --test-threads=2", t_runner2);
+
+    // ---- memory
+    let launcher_rss = peak_rss_kib(&[SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"]);
+    let runner_rss_200 = peak_rss_kib(&[runner.to_str().unwrap(), "--test-threads=1"]);
+    let runner_rss_20 = peak_rss_kib(&[runner.to_str().unwrap(), "--test-threads=1", "t00"]);
+
+    // ---- ratios against the targets of the performance issue
+    let overhead = |t: f64| t - t_plain;
+    let ratio = |a: f64, b: f64| a / b;
+    let mut rows = vec![
+        Row {
+            what: "sandbox run / unshare",
+            value: format!("{:.2}x", ratio(ms(sandbox), ms(unshare))),
+            target: "<= 1.2x".into(),
+            met: Some(ratio(ms(sandbox), ms(unshare)) <= 1.2),
+        },
+        Row {
+            what: "isolated stock overhead / re-exec overhead",
+            value: format!("{:.2}x", ratio(overhead(t_isolated), overhead(t_reexec))),
+            target: "<= 1.3x".into(),
+            met: Some(ratio(overhead(t_isolated), overhead(t_reexec)) <= 1.3),
+        },
+        Row {
+            what: "runner overhead per test (serial)",
+            value: format!("{:.2} ms", overhead(t_runner)),
+            target: "< 1 ms, below re-exec".into(),
+            met: Some(overhead(t_runner) < 1.0 && t_runner < t_reexec),
+        },
+        Row {
+            what: "runner speed-up with 2 threads",
+            value: format!("{:.2}x", ratio(t_runner, t_runner2)),
+            target: "near 2x".into(),
+            met: Some(ratio(t_runner, t_runner2) >= 1.7),
+        },
+        Row {
+            what: "launcher peak RSS",
+            value: format!("{:.1} MiB", launcher_rss as f64 / 1024.0),
+            target: "< 10 MiB".into(),
+            met: Some(launcher_rss < 10 * 1024),
+        },
+        Row {
+            what: "runner peak RSS, 200 vs 20 tests",
+            value: format!("{:.1} / {:.1} MiB", runner_rss_200 as f64 / 1024.0, runner_rss_20 as f64 / 1024.0),
+            target: "no growth with tests".into(),
+            met: Some(runner_rss_200 <= runner_rss_20 + 1024),
+        },
+    ];
+    if let Some(b) = bwrap {
+        rows.push(Row {
+            what: "bwrap / sandbox run",
+            value: format!("{:.2}x", ratio(ms(b), ms(sandbox))),
+            target: ">= 2x".into(),
+            met: Some(ratio(ms(b), ms(sandbox)) >= 2.0),
+        });
+    }
+    if crun.is_some() {
+        rows.push(Row { what: "crun / sandbox run", value: "not measured".into(), target: ">= 5x".into(), met: None });
+    }
+    println!("\n{:<44} {:>16}  {:<22} {}", "ratio", "measured", "target", "");
+    for row in rows {
+        let mark = match row.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "",
+        };
+        println!("{:<44} {:>16}  {:<22} {}", row.what, row.value, row.target, mark);
+    }
+}
