@@ -12,17 +12,19 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, FormatSetting, Trial};
+use serde::{Deserialize, Serialize};
 
 use crate::testing::{
-    judge, resources, run_isolated, ChildHarness, ChildReport, IsolatedRun, OutputMode, ShouldPanic, TestCase, Verdict,
-    CHILD_ENV,
+    judge, resources, run_function_isolated, run_isolated, ChildHarness, ChildReport, IsolatedRun, OutputMode,
+    ShouldPanic, TestCase, Verdict, CHILD_ENV,
 };
 
 /// `fn main() { sandbox::harness::main() }` for a `harness = false` test target.
@@ -35,13 +37,20 @@ macro_rules! main {
     };
 }
 
-/// One test's result in the runner.
+/// One test's result in the runner (also what a fork server sends back, as a JSON line).
+#[derive(Serialize, Deserialize)]
 struct Finished {
     name: String,
     verdict: TestVerdict,
-    run: Option<IsolatedRun>,
+    /// The resources it used: `pids-limit hits 3, peak pids 20, peak mem 4.1 MiB, 52 ms`.
+    note: Option<String>,
+    /// Its stdout and stderr, interleaved (empty with `--nocapture`).
+    output: String,
+    /// The outcome as the CLI's JSON object.
+    outcome: Option<serde_json::Value>,
 }
 
+#[derive(Serialize, Deserialize)]
 enum TestVerdict {
     Passed,
     Failed(String),
@@ -120,19 +129,26 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     let output = if args.nocapture { OutputMode::PassThrough } else { OutputMode::Collect };
     println!("\nrunning {} test{}", selected.len(), if selected.len() == 1 { "" } else { "s" });
 
+    // Fork servers first, while this process is single-threaded: a copy of it per test thread,
+    // which then runs each test in a sandbox without exec'ing the test binary again.
+    let mut servers = fork_servers(threads, output, &cases).into_iter();
     let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
     let (sender, results) = mpsc::channel::<Finished>();
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let queue = Arc::clone(&queue);
             let sender = sender.clone();
+            let mut server = servers.next();
             std::thread::spawn(move || loop {
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                 let Some((case, ignored)) = next else { break };
                 let finished = if ignored {
-                    Finished { name: case.test_name(), verdict: TestVerdict::Ignored, run: None }
+                    Finished { name: case.test_name(), verdict: TestVerdict::Ignored, note: None, output: String::new(), outcome: None }
                 } else {
-                    run_case(case, output)
+                    match server.as_mut() {
+                        Some(server) => server.run(case),
+                        None => run_case(case, output, Isolation::ReExec),
+                    }
                 };
                 if sender.send(finished).is_err() {
                     break;
@@ -145,7 +161,7 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     let mut finished = Vec::new();
     let mut stdout = std::io::stdout();
     for result in results {
-        let note = result.run.as_ref().map(|run| format!(" ({})", resources(&run.outcome))).unwrap_or_default();
+        let note = result.note.as_ref().map(|note| format!(" ({note})")).unwrap_or_default();
         let _ = match (&result.verdict, terse) {
             (TestVerdict::Passed, false) => writeln!(stdout, "test {} ... ok{note}", result.name),
             (TestVerdict::Failed(_), false) => writeln!(stdout, "test {} ... FAILED{note}", result.name),
@@ -169,9 +185,7 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
         println!("\nfailures:\n");
         for failure in &failed {
             println!("---- {} ----", failure.name);
-            if let Some(run) = &failure.run {
-                print!("{}", String::from_utf8_lossy(&run.output));
-            }
+            print!("{}", failure.output);
             if let TestVerdict::Failed(reason) = &failure.verdict {
                 println!("{reason}\n");
             }
@@ -204,15 +218,30 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     }
 }
 
-fn run_case(case: &'static TestCase, output: OutputMode) -> Finished {
+/// How a test reaches its sandbox.
+#[derive(Clone, Copy)]
+enum Isolation {
+    /// The test binary is executed again inside the sandbox.
+    ReExec,
+    /// This (single-threaded) process is copied into the sandbox and calls the body.
+    InProcess,
+}
+
+fn run_case(case: &'static TestCase, output: OutputMode, isolation: Isolation) -> Finished {
     let name = case.test_name();
-    match run_isolated(case.spec, &name, ChildHarness::Runner, output) {
+    let run = match isolation {
+        Isolation::ReExec => run_isolated(case.spec, &name, ChildHarness::Runner, output),
+        Isolation::InProcess => run_function_isolated(case.spec, case.body, output),
+    };
+    match run {
         Err(err) => Finished {
             name,
             verdict: TestVerdict::Failed(format!(
                 "cannot sandbox this test: {err}\n(the test was not run; `sandbox check` shows what this machine allows)"
             )),
-            run: None,
+            note: None,
+            output: String::new(),
+            outcome: None,
         },
         Ok(run) => {
             let verdict = match should_panic_verdict(case.should_panic, &run) {
@@ -222,9 +251,81 @@ fn run_case(case: &'static TestCase, output: OutputMode) -> Finished {
                     Verdict::Failed(reason) => TestVerdict::Failed(reason),
                 },
             };
-            Finished { name, verdict, run: Some(run) }
+            Finished {
+                name,
+                verdict,
+                note: Some(resources(&run.outcome)),
+                output: String::from_utf8_lossy(&run.output).into_owned(),
+                outcome: Some(run.outcome.to_json()),
+            }
         }
     }
+}
+
+/// A copy of the runner, forked before any thread existed, that runs tests on request: a test's
+/// index in, its [`Finished`] as a JSON line out.
+struct ForkServer {
+    requests: UnixStream,
+    responses: BufReader<UnixStream>,
+}
+
+impl ForkServer {
+    fn run(&mut self, case: &'static TestCase) -> Finished {
+        let index = all_cases().iter().position(|c| std::ptr::eq(*c, case)).expect("a registered test");
+        let mut line = String::new();
+        let answered = writeln!(self.requests, "{index}").is_ok() && self.responses.read_line(&mut line).is_ok_and(|n| n > 0);
+        match serde_json::from_str(&line) {
+            Ok(finished) if answered => finished,
+            _ => Finished {
+                name: case.test_name(),
+                verdict: TestVerdict::Failed("the runner's fork server for this thread died".into()),
+                note: None,
+                output: String::new(),
+                outcome: None,
+            },
+        }
+    }
+}
+
+/// Forks `count` servers, or none (then tests are re-executed) when this process already has
+/// threads, whose locks a copy could inherit in a held state.
+fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -> Vec<ForkServer> {
+    if crate::sys::thread_count() != Some(1) {
+        return Vec::new();
+    }
+    let mut servers = Vec::new();
+    for _ in 0..count {
+        let Ok((ours, theirs)) = UnixStream::pair() else { break };
+        let Ok(responses) = ours.try_clone() else { break };
+        match crate::sys::fork_single_threaded() {
+            Ok(None) => {
+                drop((ours, responses));
+                serve(theirs, output, cases);
+            }
+            Ok(Some(_)) => servers.push(ForkServer { requests: ours, responses: BufReader::new(responses) }),
+            Err(_) => break,
+        }
+    }
+    servers
+}
+
+/// The fork server's loop; ends the process when the runner closes the connection (or dies).
+fn serve(stream: UnixStream, output: OutputMode, cases: &[&'static TestCase]) -> ! {
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let mut responses = match stream.try_clone() {
+        Ok(stream) => stream,
+        Err(_) => crate::sys::exit_immediately(1),
+    };
+    for line in BufReader::new(stream).lines() {
+        let Some(case) = line.ok().and_then(|l| l.trim().parse::<usize>().ok()).and_then(|i| cases.get(i)) else { break };
+        let finished = run_case(case, output, Isolation::InProcess);
+        let text = serde_json::to_string(&finished).unwrap_or_default();
+        if writeln!(responses, "{text}").is_err() {
+            break;
+        }
+    }
+    // The copied buffers of stdout belong to the runner: leave without flushing them.
+    crate::sys::exit_immediately(0)
 }
 
 /// `#[should_panic]`: the body must panic (with the expected text), as libtest judges it.
@@ -248,7 +349,7 @@ fn write_report(path: &std::path::Path, finished: &[Finished], elapsed: Duration
     let tests: Vec<serde_json::Value> = finished
         .iter()
         .map(|f| {
-            let mut entry = f.run.as_ref().map(|run| run.outcome.to_json()).unwrap_or_else(|| serde_json::json!({}));
+            let mut entry = f.outcome.clone().unwrap_or_else(|| serde_json::json!({}));
             let (verdict, message) = match &f.verdict {
                 TestVerdict::Passed => ("passed", None),
                 TestVerdict::Failed(reason) => ("failed", Some(reason.clone())),

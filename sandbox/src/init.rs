@@ -85,6 +85,9 @@ pub(crate) struct InitArgs<'a> {
     pub stdio: [Option<RawFd>; 3],
     /// Make the command the foreground process group of the terminal on fd 0.
     pub take_terminal: bool,
+    /// Instead of exec: call this test body and report through the descriptor (only from a
+    /// single-threaded launcher, whose copies may allocate).
+    pub function: Option<(fn() -> Result<(), String>, Option<RawFd>)>,
     /// Descriptors the command keeps (their close-on-exec flag is cleared).
     pub kept_fds: &'a [RawFd],
     /// Read end of the "go" pipe: one byte once the launcher has placed us in our cgroup.
@@ -173,6 +176,9 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             send(args.report, Report::ChdirFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
+    }
+    if let Some((body, report_fd)) = args.function {
+        crate::testing::run_child_body_reporting(body, report_fd);
     }
     let errno = match args.executable {
         Some(fd) => sys::execveat_fd(fd, args.argv, args.envp),

@@ -115,6 +115,9 @@ pub struct Command {
     stdio: [Option<OwnedFd>; 3],
     kept_fds: Vec<OwnedFd>,
     take_terminal: bool,
+    /// Call this test body (and report through the descriptor) instead of exec'ing a program.
+    function: Option<fn() -> Result<(), String>>,
+    report_fd: Option<RawFd>,
 }
 
 impl Command {
@@ -129,7 +132,23 @@ impl Command {
             stdio: [None, None, None],
             kept_fds: Vec::new(),
             take_terminal: false,
+            function: None,
+            report_fd: None,
         }
+    }
+
+    /// A "command" that is a copy of this process calling `body`: no exec. Only sound when the
+    /// spawning process is single-threaded (see `testing::run_function_isolated`).
+    pub(crate) fn for_function(body: fn() -> Result<(), String>) -> Command {
+        let mut command = Command::new("isolated test");
+        command.function = Some(body);
+        command
+    }
+
+    /// Where a function command reports how its body ended.
+    pub(crate) fn report_to(&mut self, fd: RawFd) -> &mut Command {
+        self.report_fd = Some(fd);
+        self
     }
 
     /// When stdin is the terminal's foreground, hands the terminal to the command (its own
@@ -352,6 +371,7 @@ impl Sandbox {
             stdio,
             kept_fds: &kept_fds,
             take_terminal: command.take_terminal,
+            function: command.function.map(|body| (body, command.report_fd)),
             go_read: go_read.as_raw_fd(),
             go_write: go_write.as_raw_fd(),
             report: report_write.as_raw_fd(),

@@ -346,3 +346,20 @@ pub fn is_foreground_terminal(fd: RawFd) -> bool {
     // SAFETY: plain syscalls with integer arguments.
     unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) == libc::getpgrp() }
 }
+
+/// The number of threads of this process (`Threads:` of `/proc/self/status`).
+pub fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
+}
+
+/// `fork(2)` of a process that has checked it is single-threaded ([`thread_count`]), so the copy
+/// may allocate and run any code. Returns `None` in the child.
+pub fn fork_single_threaded() -> Result<Option<Pid>, Errno> {
+    assert_eq!(thread_count(), Some(1), "fork_single_threaded called with threads running");
+    // SAFETY: with a single thread there is no lock another thread could hold in the copy.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+    }
+}

@@ -52,8 +52,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs the test body, reports how it ended to the parent, and exits (0 when it passed).
-pub(crate) fn run_body_and_exit(body: fn() -> Result<(), String>) -> ! {
+/// Runs the test body, reports how it ended to the parent through `report_fd` (or the
+/// descriptor named by [`REPORT_FD_ENV`]), and exits (0 when it passed).
+pub(crate) fn run_body_and_exit(body: fn() -> Result<(), String>, report_fd: Option<i32>) -> ! {
     let report = match std::panic::catch_unwind(body) {
         Ok(Ok(())) => ChildReport::Passed,
         Ok(Err(error)) => {
@@ -62,7 +63,9 @@ pub(crate) fn run_body_and_exit(body: fn() -> Result<(), String>) -> ! {
         }
         Err(payload) => ChildReport::Panicked(panic_message(payload.as_ref())),
     };
-    let fd = std::env::var(REPORT_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()).filter(|fd| *fd > 2);
+    let fd = report_fd
+        .or_else(|| std::env::var(REPORT_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()))
+        .filter(|fd| *fd > 2);
     if let Some(fd) = fd {
         let mut pipe = File::from(crate::sys::own_fd(fd));
         let _ = writeln!(pipe, "{}", report.encode());

@@ -22,7 +22,50 @@ use crate::runner::{Command, Error, Sandbox};
 
 /// In the sandboxed child: runs `body`, reports how it ended to the parent, and exits.
 pub fn run_child_body(body: fn() -> Result<(), String>) -> ! {
-    child::run_body_and_exit(body)
+    child::run_body_and_exit(body, None)
+}
+
+/// The command side of [`run_function_isolated`]: runs `body` and reports through `report_fd`.
+pub(crate) fn run_child_body_reporting(body: fn() -> Result<(), String>, report_fd: Option<i32>) -> ! {
+    child::run_body_and_exit(body, report_fd)
+}
+
+/// Runs `body` in a new sandbox configured by `spec` *without exec*: the sandbox's command is a
+/// copy of this process that calls `body`. Only for a single-threaded process (the runner's
+/// fork servers), where every copy is consistent.
+pub(crate) fn run_function_isolated(spec: &TestSpec, body: fn() -> Result<(), String>, output: OutputMode) -> Result<IsolatedRun, Error> {
+    let io = |action: &'static str| move |errno: nix::errno::Errno| Error::Io { action, source: errno.into() };
+    let (report_read, report_write) = pipe()?;
+    let mut command = Command::for_function(body);
+    let report_fd = command.keep_fd(report_write);
+    command.report_to(report_fd);
+    command.stdin(File::open("/dev/null").map_err(|source| Error::Io { action: "opening /dev/null", source })?);
+    // Output into a memory file, read after the run: no reader needed while waiting.
+    let capture = match output {
+        OutputMode::Collect | OutputMode::Replay => {
+            let memfd = nix::sys::memfd::memfd_create(c"sandbox-test-output", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+                .map_err(io("creating the output buffer"))?;
+            let stderr = memfd.try_clone().map_err(|source| Error::Io { action: "duplicating a descriptor", source })?;
+            let reader = memfd.try_clone().map_err(|source| Error::Io { action: "duplicating a descriptor", source })?;
+            command.stdout(memfd).stderr(stderr);
+            Some(reader)
+        }
+        OutputMode::PassThrough => None,
+    };
+    let sandbox = Sandbox::new(spec.config())?;
+    let running = sandbox.spawn(&command)?;
+    drop(command);
+    let outcome = running.wait()?;
+    let mut captured = Vec::new();
+    if let Some(reader) = capture {
+        let mut file = File::from(reader);
+        use std::io::Seek;
+        let _ = file.seek(std::io::SeekFrom::Start(0));
+        let _ = file.read_to_end(&mut captured);
+    }
+    let mut text = String::new();
+    let _ = File::from(report_read).read_to_string(&mut text);
+    Ok(IsolatedRun { outcome, report: ChildReport::parse(&text), output: captured })
 }
 
 /// Where the child's stdout and stderr go.
