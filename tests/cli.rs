@@ -545,16 +545,6 @@ fn a_command_that_cannot_be_executed_is_named() {
     assert!(run.stderr.contains("EACCES"), "{run:#?}");
 }
 
-#[test]
-fn an_unprivileged_user_is_told_what_is_missing() {
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SANDBOX, "run", "--", "true"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(125), "{stderr}");
-    assert!(stderr.contains("needs root") || stderr.contains("delegated"), "{stderr}");
-}
 
 #[test]
 fn a_failed_setup_step_is_named_and_leaves_nothing() {
@@ -589,9 +579,10 @@ fn check_reports_what_works_and_fails_with_the_fix() {
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SANDBOX, "check"])
         .output()
         .unwrap();
+    // Without root: namespaces from a user namespace, limits weaker without a delegated cgroup.
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL  pid namespace: cannot be created (EPERM"), "{stdout}");
-    assert!(stdout.contains("run as root"), "{stdout}");
-    assert!(stdout.contains("sandbox run cannot work here"), "{stdout}");
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("ok    pid namespace: can be created"), "{stdout}");
+    assert!(stdout.contains("warn  limits: no usable cgroup for uid 65534: --pids falls back to RLIMIT_NPROC"), "{stdout}");
+    assert!(stdout.contains("--cgroup-parent"), "{stdout}");
 }

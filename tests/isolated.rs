@@ -199,18 +199,30 @@ fn expected_failures_fail_with_their_reason() {
 }
 
 #[test]
-fn without_privileges_a_test_fails_and_is_never_run_unisolated() {
+fn without_root_tests_run_rootless_or_fail_cleanly_when_a_cgroup_is_required() {
     let exe = std::env::current_exe().unwrap();
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
-        .arg(&exe)
-        .args(["--exact", "runs_as_pid_2_with_fresh_proc_hostname_and_tmp"])
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
+    let as_nobody = |require: Option<&str>| {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+            .arg(&exe)
+            .args(["--exact", "runs_as_pid_2_with_fresh_proc_hostname_and_tmp"])
+            .env("RUST_BACKTRACE", "0")
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if let Some(value) = require {
+            command.env("SANDBOX_REQUIRE", value);
+        }
+        command.output().unwrap()
+    };
+    // A user namespace gives the namespaces; the test passes inside them.
+    let output = as_nobody(None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    // Never run unisolated or with silently weaker limits when a cgroup is required.
+    let output = as_nobody(Some("cgroup"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(101), "{stdout}");
-    assert!(stdout.contains("cannot sandbox this test: "), "{stdout}");
+    assert!(stdout.contains("cannot sandbox this test: a cgroup is required"), "{stdout}");
     assert!(stdout.contains("`sandbox check`"), "{stdout}");
 }
 

@@ -64,14 +64,36 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
     out.push(finding(
         if uid.is_root() { Status::Ok } else { Status::Warn },
         "user",
-        if uid.is_root() { "root".to_string() } else { format!("uid {uid} (not root: namespaces and cgroups need root or delegation)") },
+        if uid.is_root() {
+            "root".to_string()
+        } else {
+            format!("uid {uid} (not root: namespaces come from a user namespace, limits from a delegated cgroup or rlimits)")
+        },
     ));
 
     match Layout::detect() {
         Err(err) => out.push(finding(Status::Fail, "cgroup layout", err.to_string())),
         Ok(layout) => {
             out.push(finding(Status::Ok, "cgroup layout", layout.describe()));
-            out.extend(cgroup_findings(&layout, cgroup_parent));
+            let mut cgroup = cgroup_findings(&layout, cgroup_parent);
+            // Without root, a missing cgroup is not fatal: limits fall back to rlimits.
+            if !uid.is_root() && cgroup.iter().any(|f| f.status == Status::Fail) {
+                for f in cgroup.iter_mut().filter(|f| f.status == Status::Fail) {
+                    f.status = Status::Warn;
+                }
+                cgroup.push(finding(
+                    Status::Warn,
+                    "limits",
+                    format!(
+                        "no usable cgroup for uid {uid}: --pids falls back to RLIMIT_NPROC, --mem to RLIMIT_AS, --cpu \
+                         to nothing ({}); SANDBOX_REQUIRE=cgroup turns this into an error. To make them exact, \
+                         delegate a cgroup (systemd-run --user -p Delegate=yes --shell, or chown one) and pass it \
+                         with --cgroup-parent",
+                        crate::outcome::RLIMIT_CAVEATS
+                    ),
+                ));
+            }
+            out.extend(cgroup);
         }
     }
 
@@ -86,10 +108,12 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
     ] {
         let required = matches!(name, "pid" | "mount" | "uts");
         let topic = format!("{name} namespace");
-        match sys::try_clone_namespaces(flag as u64) {
+        // Without root, every namespace comes with a user namespace that owns it.
+        let flags = if uid.is_root() { flag } else { flag | libc::CLONE_NEWUSER };
+        match sys::try_clone_namespaces(flags as u64) {
             Ok(()) => out.push(finding(Status::Ok, &topic, "can be created")),
             Err(errno) => {
-                let fix = if name == "user" {
+                let fix = if name == "user" || !uid.is_root() {
                     user_namespace_blocker()
                 } else {
                     "creating it needs CAP_SYS_ADMIN: run as root".into()
@@ -184,7 +208,7 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
 }
 
 /// Names the setting that forbids unprivileged user namespaces, if one does.
-fn user_namespace_blocker() -> String {
+pub(crate) fn user_namespace_blocker() -> String {
     let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
     if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return "forbidden by sysctl kernel.unprivileged_userns_clone=0 (set it to 1)".into();

@@ -70,6 +70,9 @@ pub struct Config {
     pub private_ipc: bool,
     /// Create the run's cgroup below this cgroup path instead of the default place.
     pub cgroup_parent: Option<PathBuf>,
+    /// Fail instead of falling back to weaker enforcement when no cgroup can be used
+    /// (`--require cgroup`; `SANDBOX_REQUIRE=cgroup` in the environment does the same).
+    pub require_cgroup: bool,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             net: NetMode::Host,
             private_ipc: false,
             cgroup_parent: None,
+            require_cgroup: false,
         }
     }
 }

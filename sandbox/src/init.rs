@@ -88,6 +88,8 @@ pub(crate) struct InitArgs<'a> {
     /// Instead of exec: call this test body and report through the descriptor (only from a
     /// single-threaded launcher, whose copies may allocate).
     pub function: Option<(fn() -> Result<(), String>, Option<RawFd>)>,
+    /// Resource limits set in the init before the command starts (rootless fallback).
+    pub rlimits: &'a [(libc::__rlimit_resource_t, u64)],
     /// Descriptors the command keeps (their close-on-exec flag is cleared).
     pub kept_fds: &'a [RawFd],
     /// Read end of the "go" pipe: one byte once the launcher has placed us in our cgroup.
@@ -122,6 +124,13 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     for (index, step) in args.steps.iter().enumerate() {
         if let Err(errno) = step.apply() {
             send(args.report, Report::StepFailed { index: index as u32, errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    }
+
+    for (resource, value) in args.rlimits {
+        if let Err(errno) = sys::set_rlimit(*resource, *value) {
+            send(args.report, Report::StepFailed { index: args.steps.len() as u32, errno: errno as i32 });
             sys::exit_immediately(125);
         }
     }

@@ -31,7 +31,7 @@ pub mod testing;
 pub mod units;
 
 pub use config::{BindMount, Config, Limits, NetMode, TmpfsMount};
-pub use outcome::{Ending, ExitStatus, Outcome};
+pub use outcome::{Ending, Enforcement, Enforcements, ExitStatus, Outcome};
 pub use runner::{Command, Error, Running, Sandbox};
 
 pub use sandbox_macros::isolated;

@@ -229,7 +229,7 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd]) -
                 source: cstring(&spec.source),
                 target: cstring(&target),
                 fstype: None,
-                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&spec.source),
                 data: None,
             });
         }
@@ -244,6 +244,27 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd]) -
         steps.push(Step::LoopbackUp);
     }
     steps
+}
+
+/// The flags of the mount holding `path` that a remount in a user namespace must keep (the
+/// kernel refuses to clear them there: EPERM).
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(stat) = statvfs(path) else { return MsFlags::empty() };
+    let mut flags = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if stat.flags().contains(fs) {
+            flags |= ms;
+        }
+    }
+    flags
 }
 
 /// A mount point inside one of the sandbox's tmpfs mounts does not exist yet (the tmpfs is

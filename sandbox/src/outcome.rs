@@ -56,6 +56,69 @@ pub enum Ending {
     Signaled(i32),
 }
 
+/// How the kernel enforced one limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Exactly, by the run's cgroup.
+    Cgroup,
+    /// Approximately, by a resource limit of the processes (no cgroup could be used).
+    Rlimit,
+    /// Not at all (no cgroup could be used, and no rlimit does this).
+    None,
+}
+
+impl Enforcement {
+    /// `cgroup`, `rlimit`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Cgroup => "cgroup",
+            Enforcement::Rlimit => "rlimit",
+            Enforcement::None => "none",
+        }
+    }
+}
+
+/// How each requested limit was enforced (`None` for limits that were not requested).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enforcements {
+    /// `--pids`: `pids.max`, or `RLIMIT_NPROC` in the sandbox's user namespace.
+    pub pids: Option<Enforcement>,
+    /// `--mem`: `memory.max`, or `RLIMIT_AS` per process.
+    pub memory: Option<Enforcement>,
+    /// `--cpu`: `cpu.max`, or nothing.
+    pub cpu: Option<Enforcement>,
+    /// Why no cgroup was used, when none was.
+    pub no_cgroup_reason: Option<String>,
+}
+
+impl Enforcements {
+    /// What a run with `limits` gets with or without a cgroup.
+    pub fn for_limits(limits: &Limits, no_cgroup_reason: Option<String>) -> Enforcements {
+        let with = |requested: bool, fallback: Enforcement| {
+            requested.then_some(if no_cgroup_reason.is_some() { fallback } else { Enforcement::Cgroup })
+        };
+        Enforcements {
+            pids: with(limits.pids.is_some(), Enforcement::Rlimit),
+            memory: with(limits.memory_bytes.is_some(), Enforcement::Rlimit),
+            cpu: with(limits.cpu_cores.is_some(), Enforcement::None),
+            no_cgroup_reason,
+        }
+    }
+
+    /// The requested limits that are not enforced exactly, as `pids rlimit, mem rlimit, cpu none`.
+    pub fn weaker_than_cgroup(&self) -> Vec<String> {
+        [("pids", self.pids), ("mem", self.memory), ("cpu", self.cpu)]
+            .into_iter()
+            .filter_map(|(name, e)| e.filter(|e| *e != Enforcement::Cgroup).map(|e| format!("{name} {}", e.as_str())))
+            .collect()
+    }
+}
+
+/// What each weaker enforcement misses, for people reading the summary.
+pub const RLIMIT_CAVEATS: &str = "RLIMIT_NPROC counts the sandbox's processes and threads but not \
+    pids-limit hits; RLIMIT_AS limits each process's virtual memory separately and fails allocations \
+    instead of OOM-killing; no CPU bandwidth limit";
+
 /// Everything known about one finished run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -71,8 +134,10 @@ pub struct Outcome {
     pub stats: Stats,
     /// Wall-clock time from clone to the last process reaped.
     pub wall: Duration,
-    /// Which cgroup version enforced the limits.
-    pub cgroup_version: CgroupVersion,
+    /// Which cgroup version enforced the limits; `None` when the run had no cgroup.
+    pub cgroup_version: Option<CgroupVersion>,
+    /// How each limit was enforced.
+    pub enforcement: Enforcements,
 }
 
 /// The JSON shape of an outcome: a public contract (CLI `--json`, the test runner's report).
@@ -89,8 +154,17 @@ struct JsonOutcome {
     peak_pids: Option<u64>,
     cpu_usec: Option<u64>,
     wall_ms: u64,
-    cgroup_version: u8,
+    cgroup_version: Option<u8>,
     limits: JsonLimits,
+    enforcement: JsonEnforcement,
+}
+
+#[derive(Serialize)]
+struct JsonEnforcement {
+    pids: Option<&'static str>,
+    memory: Option<&'static str>,
+    cpu: Option<&'static str>,
+    no_cgroup_reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -141,12 +215,18 @@ impl Outcome {
             peak_pids: self.stats.peak_pids,
             cpu_usec: self.stats.cpu_usec,
             wall_ms: self.wall.as_millis() as u64,
-            cgroup_version: self.cgroup_version.number(),
+            cgroup_version: self.cgroup_version.map(CgroupVersion::number),
             limits: JsonLimits {
                 pids: self.limits.pids,
                 memory_bytes: self.limits.memory_bytes,
                 cpu_cores: self.limits.cpu_cores,
                 timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+            },
+            enforcement: JsonEnforcement {
+                pids: self.enforcement.pids.map(Enforcement::as_str),
+                memory: self.enforcement.memory.map(Enforcement::as_str),
+                cpu: self.enforcement.cpu.map(Enforcement::as_str),
+                no_cgroup_reason: self.enforcement.no_cgroup_reason.clone(),
             },
         };
         serde_json::to_value(json).expect("outcome serialises")
@@ -186,11 +266,16 @@ impl fmt::Display for Outcome {
         if let Some(limit) = self.limits.pids {
             write!(f, " of {limit}")?;
         }
-        write!(
-            f,
-            " · oom kills {} · pids-limit hits {} · {}",
-            self.stats.oom_kills, self.stats.pids_limit_hits, self.cgroup_version
-        )
+        write!(f, " · oom kills {} · pids-limit hits {}", self.stats.oom_kills, self.stats.pids_limit_hits)?;
+        match self.cgroup_version {
+            Some(version) => write!(f, " · {version}")?,
+            None => write!(f, " · no cgroup")?,
+        }
+        let weaker = self.enforcement.weaker_than_cgroup();
+        if !weaker.is_empty() {
+            write!(f, " · limits not exact: {}", weaker.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -206,7 +291,8 @@ mod tests {
             limits: Limits::default(),
             stats: Stats { peak_memory_bytes: Some(3 << 20 | 100 << 10), peak_pids: Some(2), cpu_usec: Some(3000), ..Stats::default() },
             wall: Duration::from_millis(12),
-            cgroup_version: CgroupVersion::V1,
+            cgroup_version: Some(CgroupVersion::V1),
+            enforcement: Enforcements::default(),
         }
     }
 
@@ -252,5 +338,21 @@ mod tests {
         for key in ["oom_kills", "pids_limit_hits", "timed_out", "peak_memory_bytes", "peak_pids", "cpu_usec"] {
             assert!(json.get(key).is_some(), "{key}");
         }
+    }
+
+    #[test]
+    fn weaker_enforcement_is_stated() {
+        let limits = Limits { pids: Some(20), memory_bytes: Some(1 << 26), cpu_cores: Some(0.5) };
+        let exact = Enforcements::for_limits(&limits, None);
+        assert!(exact.weaker_than_cgroup().is_empty());
+        let mut o = outcome(ExitStatus::Code(0));
+        o.cgroup_version = None;
+        o.enforcement = Enforcements::for_limits(&limits, Some("EACCES".into()));
+        assert!(o.to_string().ends_with(" · no cgroup · limits not exact: pids rlimit, mem rlimit, cpu none"), "{o}");
+        let json = o.to_json();
+        assert_eq!(json["enforcement"]["memory"], "rlimit");
+        assert_eq!(json["enforcement"]["cpu"], "none");
+        assert_eq!(json["enforcement"]["no_cgroup_reason"], "EACCES");
+        assert_eq!(json["cgroup_version"], serde_json::Value::Null);
     }
 }

@@ -15,11 +15,11 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use crate::cgroup::{create_run_cgroup, CgroupError, Layout, RunCgroup};
+use crate::cgroup::{create_run_cgroup, CgroupError, Layout, RunCgroup, Stats};
 use crate::config::{Config, ConfigError, NetMode};
 use crate::init::{InitArgs, Report};
 use crate::mounts::{self, Step};
-use crate::outcome::{ExitStatus, Outcome};
+use crate::outcome::{Enforcements, ExitStatus, Outcome};
 use crate::sys::{self, Cloned};
 
 /// Why a sandbox could not be set up or waited for. The command's own failures are not errors:
@@ -33,7 +33,7 @@ pub enum Error {
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     /// `clone` with new namespaces was refused.
-    #[error("creating the sandbox's namespaces (clone with {flags}) failed: {source}{hint}", hint = namespace_hint(*source))]
+    #[error("creating the sandbox's namespaces (clone with {flags}) failed: {source}{}", namespace_hint(*source))]
     Namespaces {
         /// The namespace flags asked for.
         flags: String,
@@ -59,6 +59,27 @@ pub enum Error {
         #[source]
         source: Errno,
     },
+    /// No cgroup could be used and `--require cgroup` / `SANDBOX_REQUIRE=cgroup` forbids the
+    /// weaker enforcement.
+    #[error(
+        "a cgroup is required (--require cgroup or SANDBOX_REQUIRE=cgroup) but none can be used: {cause}"
+    )]
+    CgroupRequired {
+        /// Why no cgroup could be created.
+        cause: CgroupError,
+    },
+    /// `SANDBOX_REQUIRE` has a value other than `cgroup`.
+    #[error("SANDBOX_REQUIRE='{0}' is not understood: the only value is 'cgroup'")]
+    BadRequire(String),
+    /// Setting up the sandbox's user namespace (rootless mode) failed.
+    #[error("writing {path} for the sandbox's user namespace: {source}")]
+    UserNamespace {
+        /// The /proc file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
     /// An operation of the launcher itself failed.
     #[error("{action}: {source}")]
     Io {
@@ -82,11 +103,16 @@ impl Error {
     }
 }
 
-fn namespace_hint(errno: Errno) -> &'static str {
+fn namespace_hint(errno: Errno) -> String {
+    let rootless = !nix::unistd::geteuid().is_root();
     match errno {
-        Errno::EPERM => " (creating PID, mount and UTS namespaces needs CAP_SYS_ADMIN: run as root; `sandbox check` tells what this machine allows)",
-        Errno::ENOSPC => " (the namespace limit in /proc/sys/user/max_*_namespaces is reached)",
-        _ => "",
+        Errno::EPERM | Errno::EACCES if rootless => format!(
+            " (as a non-root user the sandbox needs a user namespace, and it is {}; or run as root)",
+            crate::check::user_namespace_blocker()
+        ),
+        Errno::EPERM => " (creating PID, mount and UTS namespaces needs CAP_SYS_ADMIN: run as root; `sandbox check` tells what this machine allows)".into(),
+        Errno::ENOSPC => " (the namespace limit in /proc/sys/user/max_*_namespaces is reached)".into(),
+        _ => String::new(),
     }
 }
 
@@ -342,8 +368,37 @@ impl Sandbox {
         let envp = null_terminated(&env_strings);
         let cwd = cwd.map(|p| c_string("working directory", p.as_os_str())).transpose()?;
 
-        let layout = cgroup_layout()?;
-        let cgroup = create_run_cgroup(layout, self.config.cgroup_parent.as_deref(), &self.config.limits)?;
+        let require_cgroup = match std::env::var("SANDBOX_REQUIRE") {
+            Ok(value) if value == "cgroup" => true,
+            Ok(value) if !value.is_empty() => return Err(Error::BadRequire(value)),
+            _ => self.config.require_cgroup,
+        };
+        // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
+        // or, where there is none, from rlimits: weaker, and said so in the outcome.
+        let rootless = !nix::unistd::geteuid().is_root();
+        let cgroup = match cgroup_layout().and_then(|layout| {
+            create_run_cgroup(layout, self.config.cgroup_parent.as_deref(), &self.config.limits)
+        }) {
+            Ok(cgroup) => Ok(cgroup),
+            Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),
+            Err(cause) if rootless => Err(Error::Cgroup(cause)),
+            Err(cause) => return Err(cause.into()),
+        };
+        let (cgroup, no_cgroup_reason) = match cgroup {
+            Ok(cgroup) => (Some(cgroup), None),
+            Err(Error::Cgroup(cause)) => (None, Some(cause.to_string())),
+            Err(err) => return Err(err),
+        };
+        let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason);
+        let mut rlimits: Vec<(libc::__rlimit_resource_t, u64)> = Vec::new();
+        if cgroup.is_none() {
+            if let Some(pids) = self.config.limits.pids {
+                rlimits.push((libc::RLIMIT_NPROC, pids));
+            }
+            if let Some(bytes) = self.config.limits.memory_bytes {
+                rlimits.push((libc::RLIMIT_AS, bytes));
+            }
+        }
 
         let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
         let (report_read, report_write) =
@@ -353,6 +408,9 @@ impl Sandbox {
             .map_err(io_error("configuring a pipe"))?;
 
         let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+        if rootless {
+            flags |= libc::CLONE_NEWUSER;
+        }
         if self.config.net == NetMode::None {
             flags |= libc::CLONE_NEWNET;
         }
@@ -372,6 +430,7 @@ impl Sandbox {
             kept_fds: &kept_fds,
             take_terminal: command.take_terminal,
             function: command.function.map(|body| (body, command.report_fd)),
+            rlimits: &rlimits,
             go_read: go_read.as_raw_fd(),
             go_write: go_write.as_raw_fd(),
             report: report_write.as_raw_fd(),
@@ -381,7 +440,7 @@ impl Sandbox {
         // on data prepared above, and ends in exec or _exit. The one exception, a function
         // command (`Command::for_function`), is only created by the runner's fork servers, which
         // are single-threaded, so their copies may allocate.
-        let cloned = unsafe { sys::clone_process(flags as u64, cgroup.clone_target()) };
+        let cloned = unsafe { sys::clone_process(flags as u64, cgroup.as_ref().and_then(|c| c.clone_target())) };
         let (pid, pidfd, placed) = match cloned {
             Ok(Cloned::Child) => crate::init::run(&init_args),
             Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
@@ -398,19 +457,36 @@ impl Sandbox {
             steps,
             program: command.program.to_string_lossy().into_owned(),
             limits: self.config.limits.clone(),
+            enforcement,
             waited: false,
         };
-        if !placed {
-            // Dropping `running` kills the init (still waiting for "go") and removes the cgroup.
-            running.cgroup.add_process(pid)?;
+        // From here on, an error drops `running`: it kills the init (still waiting for "go")
+        // and removes the cgroup.
+        if rootless {
+            write_id_maps(pid)?;
+        }
+        if let (Some(cgroup), false) = (&running.cgroup, placed) {
+            cgroup.add_process(pid)?;
         }
         nix::unistd::write(&go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
         Ok(running)
     }
 }
 
+/// Maps the launcher's user and group to root inside the sandbox's user namespace (the one
+/// mapping an unprivileged process may write).
+fn write_id_maps(pid: Pid) -> Result<(), Error> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    for (file, text) in [("setgroups", "deny".to_string()), ("uid_map", format!("0 {uid} 1")), ("gid_map", format!("0 {gid} 1"))] {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, text).map_err(|source| Error::UserNamespace { path, source })?;
+    }
+    Ok(())
+}
+
 fn describe_flags(flags: libc::c_int) -> String {
     [
+        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
         (libc::CLONE_NEWPID, "CLONE_NEWPID"),
         (libc::CLONE_NEWNS, "CLONE_NEWNS"),
         (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
@@ -429,13 +505,15 @@ fn describe_flags(flags: libc::c_int) -> String {
 pub struct Running {
     pid: Pid,
     pidfd: OwnedFd,
-    cgroup: Box<dyn RunCgroup>,
+    /// `None` in rootless mode without a delegated cgroup.
+    cgroup: Option<Box<dyn RunCgroup>>,
     report: OwnedFd,
     started: Instant,
     timeout: Option<Duration>,
     steps: Vec<Step>,
     program: String,
     limits: crate::config::Limits,
+    enforcement: Enforcements,
     waited: bool,
 }
 
@@ -447,7 +525,7 @@ impl Running {
 
     /// The run's cgroup directories.
     pub fn cgroup_paths(&self) -> Vec<PathBuf> {
-        self.cgroup.paths()
+        self.cgroup.as_ref().map(|c| c.paths()).unwrap_or_default()
     }
 
     /// Sends `signal` to the sandbox's init, which forwards it to the command.
@@ -470,7 +548,9 @@ impl Running {
 
     /// Kills every process of the sandbox at once.
     pub fn kill(&self) {
-        self.cgroup.kill_all();
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
+        }
         let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL);
     }
 
@@ -492,20 +572,32 @@ impl Running {
             }
         }
         // Reaping the init returns only after every process of its PID namespace is gone.
-        let init_status = sys::wait_pidfd(self.pidfd.as_fd()).map_err(io_error("waiting for the sandbox"))?;
+        let (init_status, usage) = sys::wait_pidfd(self.pidfd.as_fd()).map_err(io_error("waiting for the sandbox"))?;
         self.waited = true;
         let wall = self.started.elapsed();
         let reports = self.read_reports();
-        let stats = self.cgroup.stats();
-        self.cgroup.remove()?;
-        let stats = stats?;
+        let stats = match self.cgroup.as_mut() {
+            Some(cgroup) => {
+                let stats = cgroup.stats();
+                cgroup.remove()?;
+                let mut stats = stats?;
+                stats.cpu_usec = stats.cpu_usec.or(Some(usage.cpu_usec));
+                stats
+            }
+            // Without a cgroup, what the kernel accounted to the init and the processes it reaped.
+            None => Stats { peak_memory_bytes: Some(usage.max_rss_bytes), cpu_usec: Some(usage.cpu_usec), ..Stats::default() },
+        };
 
         let mut exited = None;
         for report in reports {
             match report {
                 Report::Exited { wait_status } => exited = Some(wait_status),
                 Report::StepFailed { index, errno } => {
-                    let step = self.steps.get(index as usize).map(Step::describe).unwrap_or_else(|| format!("set-up step {index}"));
+                    let step = self
+                        .steps
+                        .get(index as usize)
+                        .map(Step::describe)
+                        .unwrap_or_else(|| "setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into());
                     return Err(Error::Setup { step, source: Errno::from_raw(errno) });
                 }
                 Report::StdioFailed { errno } => {
@@ -533,7 +625,8 @@ impl Running {
             limits: self.limits.clone(),
             stats,
             wall,
-            cgroup_version: self.cgroup.version(),
+            cgroup_version: self.cgroup.as_ref().map(|c| c.version()),
+            enforcement: self.enforcement.clone(),
         })
     }
 

@@ -159,32 +159,63 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> Result<(), Er
     Errno::result(ret).map(drop)
 }
 
+/// What the kernel accounted to a reaped process and the descendants it waited for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// User plus system CPU time, in microseconds.
+    pub cpu_usec: u64,
+    /// The largest resident set of any of them, in bytes.
+    pub max_rss_bytes: u64,
+}
+
 /// Waits for the process behind `pidfd` to end and reaps it; returns its raw wait status
-/// (`WIFEXITED`/`WTERMSIG` encoding).
-pub fn wait_pidfd(pidfd: BorrowedFd<'_>) -> Result<i32, Errno> {
-    const P_PIDFD: libc::idtype_t = 3;
+/// (`WIFEXITED`/`WTERMSIG` encoding) and its resource usage.
+pub fn wait_pidfd(pidfd: BorrowedFd<'_>) -> Result<(i32, Usage), Errno> {
+    const P_PIDFD: libc::c_int = 3;
     loop {
-        // SAFETY: siginfo_t is plain data; all-zero is a valid value for the kernel to overwrite.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid out-pointer for the duration of the call.
+        // SAFETY: siginfo_t and rusage are plain data; all-zero values are valid for the kernel
+        // to overwrite.
+        let (mut info, mut usage): (libc::siginfo_t, libc::rusage) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        // SAFETY: the raw waitid system call (the libc wrapper has no rusage argument); both
+        // out-pointers are valid for the duration of the call.
         let ret = unsafe {
-            libc::waitid(P_PIDFD, pidfd.as_raw_fd() as libc::id_t, &mut info, libc::WEXITED)
+            libc::syscall(
+                libc::SYS_waitid,
+                P_PIDFD,
+                pidfd.as_raw_fd(),
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED,
+                &mut usage as *mut libc::rusage,
+            )
         };
         match Errno::result(ret) {
             Ok(_) => {
                 // SAFETY: waitid succeeded for a child that exited, so the SIGCHLD fields
                 // (si_code, si_status) are the initialised members of the union.
                 let (code, status) = unsafe { (info.si_code, info.si_status()) };
-                return Ok(match code {
+                let status = match code {
                     libc::CLD_EXITED => (status & 0xff) << 8,
                     libc::CLD_DUMPED => status | 0x80,
                     _ => status,
-                });
+                };
+                let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+                let usage = Usage {
+                    cpu_usec: micros(usage.ru_utime) + micros(usage.ru_stime),
+                    max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+                };
+                return Ok((status, usage));
             }
             Err(Errno::EINTR) => continue,
             Err(err) => return Err(err),
         }
     }
+}
+
+/// `setrlimit(2)` with soft and hard limit `value`.
+pub fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Result<(), Errno> {
+    let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
+    // SAFETY: a valid rlimit value, passed by pointer for the duration of the call.
+    Errno::result(unsafe { libc::setrlimit(resource, &limit) }).map(drop)
 }
 
 /// A signal taken from the pending set, with whether the kernel itself raised it

@@ -43,6 +43,12 @@ enum Net {
     Host,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Require {
+    /// Every limit enforced exactly by the run's cgroup.
+    Cgroup,
+}
+
 #[derive(Parser)]
 struct RunArgs {
     /// Maximum number of processes and threads (pids.max).
@@ -78,6 +84,10 @@ struct RunArgs {
     /// Create the run's cgroup below this cgroup (path below the cgroup mount).
     #[arg(long, value_name = "PATH")]
     cgroup_parent: Option<PathBuf>,
+    /// Fail unless the limits can be enforced by a cgroup (without root and without a delegated
+    /// cgroup the sandbox falls back to rlimits otherwise). SANDBOX_REQUIRE=cgroup does the same.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    require: Option<Require>,
     /// Write the outcome as JSON to FILE (`-`: stdout, after the command's output).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -106,6 +116,7 @@ impl RunArgs {
             },
             private_ipc: self.ipc,
             cgroup_parent: self.cgroup_parent.clone(),
+            require_cgroup: matches!(self.require, Some(Require::Cgroup)),
         }
     }
 }

@@ -125,7 +125,8 @@ mod tests {
             limits: Limits { pids: Some(20), memory_bytes: Some(100 << 20), cpu_cores: None },
             stats: Stats { peak_memory_bytes: Some(100 << 20), peak_pids: Some(3), ..Stats::default() },
             wall: Duration::from_millis(212),
-            cgroup_version: CgroupVersion::V1,
+            cgroup_version: Some(CgroupVersion::V1),
+            enforcement: Default::default(),
         }
     }
 

@@ -1,0 +1,218 @@
+//! Rootless mode: `sandbox run` as an unprivileged user (uid 65534, via setpriv) gets its
+//! namespaces from a user namespace and its limits from a delegated cgroup, or, without one, from
+//! rlimits, with the weaker enforcement stated. Each test asserts the kernel's view from inside
+//! and that the claimed limits really hold. Runs on the host (v1) and in the cgroup-v2 VM.
+
+use std::fs;
+use std::os::unix::fs::chown;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
+const NOBODY: u32 = 65534;
+
+fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("sandbox-rootless-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `sandbox run --json - ARGS` as uid/gid 65534 without capabilities, optionally through a
+/// root shell `prefix` (e.g. one that first moves itself into a delegated cgroup).
+fn as_nobody(prefix: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> (Output, Value) {
+    let mut argv: Vec<String> = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SANDBOX, "run", "--json", "-"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let mut command = match prefix {
+        Some(prefix) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!("{prefix} && exec \"$@\"")).arg("sh").args(&argv);
+            c
+        }
+        None => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    let before = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let output = command.current_dir("/").envs(env.iter().copied()).output().unwrap();
+    assert_eq!(fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "the host's mount table changed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or(Value::Null);
+    (output, json)
+}
+
+fn text(output: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn without_a_cgroup_namespaces_work_and_limits_fall_back_to_rlimits_said_so() {
+    let (output, json) = as_nobody(
+        None,
+        &["--pids", "20", "--mem", "64M", "--", "sh", "-c", "id -u; hostname; echo $$; awk '{print $1, $2}' /proc/self/uid_map"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("0\nsandbox\n2\n0 65534\n"), "root inside, mapped to 65534 outside: {}", text(&output));
+    assert_eq!(json["cgroup_version"], Value::Null);
+    assert_eq!(json["enforcement"]["pids"], "rlimit");
+    assert_eq!(json["enforcement"]["memory"], "rlimit");
+    assert!(json["enforcement"]["no_cgroup_reason"].as_str().unwrap().contains("Permission denied"), "{json}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("· no cgroup · limits not exact: pids rlimit, mem rlimit"), "{stderr}");
+}
+
+const FORK_LOOP: &str = "
+import os, time
+n = 0
+for i in range(200):
+    try:
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        n += 1
+    except OSError:
+        break
+print(n)
+";
+
+#[test]
+fn without_a_cgroup_a_fork_bomb_is_still_contained() {
+    let (output, json) = as_nobody(None, &["--pids", "20", "--timeout", "20s", "--", "python3", "-c", FORK_LOOP], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let forked: u32 = String::from_utf8_lossy(&output.stdout).lines().next().unwrap().trim().parse().unwrap();
+    // The init and python count too: at most 20 tasks in all.
+    assert!(forked <= 18, "RLIMIT_NPROC let {forked} forks through");
+    assert!(forked >= 10, "forks were refused early ({forked}): the limit counts processes outside the sandbox");
+    assert_eq!(json["enforcement"]["pids"], "rlimit");
+}
+
+#[test]
+fn without_a_cgroup_the_memory_limit_fails_allocations() {
+    let (output, json) = as_nobody(None, &["--mem", "64M", "--", "python3", "-c", "bytearray(400 << 20)"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("MemoryError"), "{}", text(&output));
+    assert_eq!(json["oom_kills"], 0, "RLIMIT_AS refuses the allocation; nothing is OOM-killed");
+}
+
+#[test]
+fn requiring_a_cgroup_fails_cleanly_when_there_is_none() {
+    for (args, env) in [(vec!["--require", "cgroup"], vec![]), (vec![], vec![("SANDBOX_REQUIRE", "cgroup")])] {
+        let mut all = args.clone();
+        all.extend(["--pids", "20", "--", "true"]);
+        let (output, json) = as_nobody(None, &all, &env);
+        assert_eq!(output.status.code(), Some(125), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("a cgroup is required (--require cgroup or SANDBOX_REQUIRE=cgroup) but none can be used"), "{stderr}");
+        assert!(stderr.contains("--cgroup-parent"), "the fix is named: {stderr}");
+        assert_eq!(json, Value::Null);
+    }
+}
+
+/// A cgroup delegated to uid 65534, as an administrator (or systemd's Delegate=yes) would make
+/// it; removed on drop.
+struct Delegated {
+    /// The `--cgroup-parent` value.
+    parent: String,
+    dirs: Vec<PathBuf>,
+    /// v2: a root shell command that moves the launcher into the delegated subtree (the kernel
+    /// only lets a user move processes between cgroups whose common ancestor it may write).
+    enter: Option<String>,
+}
+
+fn chown_tree(dir: &Path) {
+    chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_file() && (name.starts_with("cgroup.") || name == "tasks" || name == "notify_on_release") {
+            chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+    }
+}
+
+impl Delegated {
+    fn new() -> Delegated {
+        let parent = unique("delegated");
+        if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            // v2: let sandbox (as root) create it with the controllers enabled down to it.
+            let status = Command::new(SANDBOX).args(["run", "--cgroup-parent", &parent, "--", "true"]).status().unwrap();
+            assert!(status.success());
+            let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+            let _ = own;
+            let dir = find_dir("/sys/fs/cgroup", &parent);
+            let launcher = dir.join("launcher");
+            fs::create_dir(&launcher).unwrap();
+            chown_tree(&dir);
+            chown_tree(&launcher);
+            let enter = format!("echo $$ > {}/cgroup.procs", launcher.display());
+            Delegated { parent, dirs: vec![launcher, dir], enter: Some(enter) }
+        } else {
+            let dirs: Vec<PathBuf> =
+                ["memory", "pids", "cpuacct"].iter().map(|h| Path::new("/sys/fs/cgroup").join(h).join(&parent)).collect();
+            for dir in &dirs {
+                fs::create_dir(dir).unwrap();
+                chown_tree(dir);
+            }
+            Delegated { parent, dirs, enter: None }
+        }
+    }
+}
+
+fn find_dir(root: &str, name: &str) -> PathBuf {
+    let direct = Path::new(root).join(name);
+    if direct.is_dir() {
+        return direct;
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let relative = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap().trim_start_matches('/');
+    Path::new(root).join(relative).join(name)
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn with_a_delegated_cgroup_limits_are_exact() {
+    let delegated = Delegated::new();
+    let leak = "import time\nb = []\nwhile True: b.append(bytearray(1 << 20))";
+    let (output, json) = as_nobody(
+        delegated.enter.as_deref(),
+        &["--cgroup-parent", &delegated.parent, "--mem", "64M", "--pids", "20", "--", "python3", "-c", leak],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(137), "{}", text(&output));
+    assert!(json["oom_kills"].as_u64().unwrap() >= 1, "{json}");
+    assert_eq!(json["enforcement"]["memory"], "cgroup");
+    assert_eq!(json["enforcement"]["pids"], "cgroup");
+    assert_ne!(json["cgroup_version"], Value::Null);
+
+    let (output, json) = as_nobody(
+        delegated.enter.as_deref(),
+        &["--cgroup-parent", &delegated.parent, "--pids", "20", "--timeout", "20s", "--", "python3", "-c", FORK_LOOP],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(json["pids_limit_hits"].as_u64().unwrap() > 0, "{json}");
+    // Nothing left below the delegated cgroup (the v2 launcher leaf is the test's own).
+    for dir in &delegated.dirs {
+        let runs: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir() && e.file_name() != "launcher" && e.file_name() != "leaf")
+            .collect();
+        assert!(runs.is_empty(), "left in {}: {runs:?}", dir.display());
+    }
+}
