@@ -145,8 +145,6 @@ impl Delegated {
             // v2: let sandbox (as root) create it with the controllers enabled down to it.
             let status = Command::new(SANDBOX).args(["run", "--cgroup-parent", &parent, "--", "true"]).status().unwrap();
             assert!(status.success());
-            let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-            let _ = own;
             let dir = find_dir("/sys/fs/cgroup", &parent);
             let launcher = dir.join("launcher");
             fs::create_dir(&launcher).unwrap();
@@ -199,10 +197,11 @@ fn with_a_delegated_cgroup_limits_are_exact() {
     assert_eq!(json["enforcement"]["pids"], "cgroup");
     assert_ne!(json["cgroup_version"], Value::Null);
 
+    // SANDBOX_CGROUP_PARENT does what --cgroup-parent does (for #[isolated] tests).
     let (output, json) = as_nobody(
         delegated.enter.as_deref(),
-        &["--cgroup-parent", &delegated.parent, "--pids", "20", "--timeout", "20s", "--", "python3", "-c", FORK_LOOP],
-        &[],
+        &["--pids", "20", "--timeout", "20s", "--", "python3", "-c", FORK_LOOP],
+        &[("SANDBOX_CGROUP_PARENT", delegated.parent.as_str())],
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(json["pids_limit_hits"].as_u64().unwrap() > 0, "{json}");

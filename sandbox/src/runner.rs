@@ -376,8 +376,12 @@ impl Sandbox {
         // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
         // or, where there is none, from rlimits: weaker, and said so in the outcome.
         let rootless = !nix::unistd::geteuid().is_root();
+        // SANDBOX_CGROUP_PARENT names a delegated cgroup for runs that do not name one (e.g.
+        // #[isolated] tests, which have no command line).
+        let cgroup_parent =
+            self.config.cgroup_parent.clone().or_else(|| std::env::var_os("SANDBOX_CGROUP_PARENT").filter(|v| !v.is_empty()).map(PathBuf::from));
         let cgroup = match cgroup_layout().and_then(|layout| {
-            create_run_cgroup(layout, self.config.cgroup_parent.as_deref(), &self.config.limits)
+            create_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits)
         }) {
             Ok(cgroup) => Ok(cgroup),
             Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),

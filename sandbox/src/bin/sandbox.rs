@@ -81,7 +81,8 @@ struct RunArgs {
     /// A new IPC namespace (System V IPC, POSIX message queues).
     #[arg(long)]
     ipc: bool,
-    /// Create the run's cgroup below this cgroup (path below the cgroup mount).
+    /// Create the run's cgroup below this cgroup (path below the cgroup mount); default:
+    /// SANDBOX_CGROUP_PARENT, else the places README describes.
     #[arg(long, value_name = "PATH")]
     cgroup_parent: Option<PathBuf>,
     /// Fail unless the limits can be enforced by a cgroup (without root and without a delegated

@@ -105,6 +105,10 @@ pub fn resources(outcome: &Outcome) -> String {
     if outcome.timed_out {
         parts.push("timed out".into());
     }
+    let weaker = outcome.enforcement.weaker_than_cgroup();
+    if !weaker.is_empty() {
+        parts.push(format!("limits not exact: {}", weaker.join(" ")));
+    }
     parts.join(", ")
 }
 
