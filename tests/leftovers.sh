@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when anything a sandbox run creates is still on this machine: a run cgroup
 # (<pid-namespace>-<pid>-<start>-<seq> below any cgroup mount), a mount that was not in the
-# mount table saved in $1, or a process of the sandbox binary.
+# mount table saved in $1, or a process named sandbox (the launcher, or a sandbox's init).
 set -u
 mountinfo_before=$1
 fails=0

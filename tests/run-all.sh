@@ -52,6 +52,7 @@ for line in sys.stdin:
 mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
 rm -f /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
+export SANDBOX_BIN=$PWD/target/debug/sandbox
 for mode in leaf root ns; do
   SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-suite.sh "${bins[@]}"
 done

@@ -106,7 +106,7 @@ impl Error {
 fn namespace_hint(errno: Errno) -> String {
     let rootless = !nix::unistd::geteuid().is_root();
     match errno {
-        Errno::EPERM | Errno::EACCES if rootless => format!(
+        Errno::EPERM | Errno::EACCES | Errno::ENOSPC if rootless => format!(
             " (as a non-root user the sandbox needs a user namespace, and it is {}; or run as root)",
             crate::check::user_namespace_blocker()
         ),
