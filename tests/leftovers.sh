@@ -11,7 +11,7 @@ if ! diff <(cut -d' ' -f5,9 "$mountinfo_before" | sort) <(cut -d' ' -f5,9 /proc/
   echo "the mount table changed:"; sed 's/^/  /' /tmp/leftover-mounts.$$; fails=1
 fi
 rm -f /tmp/leftover-mounts.$$
-procs=$(pgrep -af 'target/(debug|release)/sandbox( |$)' | grep -v pgrep)
+procs=$(pgrep -ax sandbox)
 if [[ -n $procs ]]; then echo "leftover sandbox processes:"; echo "$procs" | sed 's/^/  /'; fails=1; fi
 if [[ $fails = 0 ]]; then echo "leftovers: none (no run cgroup, mount or sandbox process remains)"; fi
 exit $fails
