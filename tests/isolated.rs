@@ -84,6 +84,11 @@ fn hang_is_timed_out() {
     }
 }
 
+#[isolated(pids = 10, require = "cgroup")]
+fn requires_a_cgroup() {
+    assert_eq!(std::process::id(), 2);
+}
+
 #[isolated(mem = "64M", cpu = 1)]
 fn result_returning_test() -> Result<(), std::io::Error> {
     std::fs::write("/tmp/written", "inside")?;
@@ -201,12 +206,12 @@ fn expected_failures_fail_with_their_reason() {
 #[test]
 fn without_root_tests_run_rootless_or_fail_cleanly_when_a_cgroup_is_required() {
     let exe = std::env::current_exe().unwrap();
-    let as_nobody = |require: Option<&str>| {
+    let as_nobody_test = |test: &str, require: Option<&str>| {
         let mut command = Command::new("setpriv");
         command
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
             .arg(&exe)
-            .args(["--exact", "runs_as_pid_2_with_fresh_proc_hostname_and_tmp"])
+            .args(["--exact", test])
             .env("RUST_BACKTRACE", "0")
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if let Some(value) = require {
@@ -214,6 +219,7 @@ fn without_root_tests_run_rootless_or_fail_cleanly_when_a_cgroup_is_required() {
         }
         command.output().unwrap()
     };
+    let as_nobody = |require: Option<&str>| as_nobody_test("runs_as_pid_2_with_fresh_proc_hostname_and_tmp", require);
     // A user namespace gives the namespaces; the test passes inside them.
     let output = as_nobody(None);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -224,6 +230,11 @@ fn without_root_tests_run_rootless_or_fail_cleanly_when_a_cgroup_is_required() {
     assert_eq!(output.status.code(), Some(101), "{stdout}");
     assert!(stdout.contains("cannot sandbox this test: a cgroup is required"), "{stdout}");
     assert!(stdout.contains("`sandbox check`"), "{stdout}");
+    // The attribute's `require = "cgroup"` does the same.
+    let output = as_nobody_test("requires_a_cgroup", None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(stdout.contains("cannot sandbox this test: a cgroup is required"), "{stdout}");
 }
 
 /// The `harness = false` target's test binary, built by the same `cargo test`.

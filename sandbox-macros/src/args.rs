@@ -70,6 +70,8 @@ pub(crate) struct Args {
     pub(crate) tmpfs: Vec<Tmpfs>,
     pub(crate) net: Net,
     pub(crate) expect: Expect,
+    /// `require = "cgroup"`: fail rather than fall back to rlimits (rootless, no delegated cgroup).
+    pub(crate) require_cgroup: bool,
 }
 
 /// The keys `#[isolated]` understands.
@@ -83,12 +85,13 @@ enum Key {
     Tmpfs,
     Net,
     Expect,
+    Require,
 }
 
 impl Key {
     /// Every key, in the order the error messages list them.
-    const ALL: [Key; 8] =
-        [Key::Pids, Key::Mem, Key::Cpu, Key::Timeout, Key::Hostname, Key::Tmpfs, Key::Net, Key::Expect];
+    const ALL: [Key; 9] =
+        [Key::Pids, Key::Mem, Key::Cpu, Key::Timeout, Key::Hostname, Key::Tmpfs, Key::Net, Key::Expect, Key::Require];
 
     fn name(self) -> &'static str {
         match self {
@@ -100,6 +103,7 @@ impl Key {
             Key::Tmpfs => "tmpfs",
             Key::Net => "net",
             Key::Expect => "expect",
+            Key::Require => "require",
         }
     }
 
@@ -114,6 +118,7 @@ impl Key {
             Key::Tmpfs => "tmpfs = \"/scratch:64M\"",
             Key::Net => "net = \"none\"",
             Key::Expect => "expect = \"oom\"",
+            Key::Require => "require = \"cgroup\"",
         }
     }
 
@@ -242,6 +247,7 @@ impl Builder {
             Key::Tmpfs => self.set_tmpfs(value),
             Key::Net => self.set_net(value),
             Key::Expect => self.set_expect(value),
+            Key::Require => self.set_require(value),
         }
     }
 
@@ -403,6 +409,23 @@ impl Builder {
                 ))
             }
         };
+        Ok(())
+    }
+
+    /// `require = "cgroup"`.
+    fn set_require(&mut self, value: &Expr) -> syn::Result<()> {
+        let text = string(value, Key::Require, "\"cgroup\"")?;
+        if text.value() != "cgroup" {
+            return Err(syn::Error::new_spanned(
+                value,
+                format!(
+                    "unknown requirement \"{}\"; the only one is \"cgroup\" (every limit enforced by a cgroup, \
+                     never by the rlimit fallback)",
+                    text.value()
+                ),
+            ));
+        }
+        self.args.require_cgroup = true;
         Ok(())
     }
 
@@ -595,6 +618,7 @@ mod tests {
             tmpfs = ["/scratch", "/data:1M"],
             net = "none",
             expect = "oom",
+            require = "cgroup",
         ));
         assert_eq!(
             args,
@@ -610,6 +634,7 @@ mod tests {
                 ],
                 net: Net::None,
                 expect: Expect::Oom,
+                require_cgroup: true,
             }
         );
     }
@@ -764,6 +789,13 @@ mod tests {
     }
 
     #[test]
+    fn require() {
+        assert!(ok(quote!(require = "cgroup")).require_cgroup);
+        assert!(!ok(quote!()).require_cgroup);
+        assert!(err(quote!(require = "rlimit")).starts_with("unknown requirement \"rlimit\"; the only one is \"cgroup\""));
+    }
+
+    #[test]
     fn net() {
         assert_eq!(ok(quote!(net = "none")).net, Net::None);
         assert_eq!(ok(quote!(net = "host")).net, Net::Host);
@@ -816,7 +848,7 @@ mod tests {
 
     #[test]
     fn unknown_and_duplicate_keys() {
-        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect";
+        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require";
         assert_eq!(err(quote!(foo = 1)), format!("unknown argument `foo`; {valid}"));
         assert_eq!(
             err(quote!(memory = "1M")),
@@ -841,7 +873,7 @@ mod tests {
         assert_eq!(err(quote!(pids = 1 mem = "1M")), "expected `,`");
         assert_eq!(err(quote!(pids = )), "unexpected end of input, expected an expression");
         assert!(parse(quote!("pids")).is_err());
-        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect";
+        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require";
         assert_eq!(err(quote!(type = 1)), format!("unknown argument `type`; {valid}"));
     }
 
@@ -850,7 +882,7 @@ mod tests {
         assert_eq!(
             errs(quote!(foo = 1, pids = 0, net = "wifi")),
             [
-                "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect",
+                "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require",
                 "`pids` must be a whole number of at least 1, e.g. `pids = 20`: with `pids = 0` not even the test \
                  process could start",
                 "unknown network mode \"wifi\"; valid values are \"none\" (only loopback) and \"host\"",

@@ -342,6 +342,7 @@ fn spec(args: &Args) -> TokenStream {
         Expect::PidsLimit => quote!(::sandbox::__private::Expect::PidsLimit),
         Expect::Timeout => quote!(::sandbox::__private::Expect::Timeout),
     };
+    let require_cgroup = args.require_cgroup;
     quote! {
         ::sandbox::__private::TestSpec {
             pids: #pids,
@@ -352,6 +353,7 @@ fn spec(args: &Args) -> TokenStream {
             tmpfs: &[#(#tmpfs),*],
             net: #net,
             expect: #expect,
+            require_cgroup: #require_cgroup,
         }
     }
 }
@@ -395,6 +397,7 @@ mod tests {
                 tmpfs: &[],
                 net: ::sandbox::__private::Net::Host,
                 expect: ::sandbox::__private::Expect::Success,
+                require_cgroup: false,
             };
 
             #[allow(non_snake_case)]
@@ -450,6 +453,7 @@ mod tests {
                 tmpfs: &[("/a", ::std::option::Option::None), ("/b", ::std::option::Option::Some(1024u64))],
                 net: ::sandbox::__private::Net::None,
                 expect: ::sandbox::__private::Expect::Timeout,
+                require_cgroup: false,
             }
         };
         assert_eq!(spec(&args).to_string(), want.to_string());

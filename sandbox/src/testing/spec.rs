@@ -59,6 +59,8 @@ pub struct TestSpec {
     pub net: Net,
     /// `expect = "oom" | "pids_limit" | "timeout"`.
     pub expect: Expect,
+    /// `require = "cgroup"`: fail instead of falling back to rlimits.
+    pub require_cgroup: bool,
 }
 
 impl TestSpec {
@@ -72,6 +74,7 @@ impl TestSpec {
         tmpfs: &[],
         net: Net::Host,
         expect: Expect::Success,
+        require_cgroup: false,
     };
 
     /// The sandbox configuration this spec asks for.
@@ -83,6 +86,7 @@ impl TestSpec {
                 Net::Host => NetMode::Host,
                 Net::None => NetMode::None,
             },
+            require_cgroup: self.require_cgroup,
             ..Config::default()
         };
         if let Some(hostname) = self.hostname {

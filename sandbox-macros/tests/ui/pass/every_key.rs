@@ -22,6 +22,7 @@ fn parse(input: &str) -> Result<u32, ParseError> {
     tmpfs = ["/scratch", "/data:1M"],
     net = "none",
     expect = "oom",
+    require = "cgroup",
 )]
 #[ignore = "needs a sandbox"]
 #[should_panic(expected = "out of memory")]
@@ -62,6 +63,7 @@ fn main() {
             tmpfs: &[("/scratch", None), ("/data", Some(1 << 20))],
             net: Net::None,
             expect: Expect::Oom,
+            require_cgroup: true,
         }
     );
     assert_eq!(every.module_path, module_path!());
