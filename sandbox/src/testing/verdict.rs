@@ -1,7 +1,7 @@
 //! From what the kernel saw and what the child reported to a test's verdict.
 
 use super::{ChildReport, Expect, TestSpec};
-use crate::outcome::{signal_name, Ending, Outcome};
+use crate::outcome::{signal_name, Ending, Enforcement, Outcome};
 use crate::units::{format_bytes, format_duration};
 
 /// Whether an isolated test passed, and if not, why.
@@ -53,6 +53,20 @@ fn pids_note(outcome: &Outcome) -> String {
 pub fn judge(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -> Verdict {
     let summary = format!("sandbox: {outcome}");
     let failed = |reason: String| Verdict::Failed(format!("{reason}\n{summary}"));
+    // An expected event is only seen through the cgroup's counters.
+    let counted = |enforcement: Option<Enforcement>| enforcement == Some(Enforcement::Cgroup);
+    let uncountable = match spec.expect {
+        Expect::Oom if !counted(outcome.enforcement.memory) => Some("OOM kills"),
+        Expect::PidsLimit if !counted(outcome.enforcement.pids) => Some("pids-limit hits"),
+        _ => None,
+    };
+    if let Some(what) = uncountable {
+        return failed(format!(
+            "cannot check this expectation: {what} are only counted by a cgroup, and this run had none ({}); \
+             give the tests a delegated cgroup (SANDBOX_CGROUP_PARENT) or run them as root",
+            outcome.enforcement.no_cgroup_reason.as_deref().unwrap_or("no cgroup")
+        ));
+    }
     match spec.expect {
         Expect::Success => {
             let passed = report == Some(&ChildReport::Passed)
@@ -130,8 +144,22 @@ mod tests {
             stats: Stats { peak_memory_bytes: Some(100 << 20), peak_pids: Some(3), ..Stats::default() },
             wall: Duration::from_millis(212),
             cgroup_version: Some(CgroupVersion::V1),
-            enforcement: Default::default(),
+            enforcement: crate::outcome::Enforcements::for_limits(
+                &Limits { pids: Some(20), memory_bytes: Some(100 << 20), cpu_cores: None },
+                None,
+            ),
         }
+    }
+
+    #[test]
+    fn expectations_without_a_cgroup_cannot_be_checked() {
+        let mut bomb = outcome(ExitStatus::Code(0));
+        bomb.cgroup_version = None;
+        bomb.enforcement = crate::outcome::Enforcements::for_limits(&bomb.limits, Some("EACCES".into()));
+        let text = reason(judge(&spec(Expect::PidsLimit), &bomb, Some(&ChildReport::Passed)));
+        assert!(text.starts_with("cannot check this expectation: pids-limit hits are only counted by a cgroup"), "{text}");
+        let text = reason(judge(&spec(Expect::Oom), &bomb, None));
+        assert!(text.contains("OOM kills are only counted by a cgroup, and this run had none (EACCES)"), "{text}");
     }
 
     fn spec(expect: Expect) -> TestSpec {
