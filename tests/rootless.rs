@@ -274,3 +274,22 @@ fn isolated_tests_with_a_delegated_cgroup_behave_as_under_root() {
     assert_eq!(output.status.code(), Some(101), "{stdout}");
     assert!(stdout.contains("cannot check this expectation: pids-limit hits are only counted by a cgroup"), "{stdout}");
 }
+
+#[test]
+fn the_readme_fork_bomb_demo_behaves_as_under_root_with_a_delegated_cgroup() {
+    let delegated = Delegated::new();
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let demo = readme.lines().find(|l| l.starts_with("cargo run --release")).expect("the README's demo command");
+    // The same sandbox arguments as the demo, from the debug build, as uid 65534.
+    let args: Vec<&str> = demo.split_once(" -- run ").unwrap().1.splitn(9, ' ').collect();
+    let bomb = demo.split_once("bash -c ").unwrap().1.trim_matches('\'');
+    let mut full: Vec<&str> = vec!["--cgroup-parent", &delegated.parent];
+    full.extend(args.iter().take_while(|a| **a != "--"));
+    full.extend(["--", "bash", "-c", bomb]);
+    let (output, json) = as_nobody(delegated.enter.as_deref(), &full, &[]);
+    assert_eq!(output.status.code(), Some(137), "{}", text(&output));
+    assert!(json["pids_limit_hits"].as_u64().unwrap() > 0, "{json}");
+    assert_eq!(json["peak_pids"].as_u64().unwrap_or(20), 20, "{json}");
+    assert_eq!(json["enforcement"]["pids"], "cgroup");
+    assert_eq!(json["timed_out"], true);
+}
