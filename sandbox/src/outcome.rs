@@ -279,21 +279,27 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// An outcome for unit tests: `status` after 12 ms on cgroup v1, no limits.
+#[cfg(test)]
+pub(crate) fn sample_outcome(status: ExitStatus) -> Outcome {
+    Outcome {
+        status,
+        timed_out: false,
+        timeout: None,
+        limits: Limits::default(),
+        stats: Stats { peak_memory_bytes: Some(3 << 20 | 100 << 10), peak_pids: Some(2), cpu_usec: Some(3000), ..Stats::default() },
+        wall: Duration::from_millis(12),
+        cgroup_version: Some(CgroupVersion::V1),
+        enforcement: Enforcements::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn outcome(status: ExitStatus) -> Outcome {
-        Outcome {
-            status,
-            timed_out: false,
-            timeout: None,
-            limits: Limits::default(),
-            stats: Stats { peak_memory_bytes: Some(3 << 20 | 100 << 10), peak_pids: Some(2), cpu_usec: Some(3000), ..Stats::default() },
-            wall: Duration::from_millis(12),
-            cgroup_version: Some(CgroupVersion::V1),
-            enforcement: Enforcements::default(),
-        }
+        sample_outcome(status)
     }
 
     #[test]

@@ -130,24 +130,20 @@ pub fn resources(outcome: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroup::{CgroupVersion, Stats};
+    use crate::cgroup::Stats;
     use crate::config::Limits;
     use crate::ExitStatus;
     use std::time::Duration;
 
+    /// 212 ms under pids 20 and mem 100M, both enforced by the cgroup, peak at the memory limit.
     fn outcome(status: ExitStatus) -> Outcome {
+        let limits = Limits { pids: Some(20), memory_bytes: Some(100 << 20), cpu_cores: None };
         Outcome {
-            status,
-            timed_out: false,
-            timeout: None,
-            limits: Limits { pids: Some(20), memory_bytes: Some(100 << 20), cpu_cores: None },
             stats: Stats { peak_memory_bytes: Some(100 << 20), peak_pids: Some(3), ..Stats::default() },
             wall: Duration::from_millis(212),
-            cgroup_version: Some(CgroupVersion::V1),
-            enforcement: crate::outcome::Enforcements::for_limits(
-                &Limits { pids: Some(20), memory_bytes: Some(100 << 20), cpu_cores: None },
-                None,
-            ),
+            enforcement: crate::outcome::Enforcements::for_limits(&limits, None),
+            limits,
+            ..crate::outcome::sample_outcome(status)
         }
     }
 
