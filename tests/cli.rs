@@ -313,6 +313,21 @@ fn rootfs_switches_root_with_pivot_root() {
 }
 
 #[test]
+fn an_inherited_descriptor_does_not_lead_out_of_the_rootfs() {
+    // The launcher inherits fd 3 open on the host's /; the command must not.
+    let root = busybox_rootfs();
+    let script = format!(
+        "exec 3</ && exec {SANDBOX} run --rootfs {} -- /bin/sh -c \
+         'test -e /proc/self/fd/3 && echo fd-3-inherited || echo fd-3-closed; cat /proc/self/fd/3/etc/hostname 2>/dev/null'",
+        root.display()
+    );
+    let output = Command::new("sh").args(["-c", &script]).output().unwrap();
+    fs::remove_dir_all(&root).unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, "fd-3-closed\n", "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
 fn mounts_do_not_propagate_to_a_host_whose_root_is_shared() {
     // A private "host" whose / is a shared mount, as on systemd machines: without making
     // everything private first, the sandbox's /proc and tmpfs mounts would appear out here.

@@ -174,6 +174,7 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             }
         }
     }
+    sys::cloexec_from_3();
     for fd in args.kept_fds {
         if let Err(errno) = sys::dup_onto(*fd, *fd) {
             send(args.report, Report::StdioFailed { errno: errno as i32 });
