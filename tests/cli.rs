@@ -150,6 +150,27 @@ fn net_none_has_only_loopback_and_it_is_up() {
     assert_eq!(run.stdout, "lo\nconnected\n");
 }
 
+#[test]
+fn net_none_cannot_reach_a_host_listener() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connect = format!(
+        "python3 -c \"import socket\ntry:\n socket.create_connection(('127.0.0.1', {port}), timeout=2); print('reached')\nexcept OSError as e: print('refused', e.errno)\""
+    );
+    assert_eq!(sh_ok(&[], &connect).stdout, "reached\n", "the host network is shared by default");
+    let run = sh_ok(&["--net", "none"], &connect);
+    assert_eq!(run.stdout, format!("refused {}\n", libc::ECONNREFUSED), "{run:#?}");
+}
+
+#[test]
+fn host_processes_can_be_neither_seen_nor_signalled() {
+    let me = std::process::id();
+    let run = sh_ok(&[], &format!("kill -0 {me} 2>/dev/null && echo signalled || echo no-such-process; test -e /proc/{me} && echo visible || echo invisible"));
+    // PID numbers inside are the sandbox's own: the host's PID does not exist there (or, should
+    // the number be reused inside, it names a sandbox process, never this one).
+    assert!(run.stdout == "no-such-process\ninvisible\n", "{run:#?}");
+}
+
 // ---------------------------------------------------------------- 2. init
 
 #[test]
