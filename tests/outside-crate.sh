@@ -2,10 +2,16 @@
 # Builds the crate of the README's "Writing isolated tests" section exactly as written there (files
 # marked <!-- file: PATH -->), pointed at this checkout, and runs it as a user would: cargo test
 # (stock harness and sandbox's runner) and cargo nextest run. Prints the test executables' paths
-# on fd 3 when asked (for the cgroup-v2 VM run).
+# on fd 3 when asked (for the cgroup-v2 VM run; then OUTSIDE_CRATE_DIR names a directory the
+# caller keeps until those have run and then removes).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-dir=${OUTSIDE_CRATE_DIR:-$(mktemp -d /var/tmp/sandbox-outside-crate.XXXXXX)}
+if [[ -n ${OUTSIDE_CRATE_DIR:-} ]]; then
+  dir=$OUTSIDE_CRATE_DIR  # the caller removes it
+else
+  dir=$(mktemp -d /var/tmp/sandbox-outside-crate.XXXXXX)
+  trap 'rm -rf "$dir"' EXIT
+fi
 python3 - "$repo/README.md" "$dir" "$repo/sandbox" <<'PY'
 import os, re, sys
 readme, out, sandbox = sys.argv[1:]

@@ -19,16 +19,18 @@ if ! command -v busybox >/dev/null; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static) >/dev/null
 fi
 
+# Scratch of this run, removed however it ends (the outside crate's binaries are needed until the
+# VM runs are over).
+outside=$(mktemp -d /var/tmp/sandbox-outside-crate.XXXXXX)
+trap 'rm -rf "$outside" /tmp/sandbox-outside-bins.$$ /tmp/sandbox-mountinfo.before.$$' EXIT
 cat /proc/self/mountinfo > /tmp/sandbox-mountinfo.before.$$
 echo "== host: cgroup layout $(stat -fc %T /sys/fs/cgroup), kernel $(uname -r)"
 cargo test --workspace
 # A crate outside this workspace, written from the README alone: cargo test and cargo nextest run.
-tests/outside-crate.sh 3>/tmp/sandbox-outside-bins.$$
+OUTSIDE_CRATE_DIR=$outside tests/outside-crate.sh 3>/tmp/sandbox-outside-bins.$$
 tests/leftovers.sh /tmp/sandbox-mountinfo.before.$$
-rm -f /tmp/sandbox-mountinfo.before.$$
 
 if [[ $host_only == 1 ]]; then
-  rm -f /tmp/sandbox-outside-bins.$$
   echo "run-all.sh: cgroup v2 VM suite NOT run (--host-only)"
   exit 0
 fi
@@ -50,7 +52,6 @@ for line in sys.stdin:
             and "sandbox-macros" not in m["package_id"]):
         print(m["executable"])')
 mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
-rm -f /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
 export SANDBOX_BIN=$PWD/target/debug/sandbox
 for mode in leaf root ns; do
