@@ -63,7 +63,7 @@ pub fn main() -> ! {
     if let Some(name) = std::env::var_os(CHILD_ENV) {
         let name = name.to_string_lossy().into_owned();
         match all_cases().into_iter().find(|case| case.test_name() == name) {
-            Some(case) => crate::testing::run_child_body(case.body),
+            Some(case) => crate::testing::run_child_body(case.body, None),
             None => {
                 eprintln!("sandbox: no #[isolated] test named '{name}' in this binary");
                 std::process::exit(2);
@@ -78,7 +78,7 @@ pub fn main() -> ! {
 
 fn all_cases() -> Vec<&'static TestCase> {
     let mut cases: Vec<&'static TestCase> = inventory::iter::<TestCase>.into_iter().collect();
-    cases.sort_by_key(|case| case.test_name());
+    cases.sort_by_cached_key(|case| case.test_name());
     cases
 }
 
@@ -103,19 +103,21 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     let cases = all_cases();
     let trials: Vec<Trial> =
         cases.iter().map(|case| Trial::test(case.test_name(), || Ok(())).with_ignored_flag(case.ignore)).collect();
-    let selected: Vec<(&'static TestCase, bool)> = cases
+    // (index in `cases`, which a fork server is sent, the test, ignored?)
+    let selected: Vec<(usize, &'static TestCase, bool)> = cases
         .iter()
         .zip(&trials)
-        .filter(|(_, trial)| !args.is_filtered_out(trial))
-        .map(|(case, trial)| (*case, args.is_ignored(trial)))
+        .enumerate()
+        .filter(|(_, (_, trial))| !args.is_filtered_out(trial))
+        .map(|(index, (case, trial))| (index, *case, args.is_ignored(trial)))
         .collect();
     let filtered_out = cases.len() - selected.len();
     let terse = matches!(args.format, Some(FormatSetting::Terse));
 
     if args.list {
         // `--list --ignored` (how nextest finds ignored tests) lists only those.
-        let listed: Vec<_> = selected.iter().filter(|(case, _)| !args.ignored || case.ignore).collect();
-        for (case, _) in &listed {
+        let listed: Vec<_> = selected.iter().filter(|(_, case, _)| !args.ignored || case.ignore).collect();
+        for (_, case, _) in &listed {
             println!("{}: test", case.test_name());
         }
         if !terse {
@@ -141,12 +143,12 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
             let mut server = servers.next();
             std::thread::spawn(move || loop {
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
-                let Some((case, ignored)) = next else { break };
+                let Some((index, case, ignored)) = next else { break };
                 let finished = if ignored {
                     Finished { name: case.test_name(), verdict: TestVerdict::Ignored, note: None, output: String::new(), outcome: None }
                 } else {
                     match server.as_mut() {
-                        Some(server) => server.run(case),
+                        Some(server) => server.run(index, case),
                         None => run_case(case, output, Isolation::ReExec),
                     }
                 };
@@ -270,8 +272,8 @@ struct ForkServer {
 }
 
 impl ForkServer {
-    fn run(&mut self, case: &'static TestCase) -> Finished {
-        let index = all_cases().iter().position(|c| std::ptr::eq(*c, case)).expect("a registered test");
+    /// Runs `case`, which is `cases[index]` in both this process and the server (a copy of it).
+    fn run(&mut self, index: usize, case: &'static TestCase) -> Finished {
         let mut line = String::new();
         let answered = writeln!(self.requests, "{index}").is_ok() && self.responses.read_line(&mut line).is_ok_and(|n| n > 0);
         match serde_json::from_str(&line) {

@@ -188,7 +188,7 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
         }
     }
     if let Some((body, report_fd)) = args.function {
-        crate::testing::run_child_body_reporting(body, report_fd);
+        crate::testing::run_child_body(body, report_fd);
     }
     let errno = match args.executable {
         Some(fd) => sys::execveat_fd(fd, args.argv, args.envp),

@@ -95,6 +95,14 @@ pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io
     move |source| CgroupError::Io { action, path: path.to_path_buf(), source }
 }
 
+/// CFS period used for `--cpu`: the kernel's default, 100 ms.
+pub(crate) const CPU_PERIOD_US: u64 = 100_000;
+
+/// The CFS quota per [`CPU_PERIOD_US`] for `cores` (at least 1 ms, the kernel's minimum).
+pub(crate) fn cpu_quota_us(cores: f64) -> u64 {
+    ((cores * CPU_PERIOD_US as f64).round() as u64).max(1_000)
+}
+
 /// Writes `value` to the cgroup file `dir/name`.
 pub(crate) fn write_file(dir: &Path, name: &str, value: &str) -> Result<(), CgroupError> {
     let path = dir.join(name);

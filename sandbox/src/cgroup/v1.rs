@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use super::{
+    cpu_quota_us, CPU_PERIOD_US,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
     remove_tree, write_file, CgroupError, CgroupVersion, Layout, RunCgroup, Stats,
 };
 use crate::config::Limits;
 
-/// CFS period used for `--cpu`: the kernel's default, 100 ms.
-const CPU_PERIOD_US: u64 = 100_000;
 
 /// One run's cgroups on v1: a directory in each hierarchy used.
 #[derive(Debug)]
@@ -92,7 +91,7 @@ impl V1Cgroup {
             }
         }
         if let (Some(dir), Some(cores)) = (&self.cpu, limits.cpu_cores) {
-            let quota = ((cores * CPU_PERIOD_US as f64).round() as u64).max(1_000);
+            let quota = cpu_quota_us(cores);
             write_file(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
             write_file(dir, "cpu.cfs_quota_us", &quota.to_string())?;
         }

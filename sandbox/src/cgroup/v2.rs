@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use super::{
+    cpu_quota_us, CPU_PERIOD_US,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
     read_optional, remove_tree, subtree_deepest_first, write_file, CgroupError, CgroupVersion, RunCgroup, Stats,
 };
 use crate::config::Limits;
 
-/// CFS period used for `--cpu`: the kernel's default, 100 ms.
-const CPU_PERIOD_US: u64 = 100_000;
 /// Where the processes of a cgroup go when it needs controllers for children ("no internal
 /// processes" rule): a leaf beside the sandbox's runs.
 pub const LEAF_NAME: &str = "leaf";
@@ -210,7 +209,7 @@ impl V2Cgroup {
             }
         }
         if let Some(cores) = limits.cpu_cores {
-            let quota = ((cores * CPU_PERIOD_US as f64).round() as u64).max(1_000);
+            let quota = cpu_quota_us(cores);
             write_file(&self.dir, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
         }
         Ok(())

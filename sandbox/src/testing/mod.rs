@@ -20,14 +20,21 @@ pub use verdict::{judge, resources, Verdict};
 use crate::outcome::Outcome;
 use crate::runner::{Command, Error, Sandbox};
 
-/// In the sandboxed child: runs `body`, reports how it ended to the parent, and exits.
-pub fn run_child_body(body: fn() -> Result<(), String>) -> ! {
-    child::run_body_and_exit(body, None)
+/// In the sandboxed child: runs `body`, reports how it ended to the parent through `report_fd`
+/// (`None`: the descriptor named in the environment), and exits.
+pub fn run_child_body(body: fn() -> Result<(), String>, report_fd: Option<i32>) -> ! {
+    child::run_body_and_exit(body, report_fd)
 }
 
-/// The command side of [`run_function_isolated`]: runs `body` and reports through `report_fd`.
-pub(crate) fn run_child_body_reporting(body: fn() -> Result<(), String>, report_fd: Option<i32>) -> ! {
-    child::run_body_and_exit(body, report_fd)
+fn dev_null() -> Result<File, Error> {
+    File::open("/dev/null").map_err(|source| Error::Io { action: "opening /dev/null", source })
+}
+
+/// What the child wrote to the report pipe (nothing when it was killed first).
+fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
+    let mut text = String::new();
+    let _ = File::from(report_read).read_to_string(&mut text);
+    ChildReport::parse(&text)
 }
 
 /// Runs `body` in a new sandbox configured by `spec` *without exec*: the sandbox's command is a
@@ -39,7 +46,7 @@ pub(crate) fn run_function_isolated(spec: &TestSpec, body: fn() -> Result<(), St
     let mut command = Command::for_function(body);
     let report_fd = command.keep_fd(report_write);
     command.report_to(report_fd);
-    command.stdin(File::open("/dev/null").map_err(|source| Error::Io { action: "opening /dev/null", source })?);
+    command.stdin(dev_null()?);
     // Output into a memory file, read after the run: no reader needed while waiting.
     let capture = match output {
         OutputMode::Collect | OutputMode::Replay => {
@@ -63,9 +70,7 @@ pub(crate) fn run_function_isolated(spec: &TestSpec, body: fn() -> Result<(), St
         let _ = file.seek(std::io::SeekFrom::Start(0));
         let _ = file.read_to_end(&mut captured);
     }
-    let mut text = String::new();
-    let _ = File::from(report_read).read_to_string(&mut text);
-    Ok(IsolatedRun { outcome, report: ChildReport::parse(&text), output: captured })
+    Ok(IsolatedRun { outcome, report: read_report(report_read), output: captured })
 }
 
 /// Where the child's stdout and stderr go.
@@ -127,7 +132,7 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
         .env(CHILD_ENV, name)
         .env(child::REPORT_FD_ENV, report_fd.to_string())
         .env_remove("RUST_TEST_THREADS")
-        .stdin(File::open("/dev/null").map_err(|source| Error::Io { action: "opening /dev/null", source })?)
+        .stdin(dev_null()?)
         .stdout(output_write)
         .stderr(stderr_write);
 
@@ -144,9 +149,7 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
     let output = reader.join().unwrap_or_default();
     let outcome = outcome?;
 
-    let mut text = String::new();
-    let _ = File::from(report_read).read_to_string(&mut text);
-    Ok(IsolatedRun { outcome, report: ChildReport::parse(&text), output })
+    Ok(IsolatedRun { outcome, report: read_report(report_read), output })
 }
 
 /// Copies the child's output as `mode` says until EOF; returns what was collected.
@@ -206,7 +209,7 @@ pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'stat
     let name = test_name(module_path, name);
     if let Some(wanted) = std::env::var_os(CHILD_ENV) {
         if wanted == OsString::from(&name) {
-            run_child_body(body);
+            run_child_body(body, None);
         }
         // Another test of the same binary, in a child started for `wanted`: libtest was told
         // `--exact`, so this only happens if the name computation is wrong. Never run unisolated.
