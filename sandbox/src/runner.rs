@@ -566,7 +566,7 @@ impl Running {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             match sys::poll_readable(self.pidfd.as_fd(), remaining) {
                 Ok(true) => break,
-                Ok(false) if remaining.is_some_and(|r| r.is_zero()) || deadline.is_some_and(|d| Instant::now() >= d) => {
+                Ok(false) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     timed_out = true;
                     self.kill();
                     break;
