@@ -96,6 +96,9 @@ pub(crate) struct InitArgs<'a> {
     pub go_read: RawFd,
     /// The launcher's write end of that pipe, closed here so that its death reads as EOF.
     pub go_write: RawFd,
+    /// Apply the set-up steps before waiting for "go" (while the launcher makes the cgroup);
+    /// otherwise after it (in a user namespace, whose id maps the launcher writes first).
+    pub steps_before_go: bool,
     /// Write end of the report pipe.
     pub report: RawFd,
 }
@@ -113,19 +116,12 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         sys::exit_immediately(125);
     }
-    // Wait until the launcher has put us into the cgroup. EOF means it died before (and before
-    // PDEATHSIG was armed, possibly): give up.
-    let mut byte = [0u8; 1];
-    if !matches!(nix::unistd::read(args.go_read, &mut byte), Ok(1)) {
-        sys::exit_immediately(125);
-    }
-    let _ = nix::unistd::close(args.go_read);
-
-    for (index, step) in args.steps.iter().enumerate() {
-        if let Err(errno) = step.apply() {
-            send(args.report, Report::StepFailed { index: index as u32, errno: errno as i32 });
-            sys::exit_immediately(125);
-        }
+    if args.steps_before_go {
+        apply_steps(args);
+        wait_for_go(args);
+    } else {
+        wait_for_go(args);
+        apply_steps(args);
     }
 
     for (resource, value) in args.rlimits {
@@ -146,15 +142,46 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).is_err() {
         sys::exit_immediately(125);
     }
-    // SAFETY: this process is single-threaded (a clone child); the command side below only
-    // makes async-signal-safe calls before exec/_exit.
-    match unsafe { sys::fork_raw() } {
+    let command = if args.function.is_some() {
+        // A test body runs in a full copy of this process (the runner's fork servers).
+        // SAFETY: this process is single-threaded (a clone child of a single-threaded fork
+        // server), whose copies may run anything.
+        match unsafe { sys::fork_raw() } {
+            Ok(None) => exec_command(args),
+            Ok(Some(pid)) => Ok(pid),
+            Err(errno) => Err(errno),
+        }
+    } else {
+        // SAFETY: this process is single-threaded (a clone child); exec_command ends in exec or
+        // _exit and keeps to async-signal-safe calls on its own stack.
+        unsafe { sys::vfork_call(exec_command, args) }
+    };
+    match command {
         Err(errno) => {
             send(args.report, Report::ForkFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
-        Ok(None) => exec_command(args),
-        Ok(Some(command)) => supervise(command, &waited, args.report),
+        Ok(command) => supervise(command, &waited, args.report),
+    }
+}
+
+/// Waits until the launcher has put us into the cgroup. EOF means it died before (and before
+/// PDEATHSIG was armed, possibly): give up.
+fn wait_for_go(args: &InitArgs<'_>) {
+    let mut byte = [0u8; 1];
+    if !matches!(nix::unistd::read(args.go_read, &mut byte), Ok(1)) {
+        sys::exit_immediately(125);
+    }
+    let _ = nix::unistd::close(args.go_read);
+}
+
+/// Mounts, hostname, root switch: the sandbox's view of the system.
+fn apply_steps(args: &InitArgs<'_>) {
+    for (index, step) in args.steps.iter().enumerate() {
+        if let Err(errno) = step.apply() {
+            send(args.report, Report::StepFailed { index: index as u32, errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
     }
 }
 
@@ -190,6 +217,9 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
     if let Some((body, report_fd)) = args.function {
         crate::testing::run_child_body(body, report_fd);
     }
+    // Rust's runtime ignores SIGPIPE in the launcher, and exec keeps an ignored signal ignored:
+    // the command gets the default back, as std::process::Command does (tests/faults.rs).
+    sys::default_sigpipe();
     let errno = match args.executable {
         Some(fd) => sys::execveat_fd(fd, args.argv, args.envp),
         None => sys::execvpe(args.program, args.argv, args.envp),

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use crate::cgroup::{create_run_cgroup, CgroupError, Layout, RunCgroup, Stats};
+use crate::cgroup::{create_run_cgroup, CgroupError, CgroupVersion, Layout, RunCgroup, Stats};
 use crate::config::{Config, ConfigError, NetMode};
 use crate::init::{InitArgs, Report};
 use crate::mounts::{self, Step};
@@ -380,22 +381,32 @@ impl Sandbox {
         // #[isolated] tests, which have no command line).
         let cgroup_parent =
             self.config.cgroup_parent.clone().or_else(|| std::env::var_os("SANDBOX_CGROUP_PARENT").filter(|v| !v.is_empty()).map(PathBuf::from));
-        let cgroup = match cgroup_layout().and_then(|layout| {
-            create_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits)
-        }) {
-            Ok(cgroup) => Ok(cgroup),
-            Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),
-            Err(cause) if rootless => Err(Error::Cgroup(cause)),
-            Err(cause) => return Err(cause.into()),
+        // As root on cgroup v1 the run's cgroup directories are made while the init sets up its
+        // mounts (the init only waits for them before it starts the command): the two are the
+        // largest parts of a sandbox's start and need not wait for each other. v2 creates the
+        // init inside its cgroup (CLONE_INTO_CGROUP), so the cgroup comes first there; rootless
+        // runs decide between a cgroup and the rlimit fallback before the clone.
+        let layout = cgroup_layout();
+        let deferred_layout = match &layout {
+            Ok(layout) if !rootless && layout.version() == CgroupVersion::V1 => Some(*layout),
+            _ => None,
         };
+        let create_cgroup = |layout: Result<&'static Layout, CgroupError>| {
+            match layout.and_then(|layout| create_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits)) {
+                Ok(cgroup) => Ok(cgroup),
+                Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),
+                Err(cause) => Err(Error::Cgroup(cause)),
+            }
+        };
+        let cgroup = if deferred_layout.is_some() { Ok(None) } else { create_cgroup(layout).map(Some) };
         let (cgroup, no_cgroup_reason) = match cgroup {
-            Ok(cgroup) => (Some(cgroup), None),
-            Err(Error::Cgroup(cause)) => (None, Some(cause.to_string())),
+            Ok(cgroup) => (cgroup, None),
+            Err(Error::Cgroup(cause)) if rootless => (None, Some(cause.to_string())),
             Err(err) => return Err(err),
         };
-        let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason);
+        let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone());
         let mut rlimits: Vec<(libc::__rlimit_resource_t, u64)> = Vec::new();
-        if cgroup.is_none() {
+        if no_cgroup_reason.is_some() {
             if let Some(pids) = self.config.limits.pids {
                 rlimits.push((libc::RLIMIT_NPROC, pids));
             }
@@ -437,6 +448,8 @@ impl Sandbox {
             rlimits: &rlimits,
             go_read: go_read.as_raw_fd(),
             go_write: go_write.as_raw_fd(),
+            // In a user namespace the mounts need the id maps the launcher writes first.
+            steps_before_go: !rootless,
             report: report_write.as_raw_fd(),
         };
         let started = Instant::now();
@@ -450,8 +463,10 @@ impl Sandbox {
             Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
             Err(source) => return Err(Error::Namespaces { flags: describe_flags(flags), source }),
         };
-        drop((go_read, report_write, bind_sources));
-        let running = Running {
+        // `go_read` stays open here until "go" is written: an init that failed a set-up step and
+        // exited must not turn that write into a SIGPIPE.
+        drop((report_write, bind_sources));
+        let mut running = Running {
             pid,
             pidfd,
             cgroup,
@@ -469,10 +484,20 @@ impl Sandbox {
         if rootless {
             write_id_maps(pid)?;
         }
+        if let Some(layout) = deferred_layout {
+            running.cgroup = Some(create_cgroup(Ok(layout))?);
+        }
         if let (Some(cgroup), false) = (&running.cgroup, placed) {
-            cgroup.add_process(pid)?;
+            if let Err(err) = cgroup.add_process(pid) {
+                // An init that already failed a set-up step is gone: that failure is the news.
+                return Err(running.setup_failure().unwrap_or(err.into()));
+            }
         }
         nix::unistd::write(&go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
+        drop(go_read);
+        if let Some(cgroup) = &running.cgroup {
+            cgroup.remove_stale_runs();
+        }
         Ok(running)
     }
 }
@@ -559,19 +584,40 @@ impl Running {
     }
 
     /// Waits for the command to end (or the timeout to fire), tears the sandbox down and reports.
-    pub fn wait(mut self) -> Result<Outcome, Error> {
+    pub fn wait(self) -> Result<Outcome, Error> {
+        self.wait_inner(None)
+    }
+
+    /// Like [`wait`](Running::wait), and meanwhile passes `signals` sent to this process on to
+    /// the command (this thread must have them blocked). Those a terminal generated are not
+    /// passed: the terminal sent them to the command's process group already.
+    pub fn wait_forwarding(self, signals: &SigSet) -> Result<Outcome, Error> {
+        let signalfd = SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(io_error("creating a signalfd"))?;
+        self.wait_inner(Some(&signalfd))
+    }
+
+    fn wait_inner(mut self, signals: Option<&SignalFd>) -> Result<Outcome, Error> {
         let deadline = self.timeout.map(|t| self.started + t);
         let mut timed_out = false;
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match sys::poll_readable(self.pidfd.as_fd(), remaining) {
-                Ok(true) => break,
-                Ok(false) if deadline.is_some_and(|d| Instant::now() >= d) => {
+            match sys::poll_either(self.pidfd.as_fd(), signals.map(|fd| fd.as_fd()), remaining) {
+                Ok((true, _)) => break,
+                Ok((false, true)) => {
+                    while let Ok(Some(info)) = signals.map_or(Ok(None), |fd| fd.read_signal()) {
+                        let from_terminal = info.ssi_code == libc::SI_KERNEL;
+                        if let (false, Ok(signal)) = (from_terminal, Signal::try_from(info.ssi_signo as i32)) {
+                            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
+                        }
+                    }
+                }
+                Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     timed_out = true;
                     self.kill();
                     break;
                 }
-                Ok(false) | Err(Errno::EINTR) => continue,
+                Ok(_) | Err(Errno::EINTR) => continue,
                 Err(errno) => return Err(io_error("waiting for the sandbox")(errno)),
             }
         }
@@ -594,29 +640,10 @@ impl Running {
 
         let mut exited = None;
         for report in reports {
-            match report {
-                Report::Exited { wait_status } => exited = Some(wait_status),
-                Report::StepFailed { index, errno } => {
-                    let step = self
-                        .steps
-                        .get(index as usize)
-                        .map(Step::describe)
-                        .unwrap_or_else(|| "setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into());
-                    return Err(Error::Setup { step, source: Errno::from_raw(errno) });
-                }
-                Report::StdioFailed { errno } => {
-                    return Err(Error::Setup { step: "redirecting the command's stdio".into(), source: Errno::from_raw(errno) })
-                }
-                Report::ChdirFailed { errno } => {
-                    return Err(Error::Setup { step: "changing to the command's working directory".into(), source: Errno::from_raw(errno) })
-                }
-                Report::ForkFailed { errno } => {
-                    return Err(Error::Setup { step: "starting the command (fork)".into(), source: Errno::from_raw(errno) })
-                }
-                Report::ExecFailed { errno } if !timed_out => {
-                    return Err(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
-                }
-                Report::ExecFailed { .. } => {}
+            if let Report::Exited { wait_status } = report {
+                exited = Some(wait_status);
+            } else if let Some(err) = self.report_error(report, timed_out) {
+                return Err(err);
             }
         }
         // Without a report the init itself was killed (timeout, OOM killer, a SIGKILL from outside):
@@ -632,6 +659,33 @@ impl Running {
             cgroup_version: self.cgroup.as_ref().map(|c| c.version()),
             enforcement: self.enforcement.clone(),
         })
+    }
+
+    /// The error a failure report of the init stands for (`None` for an exec failure after the
+    /// timeout killed the sandbox, and for the command's exit).
+    fn report_error(&self, report: Report, timed_out: bool) -> Option<Error> {
+        let setup = |step: String, errno: i32| Some(Error::Setup { step, source: Errno::from_raw(errno) });
+        match report {
+            Report::StepFailed { index, errno } => setup(
+                self.steps
+                    .get(index as usize)
+                    .map(Step::describe)
+                    .unwrap_or_else(|| "setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into()),
+                errno,
+            ),
+            Report::StdioFailed { errno } => setup("redirecting the command's stdio".into(), errno),
+            Report::ChdirFailed { errno } => setup("changing to the command's working directory".into(), errno),
+            Report::ForkFailed { errno } => setup("starting the command (fork)".into(), errno),
+            Report::ExecFailed { errno } if !timed_out => {
+                Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
+            }
+            Report::ExecFailed { .. } | Report::Exited { .. } => None,
+        }
+    }
+
+    /// A set-up failure the init reported before it exited, if it did.
+    fn setup_failure(&self) -> Option<Error> {
+        self.read_reports().into_iter().find_map(|report| self.report_error(report, false))
     }
 
     fn read_reports(&self) -> Vec<Report> {
@@ -656,8 +710,6 @@ impl SignalHandle {
         sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(io_error("signalling the sandbox"))
     }
 }
-
-pub use crate::sys::{wait_signal, PendingSignal};
 
 impl Drop for Running {
     fn drop(&mut self) {

@@ -162,8 +162,8 @@ fn run(args: RunArgs) -> ExitCode {
     command.args(&args.command[1..]).foreground_terminal(true);
     let took_terminal = nix::unistd::isatty(0).unwrap_or(false);
 
-    // Signals for the command go through the launcher: block them here, and let a thread take
-    // them and pass them on (the init un-blocks nothing of ours; the command starts unblocked).
+    // Signals for the command go through the launcher: block them here; waiting takes them and
+    // passes them on (the init un-blocks nothing of ours; the command starts unblocked).
     let mut forwarded = SigSet::empty();
     for signal in FORWARDED {
         forwarded.add(signal);
@@ -174,19 +174,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(running) => running,
         Err(err) => return fail(err.to_string(), err.exit_code() as u8),
     };
-    let handle = match running.signal_handle() {
-        Ok(handle) => handle,
-        Err(err) => return fail(err.to_string(), 125),
-    };
-    std::thread::spawn(move || loop {
-        // A terminal's ^C already reached the whole foreground process group, the command
-        // included; only signals sent to the launcher alone are passed on.
-        if let Some(signal) = sandbox_wait_signal(&forwarded) {
-            let _ = handle.send(signal);
-        }
-    });
-
-    let outcome = running.wait();
+    let outcome = running.wait_forwarding(&forwarded);
     if took_terminal {
         sandbox::Running::restore_terminal();
     }
@@ -208,14 +196,4 @@ fn run(args: RunArgs) -> ExitCode {
         }
     }
     ExitCode::from(outcome.status.shell_code().clamp(0, 255) as u8)
-}
-
-/// Waits for one of `set`; `None` for a terminal-generated one (already delivered to the command).
-fn sandbox_wait_signal(set: &SigSet) -> Option<Signal> {
-    let pending = sandbox::runner::wait_signal(set);
-    if pending.from_kernel {
-        None
-    } else {
-        Signal::try_from(pending.signal).ok()
-    }
 }

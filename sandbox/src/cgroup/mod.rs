@@ -182,6 +182,12 @@ pub(crate) fn pids_limit_hits(top: &Path) -> Result<Option<u64>, CgroupError> {
 /// Removes a cgroup and any children the command created, waiting out the short moment in which
 /// the kernel still counts exiting tasks.
 pub(crate) fn remove_tree(top: &Path) -> Result<(), CgroupError> {
+    // The common case, a cgroup without children and without tasks, needs no directory listing.
+    match fs::remove_dir(top) {
+        Ok(()) => return Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     for dir in subtree_deepest_first(top) {
         let mut delay = Duration::from_micros(200);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -238,6 +244,9 @@ pub trait RunCgroup: Send {
     fn kill_all(&self);
     /// Reads the counters.
     fn stats(&self) -> Result<Stats, CgroupError>;
+    /// Removes what launchers that died left beside this cgroup (once per process and
+    /// directory). Called once the sandbox is running, off the path to the command's start.
+    fn remove_stale_runs(&self);
     /// Removes the cgroup (and children the command created); idempotent.
     fn remove(&mut self) -> Result<(), CgroupError>;
     /// The cgroup directories, for diagnostics and tests.

@@ -1,5 +1,6 @@
-//! cgroup v1: one directory per hierarchy (`memory`, `pids`, `cpu`, `cpuacct`), the run's
-//! process written into each.
+//! cgroup v1: one directory per hierarchy (`memory`, `pids`, `cpuacct`, and `cpu` with a CPU
+//! limit), the run's init written into each. CPU time comes from `cpuacct`: the init's rusage
+//! misses the processes the kernel kills and reaps when the PID namespace ends.
 
 use std::fs;
 use std::os::fd::BorrowedFd;
@@ -61,7 +62,6 @@ impl V1Cgroup {
             if !cgroup.dirs.contains(&dir) {
                 let parent = dir.parent().expect("run dir has a parent");
                 fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
-                clean_stale_once(parent);
                 fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
                 cgroup.dirs.push(dir.clone());
             }
@@ -135,6 +135,14 @@ impl RunCgroup for V1Cgroup {
             stats.cpu_usec = read_number(dir, "cpuacct.usage")?.map(|ns| ns / 1_000);
         }
         Ok(stats)
+    }
+
+    fn remove_stale_runs(&self) {
+        for dir in &self.dirs {
+            if let Some(parent) = dir.parent() {
+                clean_stale_once(parent);
+            }
+        }
     }
 
     fn remove(&mut self) -> Result<(), CgroupError> {

@@ -180,7 +180,6 @@ impl V2Cgroup {
         let (required, optional): (&[&str], &[&str]) =
             if cpu_required { (&["memory", "pids", "cpu"], &[]) } else { (&["memory", "pids"], &["cpu"]) };
         let runs = runs_dir(mount_point, cgroup_parent, required, optional)?;
-        clean_stale_once(&runs);
         let dir = runs.join(new_run_name());
         fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
         // A directory fd for clone3(CLONE_INTO_CGROUP); std opens it O_RDONLY|O_CLOEXEC.
@@ -245,6 +244,12 @@ impl RunCgroup for V2Cgroup {
             peak_pids: read_number(&self.dir, "pids.peak")?,
             cpu_usec: read_key(&self.dir, "cpu.stat", "usage_usec")?,
         })
+    }
+
+    fn remove_stale_runs(&self) {
+        if let Some(runs) = self.dir.parent() {
+            clean_stale_once(runs);
+        }
     }
 
     fn remove(&mut self) -> Result<(), CgroupError> {
