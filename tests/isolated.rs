@@ -173,6 +173,15 @@ fn fixture_returns_err() -> Result<(), String> {
     Err("bad input".to_string())
 }
 
+#[isolated]
+#[ignore = "fixture of a_killed_test_process_leaves_no_server_and_no_test_behind"]
+fn fixture_hangs_without_timeout() {
+    std::fs::write(std::env::var("SANDBOX_TEST_STARTED").unwrap(), "started").unwrap();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 // ---------------------------------------------------------------- checks of the verdicts
 
 fn run_self(args: &[&str]) -> Output {
@@ -293,4 +302,53 @@ fn runner_prints_resources_and_writes_a_report() {
     let exact = Command::new(&runner).args(["--exact", "hostname_is_set", "--format", "terse"]).output().unwrap();
     let exact_out = String::from_utf8_lossy(&exact.stdout);
     assert!(exact.status.success() && exact_out.contains("1 passed;"), "{exact_out}");
+}
+
+/// PIDs of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The stock harness runs tests in fork servers (copies of the test binary) whose sandboxes
+/// outlive the libtest thread that asked for them: when the test process dies, the server must
+/// end the running test and itself.
+#[test]
+fn a_killed_test_process_leaves_no_server_and_no_test_behind() {
+    let started = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("isolated-started-{}", std::process::id()));
+    let _ = std::fs::remove_file(&started);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "fixture_hangs_without_timeout", "--test-threads=1"])
+        .env("SANDBOX_TEST_STARTED", &started)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(std::time::Instant::now() < deadline, "the hanging fixture never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_file(&started);
+    // The fixture runs in a sandbox below a fork server: both are copies of this binary.
+    let copies = processes_with("fixture_hangs_without_timeout");
+    assert!(copies.len() >= 3, "test process, server and the test's copy expected: {copies:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = processes_with("fixture_hangs_without_timeout");
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "left running after the test process was killed: {left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

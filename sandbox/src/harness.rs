@@ -233,7 +233,7 @@ fn run_case(case: &'static TestCase, output: OutputMode, isolation: Isolation) -
     let name = case.test_name();
     let run = match isolation {
         Isolation::ReExec => run_isolated(case.spec, &name, ChildHarness::Runner, output),
-        Isolation::InProcess => run_function_isolated(case.spec, case.body, output),
+        Isolation::InProcess => run_function_isolated(case.spec, case.body, output, None),
     };
     match run {
         Err(err) => Finished {

@@ -3,7 +3,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -585,7 +585,7 @@ impl Running {
 
     /// Waits for the command to end (or the timeout to fire), tears the sandbox down and reports.
     pub fn wait(self) -> Result<Outcome, Error> {
-        self.wait_inner(None)
+        self.wait_inner(Watch::Nothing)
     }
 
     /// Like [`wait`](Running::wait), and meanwhile passes `signals` sent to this process on to
@@ -594,24 +594,43 @@ impl Running {
     pub fn wait_forwarding(self, signals: &SigSet) -> Result<Outcome, Error> {
         let signalfd = SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(io_error("creating a signalfd"))?;
-        self.wait_inner(Some(&signalfd))
+        self.wait_inner(Watch::Signals(&signalfd))
     }
 
-    fn wait_inner(mut self, signals: Option<&SignalFd>) -> Result<Outcome, Error> {
+    /// Like [`wait`](Running::wait), but ends the sandbox as soon as `client` (the read end of
+    /// a pipe whose writer sends nothing while this runs) reads as ended: a fork server's test
+    /// must not outlive the test process that asked for it.
+    pub(crate) fn wait_unless_hung_up(self, client: BorrowedFd<'_>) -> Result<Outcome, Error> {
+        self.wait_inner(Watch::HangUp(client))
+    }
+
+    fn wait_inner(mut self, watch: Watch<'_>) -> Result<Outcome, Error> {
         let deadline = self.timeout.map(|t| self.started + t);
         let mut timed_out = false;
+        let watched = match &watch {
+            Watch::Nothing => None,
+            Watch::Signals(fd) => Some(fd.as_fd()),
+            Watch::HangUp(fd) => Some(*fd),
+        };
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match sys::poll_either(self.pidfd.as_fd(), signals.map(|fd| fd.as_fd()), remaining) {
+            match sys::poll_either(self.pidfd.as_fd(), watched, remaining) {
                 Ok((true, _)) => break,
-                Ok((false, true)) => {
-                    while let Ok(Some(info)) = signals.map_or(Ok(None), |fd| fd.read_signal()) {
-                        let from_terminal = info.ssi_code == libc::SI_KERNEL;
-                        if let (false, Ok(signal)) = (from_terminal, Signal::try_from(info.ssi_signo as i32)) {
-                            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
+                Ok((false, true)) => match &watch {
+                    Watch::Signals(signals) => {
+                        while let Ok(Some(info)) = signals.read_signal() {
+                            let from_terminal = info.ssi_code == libc::SI_KERNEL;
+                            if let (false, Ok(signal)) = (from_terminal, Signal::try_from(info.ssi_signo as i32)) {
+                                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
+                            }
                         }
                     }
-                }
+                    Watch::HangUp(_) => {
+                        self.kill();
+                        break;
+                    }
+                    Watch::Nothing => {}
+                },
                 Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     timed_out = true;
                     self.kill();
@@ -696,6 +715,15 @@ impl Running {
         }
         reports
     }
+}
+
+/// What [`Running::wait_inner`] watches besides the sandbox.
+enum Watch<'a> {
+    Nothing,
+    /// Signals to pass on to the command.
+    Signals(&'a SignalFd),
+    /// A client whose end means the run is no longer wanted.
+    HangUp(BorrowedFd<'a>),
 }
 
 /// Signals one sandbox's init through a pidfd: never a recycled PID.

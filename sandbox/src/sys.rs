@@ -456,6 +456,22 @@ pub fn fork_single_threaded() -> Result<Option<Pid>, Errno> {
     }
 }
 
+/// `fork(2)` from a libtest test thread of a test binary that runs just this test
+/// (`--test-threads=1`): the only other thread, libtest's main thread, is blocked waiting for
+/// the test, so it holds no lock the copy could need, and glibc's fork wrapper leaves the
+/// allocator consistent in the copy, which has one thread and may run any code. Returns `None`
+/// in the child; refuses (`EAGAIN`) when more threads are running.
+pub fn fork_from_test_thread() -> Result<Option<Pid>, Errno> {
+    if thread_count().is_none_or(|n| n > 2) {
+        return Err(Errno::EAGAIN);
+    }
+    // SAFETY: see above; the caller runs no code of libtest's in the copy.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+    }
+}
+
 /// Marks every descriptor from 3 up close-on-exec, so the command inherits only its stdio and
 /// what it is explicitly given: an inherited descriptor of a host directory would otherwise lead
 /// out of a `--rootfs` sandbox (`/proc/self/fd/N/..`). Async-signal-safe.

@@ -6,6 +6,7 @@ mod spec;
 pub use spec::{test_name, Expect, Net, ShouldPanic, TestCase, TestReturn, TestSpec};
 
 mod child;
+mod server;
 mod verdict;
 
 use std::ffi::OsString;
@@ -40,7 +41,14 @@ fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
 /// Runs `body` in a new sandbox configured by `spec` *without exec*: the sandbox's command is a
 /// copy of this process that calls `body`. Only for a single-threaded process (the runner's
 /// fork servers), where every copy is consistent.
-pub(crate) fn run_function_isolated(spec: &TestSpec, body: fn() -> Result<(), String>, output: OutputMode) -> Result<IsolatedRun, Error> {
+/// With `client`, the run ends early when that pipe reads as ended (see
+/// [`Running::wait_unless_hung_up`](crate::runner::Running)).
+pub(crate) fn run_function_isolated(
+    spec: &TestSpec,
+    body: fn() -> Result<(), String>,
+    output: OutputMode,
+    client: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<IsolatedRun, Error> {
     let io = |action: &'static str| move |errno: nix::errno::Errno| Error::Io { action, source: errno.into() };
     let (report_read, report_write) = pipe()?;
     let mut command = Command::for_function(body);
@@ -62,7 +70,10 @@ pub(crate) fn run_function_isolated(spec: &TestSpec, body: fn() -> Result<(), St
     let sandbox = Sandbox::new(spec.config())?;
     let running = sandbox.spawn(&command)?;
     drop(command);
-    let outcome = running.wait()?;
+    let outcome = match client {
+        Some(client) => running.wait_unless_hung_up(client)?,
+        None => running.wait()?,
+    };
     let mut captured = Vec::new();
     if let Some(reader) = capture {
         let mut file = File::from(reader);
@@ -214,6 +225,18 @@ pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'stat
         // Another test of the same binary, in a child started for `wanted`: libtest was told
         // `--exact`, so this only happens if the name computation is wrong. Never run unisolated.
         panic!("sandbox: test '{name}' started inside the sandboxed child of '{}'", wanted.to_string_lossy());
+    }
+    if std::env::var_os(server::SERVER_ENV).is_some() {
+        server::serve();
+    }
+    // A fork server copies a process that is already running instead of executing the test
+    // binary again; where none can run the test, it is re-executed.
+    if let Some(answer) = server::run(&name) {
+        print!("{}", answer.output);
+        if let Some(reason) = answer.failure {
+            panic!("{reason}");
+        }
+        return;
     }
     let run = match run_isolated(spec, &name, ChildHarness::Libtest, OutputMode::Replay) {
         Ok(run) => run,
