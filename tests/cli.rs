@@ -427,6 +427,22 @@ fn cpu_quota_holds_a_busy_loop_near_its_share() {
     assert!((0.15..=0.36).contains(&share), "cpu share {share:.3} under --cpu 0.3: {run:#?}");
 }
 
+/// Below 0.01 cores the kernel's smallest quota (1 ms) needs a longer period than 100 ms.
+#[test]
+fn tiny_cpu_shares_are_written_exactly() {
+    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let script = if unified {
+        "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/cpu.max"
+    } else {
+        "d=/sys/fs/cgroup/cpu$(grep -E '^[0-9]+:([^:]*,)?cpu(,[^:]*)?:' /proc/self/cgroup | cut -d: -f3); \
+         echo $(cat $d/cpu.cfs_quota_us) $(cat $d/cpu.cfs_period_us)"
+    };
+    for (cores, expected) in [("0.005", "1000 200000"), ("0.3", "30000 100000")] {
+        let run = sh_ok(&["--cpu", cores], script);
+        assert_eq!(run.stdout.trim(), expected, "--cpu {cores}: {run:#?}");
+    }
+}
+
 #[test]
 fn outcome_json_and_exit_codes() {
     let run = sandbox(&["--", "sh", "-c", "exit 7"]);

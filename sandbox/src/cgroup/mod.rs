@@ -96,11 +96,20 @@ pub(crate) fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io
 }
 
 /// CFS period used for `--cpu`: the kernel's default, 100 ms.
-pub(crate) const CPU_PERIOD_US: u64 = 100_000;
+const CPU_PERIOD_US: u64 = 100_000;
 
-/// The CFS quota per [`CPU_PERIOD_US`] for `cores` (at least 1 ms, the kernel's minimum).
-pub(crate) fn cpu_quota_us(cores: f64) -> u64 {
-    ((cores * CPU_PERIOD_US as f64).round() as u64).max(1_000)
+/// The CFS quota and period, in microseconds, for `cores`. The kernel's smallest quota is 1 ms,
+/// which is 0.01 cores of a 100 ms period: below that the period grows (up to the kernel's
+/// largest, 1 s), so that down to 0.001 cores the share is what was asked.
+pub(crate) fn cpu_quota_and_period_us(cores: f64) -> (u64, u64) {
+    const MIN_QUOTA_US: u64 = 1_000;
+    const MAX_PERIOD_US: u64 = 1_000_000;
+    let quota = (cores * CPU_PERIOD_US as f64).round() as u64;
+    if quota >= MIN_QUOTA_US {
+        return (quota, CPU_PERIOD_US);
+    }
+    let period = ((MIN_QUOTA_US as f64 / cores).round() as u64).min(MAX_PERIOD_US);
+    (((cores * period as f64).round() as u64).max(MIN_QUOTA_US), period)
 }
 
 /// Writes `value` to the cgroup file `dir/name`.
@@ -532,6 +541,15 @@ mod tests {
         assert_eq!(layout.v1_hierarchy("cpu").unwrap().mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
         let err = Layout::from_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw\n").unwrap_err();
         assert!(err.to_string().contains("mount -t cgroup2"), "{err}");
+    }
+
+    #[test]
+    fn cpu_shares_below_a_hundredth_stretch_the_period() {
+        assert_eq!(cpu_quota_and_period_us(0.3), (30_000, 100_000));
+        assert_eq!(cpu_quota_and_period_us(2.0), (200_000, 100_000));
+        assert_eq!(cpu_quota_and_period_us(0.01), (1_000, 100_000));
+        assert_eq!(cpu_quota_and_period_us(0.005), (1_000, 200_000));
+        assert_eq!(cpu_quota_and_period_us(0.001), (1_000, 1_000_000));
     }
 
     #[test]

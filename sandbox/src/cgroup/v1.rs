@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use super::{
-    cpu_quota_us, CPU_PERIOD_US,
+    cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
     remove_tree, write_file, CgroupError, CgroupVersion, Layout, RunCgroup, Stats,
 };
@@ -60,9 +60,15 @@ impl V1Cgroup {
             };
             let dir = hierarchy.mount_point.join(&relative_parent).join(&name);
             if !cgroup.dirs.contains(&dir) {
-                let parent = dir.parent().expect("run dir has a parent");
-                fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
-                fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
+                // The runs directory exists after the first run: try without checking.
+                if let Err(err) = fs::create_dir(&dir) {
+                    let parent = dir.parent().expect("run dir has a parent");
+                    if err.kind() != std::io::ErrorKind::NotFound {
+                        return Err(io_err("creating cgroup", &dir)(err));
+                    }
+                    fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
+                    fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
+                }
                 cgroup.dirs.push(dir.clone());
             }
             match controller {
@@ -91,8 +97,8 @@ impl V1Cgroup {
             }
         }
         if let (Some(dir), Some(cores)) = (&self.cpu, limits.cpu_cores) {
-            let quota = cpu_quota_us(cores);
-            write_file(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+            let (quota, period) = cpu_quota_and_period_us(cores);
+            write_file(dir, "cpu.cfs_period_us", &period.to_string())?;
             write_file(dir, "cpu.cfs_quota_us", &quota.to_string())?;
         }
         Ok(())

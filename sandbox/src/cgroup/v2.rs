@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use super::{
-    cpu_quota_us, CPU_PERIOD_US,
+    cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
     read_optional, remove_tree, subtree_deepest_first, write_file, CgroupError, CgroupVersion, RunCgroup, Stats,
 };
@@ -208,8 +208,8 @@ impl V2Cgroup {
             }
         }
         if let Some(cores) = limits.cpu_cores {
-            let quota = cpu_quota_us(cores);
-            write_file(&self.dir, "cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
+            let (quota, period) = cpu_quota_and_period_us(cores);
+            write_file(&self.dir, "cpu.max", &format!("{quota} {period}"))?;
         }
         Ok(())
     }
