@@ -443,6 +443,27 @@ fn tiny_cpu_shares_are_written_exactly() {
     }
 }
 
+/// By default the command runs with no_new_privs: a set-user-ID-root program run by an
+/// unprivileged user inside does not make it root. `--allow-new-privs` restores the usual rules.
+#[test]
+fn set_user_id_programs_grant_nothing_unless_allowed() {
+    let dir = scratch().join(unique("suid"));
+    fs::create_dir_all(&dir).unwrap();
+    let id = dir.join("id");
+    fs::copy("/usr/bin/id", &id).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&id, fs::Permissions::from_mode(0o4755)).unwrap();
+    let script = format!(
+        "grep NoNewPrivs /proc/self/status | tr -d '\\t'; setpriv --reuid=65534 --regid=65534 --clear-groups {} -u",
+        id.display()
+    );
+    let default = sh_ok(&[], &script);
+    assert_eq!(default.stdout, "NoNewPrivs:1\n65534\n", "{default:#?}");
+    let allowed = sh_ok(&["--allow-new-privs"], &script);
+    assert_eq!(allowed.stdout, "NoNewPrivs:0\n0\n", "{allowed:#?}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn outcome_json_and_exit_codes() {
     let run = sandbox(&["--", "sh", "-c", "exit 7"]);

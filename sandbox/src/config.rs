@@ -85,6 +85,9 @@ pub struct Config {
     /// Fail instead of falling back to weaker enforcement when no cgroup can be used
     /// (`--require cgroup`; `SANDBOX_REQUIRE=cgroup` in the environment does the same).
     pub require_cgroup: bool,
+    /// Let the command gain privileges through set-user-ID programs and file capabilities. By
+    /// default the command runs with `PR_SET_NO_NEW_PRIVS`, as under bubblewrap.
+    pub allow_new_privileges: bool,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             private_ipc: false,
             cgroup_parent: None,
             require_cgroup: false,
+            allow_new_privileges: false,
         }
     }
 }

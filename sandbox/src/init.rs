@@ -32,6 +32,8 @@ pub(crate) enum Report {
     ExecFailed { errno: i32 },
     /// Forking the command failed.
     ForkFailed { errno: i32 },
+    /// Setting `PR_SET_NO_NEW_PRIVS` for the command failed.
+    NoNewPrivsFailed { errno: i32 },
     /// The command ended with this raw wait status.
     Exited { wait_status: i32 },
 }
@@ -47,6 +49,7 @@ impl Report {
             Report::ExecFailed { errno } => (4, 0, errno),
             Report::ForkFailed { errno } => (5, 0, errno),
             Report::Exited { wait_status } => (6, 0, wait_status),
+            Report::NoNewPrivsFailed { errno } => (7, 0, errno),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -65,6 +68,7 @@ impl Report {
             4 => Report::ExecFailed { errno: b },
             5 => Report::ForkFailed { errno: b },
             6 => Report::Exited { wait_status: b },
+            7 => Report::NoNewPrivsFailed { errno: b },
             _ => return None,
         })
     }
@@ -85,6 +89,9 @@ pub(crate) struct InitArgs<'a> {
     pub stdio: [Option<RawFd>; 3],
     /// Make the command the foreground process group of the terminal on fd 0.
     pub take_terminal: bool,
+    /// Set `PR_SET_NO_NEW_PRIVS` for the command: set-user-ID programs and file capabilities
+    /// grant it nothing.
+    pub no_new_privs: bool,
     /// Instead of exec: call this test body and report through the descriptor (only from a
     /// single-threaded launcher, whose copies may allocate).
     pub function: Option<(fn() -> Result<(), String>, Option<RawFd>)>,
@@ -202,6 +209,12 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
         }
     }
     sys::cloexec_from_3();
+    if args.no_new_privs {
+        if let Err(errno) = nix::sys::prctl::set_no_new_privs() {
+            send(args.report, Report::NoNewPrivsFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    }
     for fd in args.kept_fds {
         if let Err(errno) = sys::dup_onto(*fd, *fd) {
             send(args.report, Report::StdioFailed { errno: errno as i32 });
@@ -261,6 +274,7 @@ mod tests {
             Report::ChdirFailed { errno: 2 },
             Report::ExecFailed { errno: 2 },
             Report::ForkFailed { errno: 11 },
+            Report::NoNewPrivsFailed { errno: 22 },
             Report::Exited { wait_status: 0x8b },
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));

@@ -444,6 +444,7 @@ impl Sandbox {
             stdio,
             kept_fds: &kept_fds,
             take_terminal: command.take_terminal,
+            no_new_privs: !self.config.allow_new_privileges,
             function: command.function.map(|body| (body, command.report_fd)),
             rlimits: &rlimits,
             go_read: go_read.as_raw_fd(),
@@ -695,6 +696,7 @@ impl Running {
             Report::StdioFailed { errno } => setup("redirecting the command's stdio".into(), errno),
             Report::ChdirFailed { errno } => setup("changing to the command's working directory".into(), errno),
             Report::ForkFailed { errno } => setup("starting the command (fork)".into(), errno),
+            Report::NoNewPrivsFailed { errno } => setup("setting no_new_privs (prctl PR_SET_NO_NEW_PRIVS)".into(), errno),
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
             }

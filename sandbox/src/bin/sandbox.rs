@@ -89,6 +89,10 @@ struct RunArgs {
     /// cgroup the sandbox falls back to rlimits otherwise). SANDBOX_REQUIRE=cgroup does the same.
     #[arg(long, value_enum, value_name = "WHAT")]
     require: Option<Require>,
+    /// Let the command gain privileges through set-user-ID programs and file capabilities
+    /// (by default it runs with no_new_privs set).
+    #[arg(long)]
+    allow_new_privs: bool,
     /// Write the outcome as JSON to FILE (`-`: stdout, after the command's output).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -118,6 +122,7 @@ impl RunArgs {
             private_ipc: self.ipc,
             cgroup_parent: self.cgroup_parent.clone(),
             require_cgroup: matches!(self.require, Some(Require::Cgroup)),
+            allow_new_privileges: self.allow_new_privs,
         }
     }
 }
