@@ -150,7 +150,8 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         sys::exit_immediately(125);
     }
     let command = if args.function.is_some() {
-        // A test body runs in a full copy of this process (the runner's fork servers).
+        // A test body runs in a full copy of this process (a fork server of the runner or of
+        // the stock harness).
         // SAFETY: this process is single-threaded (a clone child of a single-threaded fork
         // server), whose copies may run anything.
         match unsafe { sys::fork_raw() } {

@@ -456,8 +456,8 @@ impl Sandbox {
         let started = Instant::now();
         // SAFETY: the child side runs only `init::run`, which keeps to async-signal-safe calls
         // on data prepared above, and ends in exec or _exit. The one exception, a function
-        // command (`Command::for_function`), is only created by the runner's fork servers, which
-        // are single-threaded, so their copies may allocate.
+        // command (`Command::for_function`), is only created by fork servers (the runner's and
+        // the stock harness's), which are single-threaded, so their copies may allocate.
         let cloned = unsafe { sys::clone_process(flags as u64, cgroup.as_ref().and_then(|c| c.clone_target())) };
         let (pid, pidfd, placed) = match cloned {
             Ok(Cloned::Child) => crate::init::run(&init_args),

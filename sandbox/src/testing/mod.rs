@@ -39,9 +39,8 @@ fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
 }
 
 /// Runs `body` in a new sandbox configured by `spec` *without exec*: the sandbox's command is a
-/// copy of this process that calls `body`. Only for a single-threaded process (the runner's
-/// fork servers), where every copy is consistent.
-/// With `client`, the run ends early when that pipe reads as ended (see
+/// copy of this process that calls `body`. Only for a single-threaded process (a fork server),
+/// where every copy is consistent. With `client`, the run ends early when that pipe reads as ended (see
 /// [`Running::wait_unless_hung_up`](crate::runner::Running)).
 pub(crate) fn run_function_isolated(
     spec: &TestSpec,
