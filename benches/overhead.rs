@@ -28,9 +28,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Median wall time of `runs` runs of `argv`, after one warm-up; output discarded.
-fn time_command(argv: &[&str], runs: usize) -> Duration {
-    let run = || {
+/// Median wall times of `runs` rounds in which every command of `argvs` runs once, after one
+/// warm-up round; output discarded. Interleaved, so that the load of a shared machine drifting
+/// during the benchmark weighs on every command alike (the ratios are what is compared).
+fn time_commands(argvs: &[Vec<&str>], runs: usize) -> Vec<Duration> {
+    let run = |argv: &[&str]| {
         let start = Instant::now();
         let status = Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         let elapsed = start.elapsed();
@@ -38,8 +40,16 @@ fn time_command(argv: &[&str], runs: usize) -> Duration {
         assert!(status.success(), "{argv:?} failed: {status}");
         elapsed
     };
-    run();
-    median((0..runs).map(|_| run()).collect())
+    let mut samples = vec![Vec::with_capacity(runs); argvs.len()];
+    for round in 0..=runs {
+        for (argv, samples) in argvs.iter().zip(&mut samples) {
+            let elapsed = run(argv);
+            if round > 0 {
+                samples.push(elapsed);
+            }
+        }
+    }
+    samples.into_iter().map(median).collect()
 }
 
 fn installed(program: &str) -> bool {
@@ -99,19 +109,29 @@ fn main() {
     println!("overhead benchmark ({} mode): medians of {command_runs} runs per command, {suite_runs} per suite", if quick { "quick" } else { "full" });
 
     // ---- commands
-    let plain = time_command(&["/bin/true"], command_runs);
-    let unshare = time_command(&["unshare", "--fork", "--pid", "--mount", "--uts", "--mount-proc", "/bin/true"], command_runs);
-    let sandbox = time_command(&[SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"], command_runs);
-    let bwrap = installed("bwrap").then(|| {
-        // What `sandbox run` sets up, minus the cgroup: PID/mount/UTS namespaces, /proc, a tmpfs
-        // on /tmp, the hostname.
-        let argv = [
-            "bwrap", "--dev-bind", "/", "/", "--unshare-pid", "--unshare-uts", "--hostname", "sandbox", "--proc", "/proc",
-            "--tmpfs", "/tmp", "/bin/true",
-        ];
-        time_command(&argv, command_runs)
-    });
-    let crun = installed("crun").then(|| time_command(&["crun", "--version"], command_runs));
+    // bwrap doing what `sandbox run` sets up, minus the cgroup: PID/mount/UTS namespaces, /proc,
+    // a tmpfs on /tmp, the hostname.
+    let bwrap_argv = vec![
+        "bwrap", "--dev-bind", "/", "/", "--unshare-pid", "--unshare-uts", "--hostname", "sandbox", "--proc", "/proc",
+        "--tmpfs", "/tmp", "/bin/true",
+    ];
+    let mut commands = vec![
+        vec!["/bin/true"],
+        vec!["unshare", "--fork", "--pid", "--mount", "--uts", "--mount-proc", "/bin/true"],
+        vec![SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
+    ];
+    let has_bwrap = installed("bwrap");
+    if has_bwrap {
+        commands.push(bwrap_argv);
+    }
+    let has_crun = installed("crun");
+    if has_crun {
+        commands.push(vec!["crun", "--version"]);
+    }
+    let times = time_commands(&commands, command_runs);
+    let (plain, unshare, sandbox) = (times[0], times[1], times[2]);
+    let bwrap = has_bwrap.then(|| times[3]);
+    let crun = has_crun.then(|| times[times.len() - 1]);
     println!("\n{:<62} {:>9}", "command starting /bin/true", "median ms");
     println!("{:<62} {:>9.2}", "/bin/true", ms(plain));
     println!("{:<62} {:>9.2}", "unshare --fork --pid --mount --uts --mount-proc (no limits)", ms(unshare));
@@ -127,17 +147,22 @@ fn main() {
 
     // ---- tests
     let (stock, runner) = build_fixtures();
-    let suite = |binary: &Path, args: &[&str]| {
-        let mut argv = vec![binary.to_str().unwrap()];
-        argv.extend_from_slice(args);
-        time_command(&argv, suite_runs)
+    let suite = |binary: &Path, args: &[&'static str]| {
+        let mut argv = vec![binary.to_str().unwrap().to_owned()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
     };
+    let suites = [
+        suite(&stock, &["--test-threads=1", "-q", "plain::"]),
+        suite(&stock, &["--test-threads=1", "-q", "reexec::"]),
+        suite(&stock, &["--test-threads=1", "-q", "isolated::"]),
+        suite(&runner, &["--test-threads=1"]),
+        suite(&runner, &["--test-threads=2"]),
+    ];
+    let suites: Vec<Vec<&str>> = suites.iter().map(|argv| argv.iter().map(String::as_str).collect()).collect();
     let per_test = |total: Duration| total.as_secs_f64() * 1000.0 / FIXTURE_TESTS;
-    let t_plain = per_test(suite(&stock, &["--test-threads=1", "-q", "plain::"]));
-    let t_reexec = per_test(suite(&stock, &["--test-threads=1", "-q", "reexec::"]));
-    let t_isolated = per_test(suite(&stock, &["--test-threads=1", "-q", "isolated::"]));
-    let t_runner = per_test(suite(&runner, &["--test-threads=1"]));
-    let t_runner2 = per_test(suite(&runner, &["--test-threads=2"]));
+    let times: Vec<f64> = time_commands(&suites, suite_runs).into_iter().map(per_test).collect();
+    let (t_plain, t_reexec, t_isolated, t_runner, t_runner2) = (times[0], times[1], times[2], times[3], times[4]);
     println!("\n{:<62} {:>9}", "200 trivial tests, --test-threads=1", "ms/test");
     println!("{:<62} {:>9.3}", "plain #[test]", t_plain);
     println!("{:<62} {:>9.3}", "re-exec per test, no isolation (rusty-fork style)", t_reexec);
