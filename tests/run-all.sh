@@ -14,9 +14,15 @@ if [[ $(id -u) != 0 ]]; then
   echo "run-all.sh: the suite creates namespaces and cgroups: run it as root (sudo tests/run-all.sh)" >&2
   exit 1
 fi
-if ! command -v busybox >/dev/null; then
-  echo "run-all.sh: installing busybox-static (the --rootfs tests build a root from it)"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static) >/dev/null
+# busybox-static: the --rootfs tests build a root from it; gcc + libc6-dev: the chroot-escape
+# test compiles a static program; strace: the reliability suite widens a race window with it.
+missing=()
+command -v busybox >/dev/null || missing+=(busybox-static)
+command -v cc >/dev/null && [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -n $(find /usr/lib -name libc.a -print -quit) ]] || missing+=(gcc libc6-dev)
+command -v strace >/dev/null || missing+=(strace)
+if (( ${#missing[@]} )); then
+  echo "run-all.sh: installing ${missing[*]}"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null
 fi
 
 # Scratch of this run, removed however it ends (the outside crate's binaries are needed until the

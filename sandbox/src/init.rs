@@ -108,6 +108,8 @@ pub(crate) struct InitArgs<'a> {
     pub steps_before_go: bool,
     /// Write end of the report pipe.
     pub report: RawFd,
+    /// A pidfd of the launcher, opened before the clone (where pidfds exist).
+    pub launcher: Option<RawFd>,
 }
 
 fn send(report: RawFd, message: Report) {
@@ -121,6 +123,12 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     let _ = nix::unistd::close(args.go_write);
     // If the launcher dies, so does the sandbox: PID-namespace teardown kills every process in it.
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+        sys::exit_immediately(125);
+    }
+    // PDEATHSIG fires only for a death after it was armed: a launcher killed between the clone
+    // and here would leave this sandbox running (tests/reliability.sh widens that window with
+    // strace to check). Its pidfd tells.
+    if args.launcher.is_some_and(sys::pidfd_has_exited) {
         sys::exit_immediately(125);
     }
     if args.steps_before_go {

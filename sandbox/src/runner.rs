@@ -416,6 +416,8 @@ impl Sandbox {
         }
 
         let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
+        // For the init to check that this process still lives once its PDEATHSIG is armed.
+        let launcher = sys::pidfd_open(nix::unistd::getpid()).ok();
         let (report_read, report_write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io_error("creating a pipe"))?;
         // Only the read end is non-blocking for the launcher: the init writes small reports.
@@ -452,6 +454,7 @@ impl Sandbox {
             // In a user namespace the mounts need the id maps the launcher writes first.
             steps_before_go: !rootless,
             report: report_write.as_raw_fd(),
+            launcher: launcher.as_ref().map(|fd| fd.as_raw_fd()),
         };
         let started = Instant::now();
         // SAFETY: the child side runs only `init::run`, which keeps to async-signal-safe calls
@@ -466,7 +469,7 @@ impl Sandbox {
         };
         // `go_read` stays open here until "go" is written: an init that failed a set-up step and
         // exited must not turn that write into a SIGPIPE.
-        drop((report_write, bind_sources));
+        drop((report_write, bind_sources, launcher));
         let mut running = Running {
             pid,
             pidfd,

@@ -194,6 +194,14 @@ pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// Whether the process behind the pidfd `fd` has exited (a zero-timeout `poll`). For the
+/// sandbox's init, which holds the launcher's pidfd as a raw descriptor.
+pub fn pidfd_has_exited(fd: RawFd) -> bool {
+    // SAFETY: the caller's descriptor stays open for this call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    matches!(poll_either(fd, None, Some(std::time::Duration::ZERO)), Ok((true, _)))
+}
+
 /// `pidfd_send_signal(2)`: signals exactly the process behind `pidfd`, never a recycled PID.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> Result<(), Errno> {
     // SAFETY: plain syscall; a null siginfo makes the kernel fill in SI_USER.
