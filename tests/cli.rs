@@ -9,10 +9,12 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
+use common::*;
 
 const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
 
@@ -24,20 +26,6 @@ struct Run {
     stderr: String,
     /// The `--json` outcome; `Null` when the run failed before producing one.
     json: Value,
-}
-
-fn unique(tag: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!("sandbox-test-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Host-side scratch space. Not /tmp: the sandbox hides the host's /tmp behind its own tmpfs.
-fn scratch() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn mountinfo() -> String {
-    fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
 /// `sandbox run --json FILE ARGS...` from `/`, asserting the host mount table did not change.
@@ -73,34 +61,6 @@ fn sh_ok(opts: &[&str], script: &str) -> Run {
     let run = sandbox(&args);
     assert_eq!(run.code, Some(0), "{run:#?}");
     run
-}
-
-/// The run's cgroup directories, from the `/proc/self/cgroup` text a command printed inside.
-fn run_cgroup_dirs(proc_self_cgroup: &str) -> Vec<PathBuf> {
-    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    proc_self_cgroup
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            if !is_run_name(path.rsplit('/').next()?) {
-                return None;
-            }
-            let relative = path.trim_start_matches('/');
-            match (controllers, unified) {
-                ("", true) => Some(Path::new("/sys/fs/cgroup").join(relative)),
-                ("", false) => None,
-                (c, _) if c.starts_with("name=") => None,
-                (c, _) => Some(Path::new("/sys/fs/cgroup").join(c).join(relative)),
-            }
-        })
-        .collect()
-}
-
-/// Run cgroups are named `<pid namespace>-<pid>-<start time>-<sequence>`.
-fn is_run_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('-').collect();
-    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn inside_cgroup_dirs_are_gone(run: &Run) -> Vec<PathBuf> {
@@ -278,22 +238,6 @@ fn hostname_is_set_inside_only() {
     assert_eq!(sh_ok(&[], "hostname").stdout, "sandbox\n");
     assert_eq!(sh_ok(&["--hostname", "test-box"], "hostname").stdout, "test-box\n");
     assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host);
-}
-
-/// A root file system made of Debian's busybox-static (installed by tests/run-all.sh).
-fn busybox_rootfs() -> PathBuf {
-    let busybox = Path::new("/bin/busybox");
-    assert!(busybox.exists(), "these tests need busybox: apt-get install busybox-static (tests/run-all.sh does)");
-    let root = scratch().join(unique("rootfs"));
-    for dir in ["bin", "proc", "tmp", "dev", "etc"] {
-        fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "ls", "cat", "echo", "hostname", "ps", "awk", "wc", "grep", "stat"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    fs::write(root.join("etc/marker"), "rootfs\n").unwrap();
-    root
 }
 
 #[test]
@@ -502,16 +446,6 @@ fn cgroup_parent_places_the_run() {
 
 // ---------------------------------------------------------------- 6. teardown
 
-/// Host PIDs of `sleep MARKER` processes.
-fn sleeps_with(marker: &str) -> Vec<u32> {
-    let wanted = format!("sleep\0{marker}\0");
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
-        .collect()
-}
-
 /// A launcher started by a test, SIGKILLed when the test ends however it ends.
 struct KillOnDrop(std::process::Child);
 
@@ -519,14 +453,6 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

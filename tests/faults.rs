@@ -20,34 +20,22 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::*;
+
 const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
 
 // ---------------------------------------------------------------- helpers (after tests/cli.rs)
 
-fn unique(tag: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!("sandbox-fault-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
 /// A number no other test (or test binary) uses, for `sleep MARKER` processes: `<n>.<pid>`.
 fn marker(n: u32) -> String {
     format!("{n}.{}", std::process::id())
-}
-
-/// Host-side scratch space. Not /tmp: the sandbox hides the host's /tmp behind its own tmpfs.
-fn scratch() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn mountinfo() -> String {
-    fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
 /// What one launcher run did.
@@ -168,34 +156,6 @@ fn sandbox(args: &[&str]) -> Run {
     run
 }
 
-/// The run's cgroup directories, from the `/proc/self/cgroup` text a command printed inside.
-fn run_cgroup_dirs(proc_self_cgroup: &str) -> Vec<PathBuf> {
-    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    proc_self_cgroup
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            if !is_run_name(path.rsplit('/').next()?) {
-                return None;
-            }
-            let relative = path.trim_start_matches('/');
-            match (controllers, unified) {
-                ("", true) => Some(Path::new("/sys/fs/cgroup").join(relative)),
-                ("", false) => None,
-                (c, _) if c.starts_with("name=") => None,
-                (c, _) => Some(Path::new("/sys/fs/cgroup").join(c).join(relative)),
-            }
-        })
-        .collect()
-}
-
-/// Run cgroups are named `<pid namespace>-<pid>-<start time>-<sequence>`.
-fn is_run_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('-').collect();
-    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Asserts that the run's cgroup directories, named in `/proc/self/cgroup` text the command
 /// printed (to stdout or stderr), are gone; returns them.
 fn cgroup_dirs_are_gone(proc_self_cgroup: &str) -> Vec<PathBuf> {
@@ -209,16 +169,6 @@ fn cgroup_dirs_are_gone(proc_self_cgroup: &str) -> Vec<PathBuf> {
 
 fn json_u64(run: &Run, key: &str) -> u64 {
     run.json[key].as_u64().unwrap_or_else(|| panic!("{key} in {run:#?}"))
-}
-
-/// Host PIDs of `sleep MARKER` processes.
-fn sleeps_with(marker: &str) -> Vec<u32> {
-    let wanted = format!("sleep\0{marker}\0");
-    fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
-        .collect()
 }
 
 /// SIGKILLs leftover `sleep MARKER` processes (so that a failing test does not leave them), and
@@ -275,14 +225,6 @@ fn timeout_and_slack() -> (Duration, Duration, &'static str) {
         (Duration::from_secs(10), Duration::from_secs(5), "10s")
     } else {
         (Duration::from_secs(3), Duration::from_secs(2), "3s")
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -651,22 +593,6 @@ fn launchers_side_by_side_in_the_same_cgroup_parent() {
 }
 
 // ---------------------------------------------------------------- 6. chroot escapes
-
-/// A root file system made of Debian's busybox-static (installed by tests/run-all.sh).
-fn busybox_rootfs() -> PathBuf {
-    let busybox = Path::new("/bin/busybox");
-    assert!(busybox.exists(), "these tests need busybox: apt-get install busybox-static (tests/run-all.sh does)");
-    let root = scratch().join(unique("rootfs"));
-    for dir in ["bin", "proc", "tmp", "dev", "etc"] {
-        fs::create_dir_all(root.join(dir)).unwrap();
-    }
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    for applet in ["sh", "cat", "echo"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    fs::write(root.join("etc/marker"), "rootfs\n").unwrap();
-    root
-}
 
 /// The escape program. `escape fd|dotdot JAIL MARKER`: as root, mkdir JAIL, chroot into it, get
 /// back above it (fchdir to a descriptor of the old "/", or just the cwd that chroot left

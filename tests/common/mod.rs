@@ -1,0 +1,86 @@
+//! Helpers shared by the integration tests that run the `sandbox` binary (`cli.rs`,
+//! `faults.rs`): scratch names and space, the host's mount table, the run cgroups a command sees,
+//! a busybox root file system, and waiting for processes.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn unique(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("sandbox-test-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Host-side scratch space. Not /tmp: the sandbox hides the host's /tmp behind its own tmpfs.
+pub fn scratch() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+pub fn mountinfo() -> String {
+    fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+/// The run's cgroup directories, from the `/proc/self/cgroup` text a command printed inside.
+pub fn run_cgroup_dirs(proc_self_cgroup: &str) -> Vec<PathBuf> {
+    let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    proc_self_cgroup
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            if !is_run_name(path.rsplit('/').next()?) {
+                return None;
+            }
+            let relative = path.trim_start_matches('/');
+            match (controllers, unified) {
+                ("", true) => Some(Path::new("/sys/fs/cgroup").join(relative)),
+                ("", false) => None,
+                (c, _) if c.starts_with("name=") => None,
+                (c, _) => Some(Path::new("/sys/fs/cgroup").join(c).join(relative)),
+            }
+        })
+        .collect()
+}
+
+/// Run cgroups are named `<pid namespace>-<pid>-<start time>-<sequence>`.
+pub fn is_run_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A root file system made of Debian's busybox-static (installed by tests/run-all.sh).
+pub fn busybox_rootfs() -> PathBuf {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.exists(), "these tests need busybox: apt-get install busybox-static (tests/run-all.sh does)");
+    let root = scratch().join(unique("rootfs"));
+    for dir in ["bin", "proc", "tmp", "dev", "etc"] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "ls", "cat", "echo", "hostname", "ps", "awk", "wc", "grep", "stat"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    fs::write(root.join("etc/marker"), "rootfs\n").unwrap();
+    root
+}
+
+/// Polls `done` until it holds; fails the test naming `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Host PIDs of `sleep MARKER` processes.
+pub fn sleeps_with(marker: &str) -> Vec<u32> {
+    let wanted = format!("sleep\0{marker}\0");
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
+        .collect()
+}
