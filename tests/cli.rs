@@ -401,9 +401,11 @@ fn set_user_id_programs_grant_nothing_unless_allowed() {
         "grep NoNewPrivs /proc/self/status | tr -d '\\t'; setpriv --reuid=65534 --regid=65534 --clear-groups {} -u",
         id.display()
     );
-    let default = sh_ok(&[], &script);
+    // Bound in: a checkout below /tmp would be hidden by the sandbox's own /tmp.
+    let bind = format!("{}:{}", dir.display(), dir.display());
+    let default = sh_ok(&["--bind", &bind], &script);
     assert_eq!(default.stdout, "NoNewPrivs:1\n65534\n", "{default:#?}");
-    let allowed = sh_ok(&["--allow-new-privs"], &script);
+    let allowed = sh_ok(&["--bind", &bind, "--allow-new-privs"], &script);
     assert_eq!(allowed.stdout, "NoNewPrivs:0\n0\n", "{allowed:#?}");
     fs::remove_dir_all(&dir).unwrap();
 }

@@ -176,7 +176,6 @@ fn fixture_returns_err() -> Result<(), String> {
 #[isolated]
 #[ignore = "fixture of a_killed_test_process_leaves_no_server_and_no_test_behind"]
 fn fixture_hangs_without_timeout() {
-    std::fs::write(std::env::var("SANDBOX_TEST_STARTED").unwrap(), "started").unwrap();
     loop {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -322,24 +321,25 @@ fn processes_with(needle: &str) -> Vec<u32> {
 /// end the running test and itself.
 #[test]
 fn a_killed_test_process_leaves_no_server_and_no_test_behind() {
-    let started = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("isolated-started-{}", std::process::id()));
-    let _ = std::fs::remove_file(&started);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "fixture_hangs_without_timeout", "--test-threads=1"])
-        .env("SANDBOX_TEST_STARTED", &started)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Running: the test process, its fork server, and in the sandbox's PID namespace the init and
+    // the test's copy, all copies of this binary.
+    let own_pid_namespace = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let in_sandbox = |pid: &u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns != own_pid_namespace);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !started.exists() {
-        assert!(std::time::Instant::now() < deadline, "the hanging fixture never started");
+    loop {
+        let copies = processes_with("fixture_hangs_without_timeout");
+        if copies.len() >= 4 && copies.iter().filter(|pid| in_sandbox(pid)).count() >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the hanging fixture never started: {copies:?}");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let _ = std::fs::remove_file(&started);
-    // The fixture runs in a sandbox below a fork server: both are copies of this binary.
-    let copies = processes_with("fixture_hangs_without_timeout");
-    assert!(copies.len() >= 3, "test process, server and the test's copy expected: {copies:?}");
     child.kill().unwrap();
     child.wait().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
