@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -18,22 +18,13 @@ use common::*;
 
 const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
 
-/// What one `sandbox run` did.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    /// The `--json` outcome; `Null` when the run failed before producing one.
-    json: Value,
-}
-
 /// `sandbox run --json FILE ARGS...` from `/`, asserting the host mount table did not change.
 /// (From `/` because a checkout below `/tmp` would otherwise be bound into the sandbox's /tmp,
 /// see `a_working_directory_below_tmp_stays_reachable`.)
 fn sandbox(args: &[&str]) -> Run {
     let json_path = scratch().join(unique("json"));
     let before = mountinfo();
+    let started = Instant::now();
     let output = Command::new(SANDBOX)
         .arg("run")
         .arg("--json")
@@ -51,6 +42,7 @@ fn sandbox(args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         json,
+        elapsed: started.elapsed(),
     }
 }
 
@@ -74,10 +66,6 @@ fn inside_cgroup_dirs_are_gone(run: &Run) -> Vec<PathBuf> {
 
 fn ns(kind: &str) -> String {
     fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().to_string_lossy().into_owned()
-}
-
-fn json_u64(run: &Run, key: &str) -> u64 {
-    run.json[key].as_u64().unwrap_or_else(|| panic!("{key} in {:#?}", run))
 }
 
 // ---------------------------------------------------------------- 1. namespaces

@@ -38,20 +38,6 @@ fn marker(n: u32) -> String {
     format!("{n}.{}", std::process::id())
 }
 
-/// What one launcher run did.
-#[derive(Debug)]
-struct Run {
-    /// The launcher's exit status.
-    code: Option<i32>,
-    /// Its stdout, when the helper collected it (empty otherwise).
-    stdout: String,
-    stderr: String,
-    /// The `--json` outcome; `Null` when the run failed before producing one.
-    json: Value,
-    /// Wall time as the test measured it, from spawn to exit.
-    elapsed: Duration,
-}
-
 /// A `sandbox run --json FILE ARGS...` started from `/` (see cli.rs: a checkout below /tmp would
 /// otherwise be bound into the sandbox). Its stderr is collected by a thread; stdout is the
 /// caller's. SIGKILLed and reaped when dropped unfinished, so no test leaves a launcher behind.
@@ -165,10 +151,6 @@ fn cgroup_dirs_are_gone(proc_self_cgroup: &str) -> Vec<PathBuf> {
         assert!(!dir.exists(), "{} is left behind", dir.display());
     }
     dirs
-}
-
-fn json_u64(run: &Run, key: &str) -> u64 {
-    run.json[key].as_u64().unwrap_or_else(|| panic!("{key} in {run:#?}"))
 }
 
 /// SIGKILLs leftover `sleep MARKER` processes (so that a failing test does not leave them), and

@@ -162,7 +162,7 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
 
     let mut finished = Vec::new();
     let mut stdout = std::io::stdout();
-    for result in results {
+    for mut result in results {
         let note = result.note.as_ref().map(|note| format!(" ({note})")).unwrap_or_default();
         let _ = match (&result.verdict, terse) {
             (TestVerdict::Passed, false) => writeln!(stdout, "test {} ... ok{note}", result.name),
@@ -173,6 +173,13 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
             (TestVerdict::Ignored, true) => write!(stdout, "i"),
         };
         let _ = stdout.flush();
+        // Kept to the end: a failure's output (printed there) and, for --report, the outcome.
+        if !matches!(result.verdict, TestVerdict::Failed(_)) {
+            result.output = String::new();
+        }
+        if report_path.is_none() {
+            result.outcome = None;
+        }
         finished.push(result);
     }
     for worker in workers {
@@ -292,16 +299,15 @@ impl ForkServer {
 /// Forks `count` servers, or none (then tests are re-executed) when this process already has
 /// threads, whose locks a copy could inherit in a held state.
 fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -> Vec<ForkServer> {
-    if crate::sys::thread_count() != Some(1) {
-        return Vec::new();
-    }
     let mut servers = Vec::new();
     for _ in 0..count {
         let Ok((ours, theirs)) = UnixStream::pair() else { break };
         let Ok(responses) = ours.try_clone() else { break };
-        match crate::sys::fork_single_threaded() {
+        match crate::sys::fork_copy(crate::sys::ForkFrom::OnlyThread) {
             Ok(None) => {
-                drop((ours, responses));
+                // Only the runner may hold the ends of the other servers' connections: their EOF
+                // is how they learn it is gone.
+                drop((ours, responses, std::mem::take(&mut servers)));
                 serve(theirs, output, cases);
             }
             Ok(Some(_)) => servers.push(ForkServer { requests: ours, responses: BufReader::new(responses) }),

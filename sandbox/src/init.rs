@@ -34,6 +34,8 @@ pub(crate) enum Report {
     ForkFailed { errno: i32 },
     /// Setting `PR_SET_NO_NEW_PRIVS` for the command failed.
     NoNewPrivsFailed { errno: i32 },
+    /// Setting the rlimits of the rootless fallback failed.
+    RlimitsFailed { errno: i32 },
     /// The command ended with this raw wait status.
     Exited { wait_status: i32 },
 }
@@ -50,6 +52,7 @@ impl Report {
             Report::ForkFailed { errno } => (5, 0, errno),
             Report::Exited { wait_status } => (6, 0, wait_status),
             Report::NoNewPrivsFailed { errno } => (7, 0, errno),
+            Report::RlimitsFailed { errno } => (8, 0, errno),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -69,6 +72,7 @@ impl Report {
             5 => Report::ForkFailed { errno: b },
             6 => Report::Exited { wait_status: b },
             7 => Report::NoNewPrivsFailed { errno: b },
+            8 => Report::RlimitsFailed { errno: b },
             _ => return None,
         })
     }
@@ -141,7 +145,7 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
 
     for (resource, value) in args.rlimits {
         if let Err(errno) = sys::set_rlimit(*resource, *value) {
-            send(args.report, Report::StepFailed { index: args.steps.len() as u32, errno: errno as i32 });
+            send(args.report, Report::RlimitsFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
     }
@@ -284,6 +288,7 @@ mod tests {
             Report::ExecFailed { errno: 2 },
             Report::ForkFailed { errno: 11 },
             Report::NoNewPrivsFailed { errno: 22 },
+            Report::RlimitsFailed { errno: 1 },
             Report::Exited { wait_status: 0x8b },
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));

@@ -566,13 +566,6 @@ impl Running {
         sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(io_error("signalling the sandbox"))
     }
 
-    /// A handle that can signal the sandbox from another thread (e.g. one forwarding the
-    /// launcher's signals) and stays safe after the sandbox is reaped.
-    pub fn signal_handle(&self) -> Result<SignalHandle, Error> {
-        let pidfd = self.pidfd.try_clone().map_err(|source| Error::Io { action: "duplicating a pidfd", source })?;
-        Ok(SignalHandle { pidfd })
-    }
-
     /// Makes the launcher's process group the terminal's foreground again, after a command
     /// started with [`Command::foreground_terminal`] ended.
     pub fn restore_terminal() {
@@ -625,7 +618,7 @@ impl Running {
                         while let Ok(Some(info)) = signals.read_signal() {
                             let from_terminal = info.ssi_code == libc::SI_KERNEL;
                             if let (false, Ok(signal)) = (from_terminal, Signal::try_from(info.ssi_signo as i32)) {
-                                let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
+                                let _ = self.signal(signal);
                             }
                         }
                     }
@@ -690,12 +683,10 @@ impl Running {
         let setup = |step: String, errno: i32| Some(Error::Setup { step, source: Errno::from_raw(errno) });
         match report {
             Report::StepFailed { index, errno } => setup(
-                self.steps
-                    .get(index as usize)
-                    .map(Step::describe)
-                    .unwrap_or_else(|| "setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into()),
+                self.steps.get(index as usize).map(Step::describe).unwrap_or_else(|| format!("set-up step {index}")),
                 errno,
             ),
+            Report::RlimitsFailed { errno } => setup("setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into(), errno),
             Report::StdioFailed { errno } => setup("redirecting the command's stdio".into(), errno),
             Report::ChdirFailed { errno } => setup("changing to the command's working directory".into(), errno),
             Report::ForkFailed { errno } => setup("starting the command (fork)".into(), errno),
@@ -729,19 +720,6 @@ enum Watch<'a> {
     Signals(&'a SignalFd),
     /// A client whose end means the run is no longer wanted.
     HangUp(BorrowedFd<'a>),
-}
-
-/// Signals one sandbox's init through a pidfd: never a recycled PID.
-#[derive(Debug)]
-pub struct SignalHandle {
-    pidfd: OwnedFd,
-}
-
-impl SignalHandle {
-    /// Sends `signal` to the sandbox's init, which forwards it to the command.
-    pub fn send(&self, signal: Signal) -> Result<(), Error> {
-        sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(io_error("signalling the sandbox"))
-    }
 }
 
 impl Drop for Running {

@@ -108,32 +108,37 @@ pub unsafe fn clone_process(
 /// # Safety
 /// As for [`clone_process`].
 unsafe fn clone_fallback(namespace_flags: u64) -> Result<Cloned, Errno> {
+    // SAFETY: forwarded contract.
+    match unsafe { clone_raw(namespace_flags) }? {
+        None => Ok(Cloned::Child),
+        Some(pid) => Ok(Cloned::Parent { pid, pidfd: pidfd_open(pid)?, placed_in_cgroup: false }),
+    }
+}
+
+/// The classic `clone(2)` system call with fork semantics and `namespace_flags`; `None` in the
+/// child.
+///
+/// # Safety
+/// As for [`clone_process`].
+unsafe fn clone_raw(namespace_flags: u64) -> Result<Option<Pid>, Errno> {
     let flags = namespace_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: a zero stack pointer gives fork semantics (the child runs on a copy of this
     // stack); no pointer arguments are passed. The caller upholds the child-side contract.
     let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-    match Errno::result(ret)? {
-        0 => Ok(Cloned::Child),
-        pid => {
-            let pid = Pid::from_raw(pid as libc::pid_t);
-            let pidfd = pidfd_open(pid)?;
-            Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup: false })
-        }
-    }
+    Ok(match Errno::result(ret)? {
+        0 => None,
+        pid => Some(Pid::from_raw(pid as libc::pid_t)),
+    })
 }
 
 /// Forks the calling, single-threaded process without glibc's `fork` wrapper (see the module
-/// docs). Returns `None` in the child.
+/// docs) and without a pidfd (the caller reaps by PID). Returns `None` in the child.
 ///
 /// # Safety
 /// As for [`clone_process`]: the child must keep to async-signal-safe calls.
 pub unsafe fn fork_raw() -> Result<Option<Pid>, Errno> {
     // SAFETY: forwarded contract.
-    match unsafe { clone_fallback(0) } {
-        Ok(Cloned::Child) => Ok(None),
-        Ok(Cloned::Parent { pid, .. }) => Ok(Some(pid)),
-        Err(err) => Err(err),
-    }
+    unsafe { clone_raw(0) }
 }
 
 /// Runs `child(arg)` in a new process that borrows this one's memory until it calls `exec` or
@@ -453,27 +458,30 @@ pub fn thread_count() -> Option<usize> {
     status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
 }
 
-/// `fork(2)` of a process that has checked it is single-threaded ([`thread_count`]), so the copy
-/// may allocate and run any code. Returns `None` in the child.
-pub fn fork_single_threaded() -> Result<Option<Pid>, Errno> {
-    assert_eq!(thread_count(), Some(1), "fork_single_threaded called with threads running");
-    // SAFETY: with a single thread there is no lock another thread could hold in the copy.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => Ok(None),
-        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
-    }
+/// Which threads may be running when [`fork_copy`] copies the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForkFrom {
+    /// This is the only thread (the runner before it starts any).
+    OnlyThread,
+    /// A libtest test thread of a test binary that runs just this test (`--test-threads=1`):
+    /// the only other thread, libtest's main thread, is blocked waiting for the test, so it
+    /// holds no lock the copy could need.
+    TestThread,
 }
 
-/// `fork(2)` from a libtest test thread of a test binary that runs just this test
-/// (`--test-threads=1`): the only other thread, libtest's main thread, is blocked waiting for
-/// the test, so it holds no lock the copy could need, and glibc's fork wrapper leaves the
-/// allocator consistent in the copy, which has one thread and may run any code. Returns `None`
-/// in the child; refuses (`EAGAIN`) when more threads are running.
-pub fn fork_from_test_thread() -> Result<Option<Pid>, Errno> {
-    if thread_count().is_none_or(|n| n > 2) {
+/// glibc's `fork(2)` (which leaves the allocator consistent in the copy), for a copy that has
+/// one thread and may run any code. Refuses (`EAGAIN`) when more threads run than `from`
+/// allows. Returns `None` in the child.
+pub fn fork_copy(from: ForkFrom) -> Result<Option<Pid>, Errno> {
+    let allowed = match from {
+        ForkFrom::OnlyThread => 1,
+        ForkFrom::TestThread => 2,
+    };
+    if thread_count().is_none_or(|n| n > allowed) {
         return Err(Errno::EAGAIN);
     }
-    // SAFETY: see above; the caller runs no code of libtest's in the copy.
+    // SAFETY: no other thread can hold a lock the copy needs (see `ForkFrom`); the callers run
+    // no code of libtest's in the copy.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => Ok(None),
         nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),

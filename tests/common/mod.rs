@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 pub fn unique(tag: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     format!("sandbox-test-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
@@ -83,4 +85,23 @@ pub fn sleeps_with(marker: &str) -> Vec<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
         .collect()
+}
+
+/// What one launcher run did.
+#[derive(Debug)]
+pub struct Run {
+    /// The launcher's exit status.
+    pub code: Option<i32>,
+    /// Its stdout, when the helper collected it (empty otherwise).
+    pub stdout: String,
+    pub stderr: String,
+    /// The `--json` outcome; `Null` when the run failed before producing one.
+    pub json: Value,
+    /// Wall time as the test measured it, from spawn to exit.
+    pub elapsed: Duration,
+}
+
+/// A number in the run's JSON outcome; fails the test showing the run when it is missing.
+pub fn json_u64(run: &Run, key: &str) -> u64 {
+    run.json[key].as_u64().unwrap_or_else(|| panic!("{key} in {run:#?}"))
 }

@@ -498,7 +498,13 @@ pub(crate) fn clean_stale_once(parent: &Path) {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static SEEN: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-    let first = SEEN.lock().map(|mut s| s.get_or_insert_with(HashSet::new).insert(parent.to_path_buf())).unwrap_or(false);
+    let first = SEEN
+        .lock()
+        .map(|mut seen| {
+            let seen = seen.get_or_insert_with(HashSet::new);
+            !seen.contains(parent) && seen.insert(parent.to_path_buf())
+        })
+        .unwrap_or(false);
     if first {
         remove_stale_runs(parent);
     }

@@ -90,7 +90,9 @@ impl V1Cgroup {
             write_file(dir, "memory.limit_in_bytes", &bytes.to_string())?;
             // No swap: memory+swap limited to the same amount where the kernel accounts swap
             // (swapaccount=1), otherwise tell reclaim not to swap this cgroup out.
-            if dir.join("memory.memsw.limit_in_bytes").exists() {
+            // Swap accounting is a boot setting: looked up once per process.
+            static SWAP_ACCOUNTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            if *SWAP_ACCOUNTED.get_or_init(|| dir.join("memory.memsw.limit_in_bytes").exists()) {
                 write_file(dir, "memory.memsw.limit_in_bytes", &bytes.to_string())?;
             } else {
                 write_file(dir, "memory.swappiness", "0")?;

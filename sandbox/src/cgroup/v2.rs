@@ -201,9 +201,10 @@ impl V2Cgroup {
         }
         if let Some(bytes) = limits.memory_bytes {
             write_file(&self.dir, "memory.max", &bytes.to_string())?;
-            // Without swap accounting (no swap configured) the file does not exist, and there
-            // is nothing to disable.
-            if self.dir.join("memory.swap.max").exists() {
+            // Without swap accounting the file does not exist, and there is nothing to disable;
+            // that is the kernel's configuration, looked up once per process.
+            static SWAP_ACCOUNTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            if *SWAP_ACCOUNTED.get_or_init(|| self.dir.join("memory.swap.max").exists()) {
                 write_file(&self.dir, "memory.swap.max", "0")?;
             }
         }

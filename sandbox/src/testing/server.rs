@@ -100,7 +100,7 @@ pub(crate) fn run(name: &str) -> Option<Answer> {
 pub(crate) fn serve() -> ! {
     // A libtest test thread; its one sibling, libtest's main thread, is blocked waiting for this
     // test. A copy made by glibc's fork has one thread and a consistent allocator.
-    if !matches!(crate::sys::fork_from_test_thread(), Ok(None)) {
+    if !matches!(crate::sys::fork_copy(crate::sys::ForkFrom::TestThread), Ok(None)) {
         // The test process sees EOF before READY (fork failed) or the copy's READY: either way
         // this process has nothing more to say, and libtest must not report a result.
         crate::sys::exit_immediately(0);
