@@ -19,18 +19,10 @@ use syn::{Expr, ExprLit, Lit, LitStr, Token, UnOp};
 #[allow(dead_code, missing_docs)]
 mod units;
 
-/// The smallest `cpu` value the runtime accepts (the CLI's `--cpu` bounds).
-const MIN_CPU_CORES: f64 = 0.001;
-
-/// The largest `cpu` value: more cores than any machine this runs on.
-const MAX_CPU_CORES: f64 = 4096.0;
+use units::{MAX_CPU_CORES, MAX_PIDS, MIN_CPU_CORES};
 
 /// The longest hostname the kernel accepts (`HOST_NAME_MAX`).
 const MAX_HOSTNAME_LEN: usize = 64;
-
-/// The largest `pids` value: the kernel refuses more in `pids.max` (`PID_MAX_LIMIT`, 4 Mi on
-/// 64-bit; the CLI's `--pids` bound), and the test would run under the rlimit fallback instead.
-const MAX_PIDS: u64 = 4 * 1024 * 1024;
 
 /// `net = "..."`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -6,19 +6,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::units::{self, UnitError};
-
-/// The most tasks a pids cgroup can be limited to: the kernel refuses larger values in
-/// `pids.max` with `EINVAL` (`PIDS_MAX` is `PID_MAX_LIMIT + 1`, and `PID_MAX_LIMIT` is 4 Mi on
-/// 64-bit), and the sandbox would then fall back to rlimits with that opaque error as the reason.
-const MAX_PIDS: u64 = 4 * 1024 * 1024;
-
-/// The smallest `--cpu` (the `#[isolated]` macro's bound too): a 1 ms quota (the kernel's
-/// smallest) per 1 s period (its largest), see `cgroup::cpu_quota_and_period_us`.
-const MIN_CPU_CORES: f64 = 0.001;
-
-/// The largest `--cpu`: more cores than any machine this runs on.
-const MAX_CPU_CORES: f64 = 4096.0;
+use crate::units::{self, UnitError, MAX_CPU_CORES, MAX_PIDS, MIN_CPU_CORES};
 
 /// Resource limits of one run, enforced by its cgroup.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,10 +1,24 @@
-//! Parsing of the sizes and durations users write (`100M`, `500ms`).
+//! Parsing of the sizes and durations users write (`100M`, `500ms`), and the bounds of the
+//! limits they write.
 //!
 //! This module has no dependencies on purpose: the `#[isolated]` proc macro includes the same file
-//! so that `mem = "100Q"` is rejected at compile time with exactly the message the CLI prints.
+//! so that `mem = "100Q"` is rejected at compile time with exactly the message the CLI prints, and
+//! `pids`/`cpu` have the same bounds as `--pids`/`--cpu`.
 
 use std::fmt;
 use std::time::Duration;
+
+/// The most tasks a pids cgroup can be limited to: the kernel refuses larger values in
+/// `pids.max` with `EINVAL` (`PIDS_MAX` is `PID_MAX_LIMIT + 1`, and `PID_MAX_LIMIT` is 4 Mi on
+/// 64-bit), and the sandbox would then fall back to rlimits with that opaque error as the reason.
+pub const MAX_PIDS: u64 = 4 * 1024 * 1024;
+
+/// The smallest CPU limit in cores: a 1 ms quota (the kernel's smallest) per 1 s period (its
+/// largest), see `cgroup::cpu_quota_and_period_us`.
+pub const MIN_CPU_CORES: f64 = 0.001;
+
+/// The largest CPU limit in cores: more cores than any machine this runs on.
+pub const MAX_CPU_CORES: f64 = 4096.0;
 
 /// Why a size or duration was rejected; the `Display` text names the cause and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
