@@ -187,6 +187,12 @@ impl Command {
         self
     }
 
+    /// Whether the command will take the terminal (see [`Command::foreground_terminal`]): then
+    /// the launcher must take it back when the command has ended.
+    pub fn takes_terminal(&self) -> bool {
+        self.take_terminal
+    }
+
     /// Runs the program open as `executable` (e.g. `O_PATH`), with `argv0` as `argv[0]`: works
     /// even where the sandbox hides the program's path (a test binary below `/tmp`).
     pub fn from_executable(executable: OwnedFd, argv0: impl AsRef<OsStr>) -> Command {

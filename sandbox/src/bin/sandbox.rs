@@ -165,7 +165,9 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let mut command = Command::new(&args.command[0]);
     command.args(&args.command[1..]).foreground_terminal(true);
-    let took_terminal = nix::unistd::isatty(0).unwrap_or(false);
+    // Only a launcher in the terminal's foreground hands it over, and so takes it back (one in
+    // the background must not take the foreground at its end).
+    let took_terminal = command.takes_terminal();
 
     // Signals for the command go through the launcher: block them here; waiting takes them and
     // passes them on (the init un-blocks nothing of ours; the command starts unblocked).
