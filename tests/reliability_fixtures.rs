@@ -22,6 +22,7 @@ fn fork_loop(forever: bool) -> usize {
     loop {
         // SAFETY: the child only calls async-signal-safe functions and leaves with _exit.
         match unsafe { libc::fork() } {
+            // SAFETY: sleep(3) and _exit(2) are async-signal-safe; the child never returns.
             0 => unsafe {
                 libc::sleep(30);
                 libc::_exit(0)
