@@ -11,6 +11,7 @@
 //! dropped and the test is re-executed the old way. Servers end when the test process closes
 //! their stdin, which its exit (or death) does.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -113,12 +114,14 @@ pub(crate) fn serve() -> ! {
     if writeln!(answers, "{READY}").is_err() {
         crate::sys::exit_immediately(1);
     }
+    // Looked up by name for every request: listed once.
+    let cases: HashMap<String, &TestCase> = inventory::iter::<TestCase>.into_iter().map(|case| (case.test_name(), case)).collect();
     let requests = File::from(stdin);
     let client = requests.try_clone().map(OwnedFd::from);
     for line in BufReader::new(requests).lines() {
         let (Ok(name), Ok(client)) = (line, &client) else { break };
         // Nothing arrives on stdin while a test runs unless the test process is gone (EOF).
-        let answer = answer(name.trim(), client.as_fd());
+        let answer = answer(&cases, name.trim(), client.as_fd());
         let text = serde_json::to_string(&answer).unwrap_or_default();
         if writeln!(answers, "{text}").is_err() {
             break;
@@ -128,8 +131,8 @@ pub(crate) fn serve() -> ! {
 }
 
 /// Runs the `#[isolated]` test `name` of this binary in a new sandbox; its verdict and output.
-fn answer(name: &str, client: BorrowedFd<'_>) -> Answer {
-    let Some(case) = inventory::iter::<TestCase>.into_iter().find(|case| case.test_name() == name) else {
+fn answer(cases: &HashMap<String, &TestCase>, name: &str, client: BorrowedFd<'_>) -> Answer {
+    let Some(case) = cases.get(name) else {
         return Answer { output: String::new(), failure: Some(format!("sandbox: no #[isolated] test named '{name}' in this binary")) };
     };
     match run_function_isolated(case.spec, case.body, OutputMode::Collect, Some(client)) {
