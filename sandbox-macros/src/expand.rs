@@ -214,43 +214,23 @@ fn should_panic(attr: &Attribute) -> syn::Result<ShouldPanic> {
 
 /// The tokens naming an item that is not a function (`struct Foo`), for the error's span.
 fn item_head(item: &Item) -> TokenStream {
+    // The keyword token and the name of each kind of item.
+    macro_rules! head {
+        ($item:expr, $keyword:ident, $name:ident) => {{
+            let (keyword, name) = (&$item.$keyword, &$item.$name);
+            quote!(#keyword #name)
+        }};
+    }
     match item {
-        Item::Struct(item) => {
-            let (keyword, ident) = (&item.struct_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Enum(item) => {
-            let (keyword, ident) = (&item.enum_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Union(item) => {
-            let (keyword, ident) = (&item.union_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Const(item) => {
-            let (keyword, ident) = (&item.const_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Static(item) => {
-            let (keyword, ident) = (&item.static_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Mod(item) => {
-            let (keyword, ident) = (&item.mod_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Trait(item) => {
-            let (keyword, ident) = (&item.trait_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Type(item) => {
-            let (keyword, ident) = (&item.type_token, &item.ident);
-            quote!(#keyword #ident)
-        }
-        Item::Impl(item) => {
-            let (keyword, self_ty) = (&item.impl_token, &item.self_ty);
-            quote!(#keyword #self_ty)
-        }
+        Item::Struct(item) => head!(item, struct_token, ident),
+        Item::Enum(item) => head!(item, enum_token, ident),
+        Item::Union(item) => head!(item, union_token, ident),
+        Item::Const(item) => head!(item, const_token, ident),
+        Item::Static(item) => head!(item, static_token, ident),
+        Item::Mod(item) => head!(item, mod_token, ident),
+        Item::Trait(item) => head!(item, trait_token, ident),
+        Item::Type(item) => head!(item, type_token, ident),
+        Item::Impl(item) => head!(item, impl_token, self_ty),
         other => other.to_token_stream(),
     }
 }
