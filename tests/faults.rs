@@ -748,3 +748,67 @@ fn proc_root_and_cwd_links_do_not_reach_the_host() {
     );
     cgroup_dirs_are_gone(&run.stderr);
 }
+
+// ---------------------------------------------------------------- 7. reused cgroups
+
+/// Runs `program args` in `sandbox` (stdio to /dev/null); the run's cgroup directories and
+/// its outcome.
+fn run_in(sandbox: &sandbox::Sandbox, program: &str, args: &[&str]) -> (Vec<PathBuf>, sandbox::Outcome) {
+    let mut command = sandbox::Command::new(program);
+    command.args(args);
+    for stream in [0, 1, 2] {
+        let null = fs::OpenOptions::new().read(stream == 0).write(stream != 0).open("/dev/null").unwrap();
+        match stream {
+            0 => command.stdin(null),
+            1 => command.stdout(null),
+            _ => command.stderr(null),
+        };
+    }
+    let running = sandbox.spawn(&command).unwrap();
+    let paths = running.cgroup_paths();
+    assert!(!paths.is_empty(), "a run as root has a cgroup");
+    (paths, running.wait().unwrap())
+}
+
+/// The runner's fork servers keep a run's cgroup for the next run (`cgroup::pool`, on v1; v2
+/// makes a new one each time, as its `memory.peak` cannot be reset before kernel 6.12). Each
+/// run must still report only its own OOM kills, pids-limit hits and peak: an OOM kill must
+/// not reappear in the next run, and a cgroup whose `pids.peak` rose above the floor of 2 must
+/// not be reused (its peak could no longer be told). Nothing is left once the pool is drained.
+#[test]
+fn a_reused_cgroup_reports_only_its_own_runs_counters() {
+    let _alone = exclusive();
+    sandbox::cgroup::pool::enable();
+    let limits = sandbox::Limits { pids: Some(8), memory_bytes: Some(32 << 20), cpu_cores: None };
+    let sandbox = sandbox::Sandbox::new(sandbox::Config { limits, ..sandbox::Config::default() }).unwrap();
+
+    // One process that grows until the OOM killer ends it (tail keeps a line that never ends).
+    let (first_dirs, oom) = run_in(&sandbox, "tail", &["/dev/zero"]);
+    assert_eq!(oom.status, sandbox::ExitStatus::Signal(libc::SIGKILL), "{oom:?}");
+    assert!(oom.stats.oom_kills >= 1, "{oom:?}");
+    let v1 = oom.cgroup_version == Some(sandbox::cgroup::CgroupVersion::V1);
+
+    let (dirs, quiet) = run_in(&sandbox, "true", &[]);
+    assert_eq!(dirs == first_dirs, v1, "reused on v1 only: {first_dirs:?} then {dirs:?}");
+    assert_eq!(quiet.status, sandbox::ExitStatus::Code(0), "{quiet:?}");
+    assert_eq!((quiet.stats.oom_kills, quiet.stats.pids_limit_hits), (0, 0), "{quiet:?}");
+    assert!(quiet.stats.peak_pids.is_none_or(|peak| peak == 2), "{quiet:?}");
+
+    let (bomb_dirs, bomb) = run_in(&sandbox, "sh", &["-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.3 & done; wait"]);
+    assert_eq!(bomb_dirs == first_dirs, v1, "{first_dirs:?} then {bomb_dirs:?}");
+    assert!(bomb.stats.pids_limit_hits > 0, "{bomb:?}");
+    assert_eq!(bomb.stats.oom_kills, 0, "{bomb:?}");
+    assert!(bomb.stats.peak_pids.is_none_or(|peak| peak == 8), "{bomb:?}");
+
+    let (after_dirs, after) = run_in(&sandbox, "true", &[]);
+    if bomb.stats.peak_pids.is_some() {
+        assert_ne!(after_dirs, bomb_dirs, "a cgroup with pids.peak 8 was reused");
+    }
+    assert_eq!((after.stats.oom_kills, after.stats.pids_limit_hits), (0, 0), "{after:?}");
+    assert!(after.stats.peak_pids.is_none_or(|peak| peak == 2), "{after:?}");
+
+    sandbox::cgroup::pool::drain();
+    for dir in first_dirs.iter().chain(&after_dirs) {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}

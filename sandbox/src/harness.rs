@@ -143,7 +143,12 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
             let mut server = servers.next();
             std::thread::spawn(move || loop {
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
-                let Some((index, case, ignored)) = next else { break };
+                let Some((index, case, ignored)) = next else {
+                    if let Some(server) = server.take() {
+                        server.finish();
+                    }
+                    break;
+                };
                 let finished = if ignored {
                     Finished { name: case.test_name(), verdict: TestVerdict::Ignored, note: None, output: String::new(), outcome: None }
                 } else {
@@ -276,9 +281,19 @@ fn run_case(case: &'static TestCase, output: OutputMode, isolation: Isolation) -
 struct ForkServer {
     requests: UnixStream,
     responses: BufReader<UnixStream>,
+    pid: nix::unistd::Pid,
 }
 
+
 impl ForkServer {
+    /// Ends the server (its connection closes) and waits until it has removed the cgroups it
+    /// kept for reuse, so that the runner leaves nothing behind when it exits.
+    fn finish(self) {
+        let ForkServer { requests, responses, pid } = self;
+        drop((requests, responses));
+        let _ = nix::sys::wait::waitpid(pid, None);
+    }
+
     /// Runs `case`, which is `cases[index]` in both this process and the server (a copy of it).
     fn run(&mut self, index: usize, case: &'static TestCase) -> Finished {
         let mut line = String::new();
@@ -310,7 +325,7 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -
                 drop((ours, responses, std::mem::take(&mut servers)));
                 serve(theirs, output, cases);
             }
-            Ok(Some(_)) => servers.push(ForkServer { requests: ours, responses: BufReader::new(responses) }),
+            Ok(Some(pid)) => servers.push(ForkServer { requests: ours, responses: BufReader::new(responses), pid }),
             Err(_) => break,
         }
     }
@@ -320,6 +335,8 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -
 /// The fork server's loop; ends the process when the runner closes the connection (or dies).
 fn serve(stream: UnixStream, output: OutputMode, cases: &[&'static TestCase]) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // One test after another: each reuses the cgroup of the one before where it can.
+    crate::cgroup::pool::enable();
     let mut responses = match stream.try_clone() {
         Ok(stream) => stream,
         Err(_) => crate::sys::exit_immediately(1),
@@ -332,6 +349,7 @@ fn serve(stream: UnixStream, output: OutputMode, cases: &[&'static TestCase]) ->
             break;
         }
     }
+    crate::cgroup::pool::drain();
     // The copied buffers of stdout belong to the runner: leave without flushing them.
     crate::sys::exit_immediately(0)
 }

@@ -398,7 +398,10 @@ impl Sandbox {
             _ => None,
         };
         let create_cgroup = |layout: Result<&'static Layout, CgroupError>| {
-            match layout.and_then(|layout| create_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits)) {
+            let reused = crate::cgroup::pool::take(cgroup_parent.as_deref(), &self.config.limits);
+            match reused.map(Ok).unwrap_or_else(|| {
+                layout.and_then(|layout| create_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits))
+            }) {
                 Ok(cgroup) => Ok(cgroup),
                 Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),
                 Err(cause) => Err(Error::Cgroup(cause)),
@@ -480,6 +483,7 @@ impl Sandbox {
             pid,
             pidfd,
             cgroup,
+            cgroup_parent: cgroup_parent.clone(),
             report: report_read,
             started,
             timeout: self.config.timeout,
@@ -546,6 +550,8 @@ pub struct Running {
     pidfd: OwnedFd,
     /// `None` in rootless mode without a delegated cgroup.
     cgroup: Option<Box<dyn RunCgroup>>,
+    /// Where the cgroup was made (for the pool of reused cgroups).
+    cgroup_parent: Option<PathBuf>,
     report: OwnedFd,
     started: Instant,
     timeout: Option<Duration>,
@@ -648,10 +654,11 @@ impl Running {
         self.waited = true;
         let wall = self.started.elapsed();
         let reports = self.read_reports();
-        let stats = match self.cgroup.as_mut() {
-            Some(cgroup) => {
+        let cgroup_version = self.cgroup.as_ref().map(|c| c.version());
+        let stats = match self.cgroup.take() {
+            Some(mut cgroup) => {
                 let stats = cgroup.stats();
-                cgroup.remove()?;
+                crate::cgroup::pool::release(self.cgroup_parent.as_deref(), cgroup)?;
                 let mut stats = stats?;
                 stats.cpu_usec = stats.cpu_usec.or(Some(usage.cpu_usec));
                 stats
@@ -678,7 +685,7 @@ impl Running {
             limits: self.limits.clone(),
             stats,
             wall,
-            cgroup_version: self.cgroup.as_ref().map(|c| c.version()),
+            cgroup_version,
             enforcement: self.enforcement.clone(),
         })
     }

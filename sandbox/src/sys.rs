@@ -340,6 +340,13 @@ pub fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// `fflush(NULL)`: writes out what C code (a test calling a C library) left in its `stdio`
+/// buffers, which `_exit` would drop.
+pub fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes every open stream; no pointer of ours is involved.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
+}
+
 /// `dup2(2)` that leaves `target` without `O_CLOEXEC` even when `source == target`.
 pub fn dup_onto(source: RawFd, target: RawFd) -> Result<(), Errno> {
     if source == target {

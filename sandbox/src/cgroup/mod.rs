@@ -5,6 +5,7 @@
 //! either version. Every function that touches files takes its directory as a parameter, so
 //! unit tests can point it at a temporary directory.
 
+pub mod pool;
 mod v1;
 mod v2;
 
@@ -251,8 +252,16 @@ pub trait RunCgroup: Send {
     fn add_process(&self, pid: Pid) -> Result<(), CgroupError>;
     /// SIGKILLs every process in the cgroup.
     fn kill_all(&self);
-    /// Reads the counters.
-    fn stats(&self) -> Result<Stats, CgroupError>;
+    /// Reads the counters of the current run.
+    fn stats(&mut self) -> Result<Stats, CgroupError>;
+    /// After [`stats`](RunCgroup::stats) of a run whose processes are all gone: readies the
+    /// cgroup for another run, if the next run's counters can then be told exactly as in a new
+    /// cgroup. `false` when not (then remove it). See [`pool`].
+    fn ready_for_reuse(&mut self) -> Result<bool, CgroupError> {
+        Ok(false)
+    }
+    /// Writes `limits` for the next run of a reused cgroup (only what changed).
+    fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError>;
     /// Removes what launchers that died left beside this cgroup (once per process and
     /// directory). Called once the sandbox is running, off the path to the command's start.
     fn remove_stale_runs(&self);

@@ -26,7 +26,27 @@ pub struct V1Cgroup {
     /// Every distinct directory created, in creation order.
     dirs: Vec<PathBuf>,
     removed: bool,
+    /// The limits written into the files now.
+    limits: Limits,
+    /// What the counters that cannot be reset said when this run started (zero in a new
+    /// cgroup; earlier runs' counts in a reused one, see [`RunCgroup::ready_for_reuse`]).
+    start: Counters,
+    /// What they said at the last [`RunCgroup::stats`].
+    last: Option<Counters>,
 }
+
+/// The counters a v1 cgroup cannot reset.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    oom_kills: u64,
+    pids_limit_hits: u64,
+}
+
+/// A reused cgroup must not hold more memory than this: what the kernel frees lazily after a
+/// run (kernel objects, and charges it keeps in per-CPU batches of 64 pages) counts towards the
+/// next run's peak, so a run's page cache (files it read) must not. Above it, the cgroup is
+/// removed and a new one made.
+const MAX_REUSED_CHARGE_BYTES: u64 = 1 << 20;
 
 impl V1Cgroup {
     /// Creates `<hierarchy>/<parent or "sandbox">/<run>` in the memory, pids and cpuacct
@@ -37,7 +57,17 @@ impl V1Cgroup {
             .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
             .unwrap_or_else(|| PathBuf::from("sandbox"));
         let name = new_run_name();
-        let mut cgroup = V1Cgroup { memory: None, pids: None, cpu: None, cpuacct: None, dirs: Vec::new(), removed: false };
+        let mut cgroup = V1Cgroup {
+            memory: None,
+            pids: None,
+            cpu: None,
+            cpuacct: None,
+            dirs: Vec::new(),
+            removed: false,
+            limits: Limits::default(),
+            start: Counters::default(),
+            last: None,
+        };
         let wanted: [(&str, bool); 4] = [
             ("memory", limits.memory_bytes.is_some()),
             ("pids", limits.pids.is_some()),
@@ -82,28 +112,78 @@ impl V1Cgroup {
         Ok(cgroup)
     }
 
-    fn apply_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
-        if let (Some(dir), Some(pids)) = (&self.pids, limits.pids) {
-            write_file(dir, "pids.max", &pids.to_string())?;
+    /// Writes the limits that differ from those in the files now (all of them in a new cgroup).
+    fn apply_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
+        let unlimited = |value: Option<u64>, none: &str| value.map_or_else(|| none.to_string(), |v| v.to_string());
+        if let Some(dir) = &self.pids {
+            if limits.pids != self.limits.pids {
+                write_file(dir, "pids.max", &unlimited(limits.pids, "max"))?;
+            }
         }
-        if let (Some(dir), Some(bytes)) = (&self.memory, limits.memory_bytes) {
-            write_file(dir, "memory.limit_in_bytes", &bytes.to_string())?;
-            // No swap: memory+swap limited to the same amount where the kernel accounts swap
-            // (swapaccount=1), otherwise tell reclaim not to swap this cgroup out.
-            // Swap accounting is a boot setting: looked up once per process.
-            static SWAP_ACCOUNTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            if *SWAP_ACCOUNTED.get_or_init(|| dir.join("memory.memsw.limit_in_bytes").exists()) {
-                write_file(dir, "memory.memsw.limit_in_bytes", &bytes.to_string())?;
-            } else {
-                write_file(dir, "memory.swappiness", "0")?;
+        if let Some(dir) = &self.memory {
+            if limits.memory_bytes != self.limits.memory_bytes {
+                // No swap: memory+swap limited to the same amount where the kernel accounts swap
+                // (swapaccount=1), otherwise tell reclaim not to swap this cgroup out.
+                // Swap accounting is a boot setting: looked up once per process.
+                static SWAP_ACCOUNTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+                let swap_accounted = *SWAP_ACCOUNTED.get_or_init(|| dir.join("memory.memsw.limit_in_bytes").exists());
+                let value = unlimited(limits.memory_bytes, "-1");
+                // memory+swap may never be below memory: raising, it goes first; lowering, last.
+                let raising = match (limits.memory_bytes, self.limits.memory_bytes) {
+                    (None, _) => true,
+                    (Some(new), Some(old)) => new > old,
+                    (Some(_), None) => false,
+                };
+                if swap_accounted && raising {
+                    write_file(dir, "memory.memsw.limit_in_bytes", &value)?;
+                }
+                write_file(dir, "memory.limit_in_bytes", &value)?;
+                if swap_accounted && !raising {
+                    write_file(dir, "memory.memsw.limit_in_bytes", &value)?;
+                }
+                if !swap_accounted && self.limits.memory_bytes.is_none() {
+                    write_file(dir, "memory.swappiness", "0")?;
+                }
             }
         }
         if let (Some(dir), Some(cores)) = (&self.cpu, limits.cpu_cores) {
-            let (quota, period) = cpu_quota_and_period_us(cores);
-            write_file(dir, "cpu.cfs_period_us", &period.to_string())?;
-            write_file(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+            if Some(cores) != self.limits.cpu_cores {
+                let (quota, period) = cpu_quota_and_period_us(cores);
+                if self.limits.cpu_cores.is_some() {
+                    // Reused: the old quota must not meet the new period; unset it meanwhile.
+                    write_file(dir, "cpu.cfs_quota_us", "-1")?;
+                }
+                write_file(dir, "cpu.cfs_period_us", &period.to_string())?;
+                write_file(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+            }
         }
+        self.limits = limits.clone();
         Ok(())
+    }
+
+    /// Whether no run left anything behind that the next run would inherit: no processes, no
+    /// child cgroups, at most [`MAX_REUSED_CHARGE_BYTES`] of memory, and a `pids.peak` of at
+    /// most 2, the floor of every run (init and command). `pids.peak` cannot be reset: while
+    /// it stays at the floor, a run's peak is exactly 2 or the higher value it reads.
+    fn is_clean(&self) -> Result<bool, CgroupError> {
+        use std::os::unix::fs::MetadataExt;
+        for dir in &self.dirs {
+            // A cgroup directory's link count is 2 plus its child cgroups.
+            if fs::metadata(dir).map_err(io_err("reading", dir))?.nlink() != 2 {
+                return Ok(false);
+            }
+        }
+        if let Some(dir) = &self.pids {
+            if read_number(dir, "pids.current")?.unwrap_or(0) != 0 || read_number(dir, "pids.peak")?.unwrap_or(0) > 2 {
+                return Ok(false);
+            }
+        }
+        if let Some(dir) = &self.memory {
+            if read_number(dir, "memory.usage_in_bytes")?.unwrap_or(0) > MAX_REUSED_CHARGE_BYTES {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -129,20 +209,44 @@ impl RunCgroup for V1Cgroup {
         }
     }
 
-    fn stats(&self) -> Result<Stats, CgroupError> {
+    fn stats(&mut self) -> Result<Stats, CgroupError> {
         let mut stats = Stats::default();
+        let mut now = Counters::default();
         if let Some(dir) = &self.memory {
-            stats.oom_kills = read_key(dir, "memory.oom_control", "oom_kill")?.unwrap_or(0);
+            now.oom_kills = read_key(dir, "memory.oom_control", "oom_kill")?.unwrap_or(0);
+            stats.oom_kills = now.oom_kills.saturating_sub(self.start.oom_kills);
             stats.peak_memory_bytes = read_number(dir, "memory.max_usage_in_bytes")?;
         }
         if let Some(dir) = &self.pids {
-            stats.pids_limit_hits = pids_limit_hits(dir)?.unwrap_or(0);
+            now.pids_limit_hits = pids_limit_hits(dir)?.unwrap_or(0);
+            stats.pids_limit_hits = now.pids_limit_hits.saturating_sub(self.start.pids_limit_hits);
             stats.peak_pids = read_number(dir, "pids.peak")?;
         }
         if let Some(dir) = &self.cpuacct {
             stats.cpu_usec = read_number(dir, "cpuacct.usage")?.map(|ns| ns / 1_000);
         }
+        self.last = Some(now);
         Ok(stats)
+    }
+
+    fn ready_for_reuse(&mut self) -> Result<bool, CgroupError> {
+        let Some(last) = self.last.take() else { return Ok(false) };
+        if self.removed || !self.is_clean()? {
+            return Ok(false);
+        }
+        if let Some(dir) = &self.memory {
+            // Writing 0 sets the peak to the usage now (at most MAX_REUSED_CHARGE_BYTES).
+            write_file(dir, "memory.max_usage_in_bytes", "0")?;
+        }
+        if let Some(dir) = &self.cpuacct {
+            write_file(dir, "cpuacct.usage", "0")?;
+        }
+        self.start = last;
+        Ok(true)
+    }
+
+    fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
+        self.apply_limits(limits)
     }
 
     fn remove_stale_runs(&self) {

@@ -237,7 +237,13 @@ impl RunCgroup for V2Cgroup {
         }
     }
 
-    fn stats(&self) -> Result<Stats, CgroupError> {
+    /// Only for the first run: a v2 cgroup is never reused (its `memory.peak` can be reset only
+    /// on kernels from 6.12 on), so the limits are those of a new cgroup.
+    fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
+        self.apply_limits(limits)
+    }
+
+    fn stats(&mut self) -> Result<Stats, CgroupError> {
         Ok(Stats {
             oom_kills: read_key(&self.dir, "memory.events", "oom_kill")?.unwrap_or(0),
             pids_limit_hits: pids_limit_hits(&self.dir)?.unwrap_or(0),
