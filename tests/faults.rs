@@ -11,7 +11,9 @@
 //! 4. 1 GiB through the launcher's stdout under `--mem 100M` (no buffering, no OOM kill);
 //! 5. launchers side by side never touch each other's cgroups (also a killed one's stale cgroup);
 //! 6. chroot escapes from a `--rootfs` sandbox, with a control that the same program does escape a
-//!    plain `chroot`, and the `/proc/*/root` and `/proc/*/cwd` links.
+//!    plain `chroot`, and the `/proc/*/root` and `/proc/*/cwd` links;
+//! 7. a cgroup reused for the next run (the runner's fork servers) reports only that run's OOM
+//!    kills, pids-limit hits and peaks, and is not reused when its peak could no longer be told.
 //!
 //! Runs on the host (cgroup v1 here) and, through `tests/run-all.sh`, in the cgroup-v2 VM.
 

@@ -119,6 +119,84 @@ pub(crate) fn write_file(dir: &Path, name: &str, value: &str) -> Result<(), Cgro
     fs::write(&path, value).map_err(io_err("writing", &path))
 }
 
+/// Cgroup files kept open for the life of a cgroup, which the pool reuses for many runs:
+/// opening a cgroup file costs a path walk and kernfs allocations, reading an open one from
+/// offset 0 (which restarts the kernel's text) little.
+#[derive(Debug, Default)]
+pub(crate) struct OpenFiles(std::sync::Mutex<std::collections::HashMap<(PathBuf, bool), fs::File>>);
+
+impl OpenFiles {
+    fn use_file<T>(
+        &self,
+        path: PathBuf,
+        write: bool,
+        action: &'static str,
+        body: impl FnOnce(&mut fs::File) -> io::Result<T>,
+    ) -> Result<Option<T>, CgroupError> {
+        let mut files = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (path, write);
+        if !files.contains_key(&key) {
+            match fs::OpenOptions::new().read(!write).write(write).open(&key.0) {
+                Ok(file) => {
+                    files.insert(key.clone(), file);
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound && !write => return Ok(None),
+                Err(err) => return Err(io_err(action, &key.0)(err)),
+            }
+        }
+        let file = files.get_mut(&key).expect("inserted above");
+        body(file).map(Some).map_err(io_err(action, &key.0))
+    }
+
+    /// Like [`read_optional`], through a kept descriptor.
+    pub(crate) fn read(&self, dir: &Path, name: &str) -> Result<Option<String>, CgroupError> {
+        use std::os::unix::fs::FileExt;
+        self.use_file(dir.join(name), false, "reading", |file| {
+            let mut text = Vec::with_capacity(256);
+            let mut buffer = [0u8; 4096];
+            loop {
+                let n = file.read_at(&mut buffer, text.len() as u64)?;
+                if n == 0 {
+                    break;
+                }
+                text.extend_from_slice(&buffer[..n]);
+            }
+            String::from_utf8(text).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
+        })
+    }
+
+    /// Like [`write_file`], through a kept descriptor.
+    pub(crate) fn write(&self, dir: &Path, name: &str, value: &str) -> Result<(), CgroupError> {
+        use std::io::Write;
+        self.use_file(dir.join(name), true, "writing", |file| file.write_all(value.as_bytes())).map(drop)
+    }
+
+    /// Like [`read_number`].
+    pub(crate) fn read_number(&self, dir: &Path, name: &str) -> Result<Option<u64>, CgroupError> {
+        self.read(dir, name)?.map(|text| parse_number(dir, name, text)).transpose()
+    }
+
+    /// Like [`read_key`].
+    pub(crate) fn read_key(&self, dir: &Path, name: &str, key: &str) -> Result<Option<u64>, CgroupError> {
+        self.read(dir, name)?.map(|text| parse_key(dir, name, key, text)).transpose()
+    }
+}
+
+fn parse_number(dir: &Path, name: &str, text: String) -> Result<u64, CgroupError> {
+    text.trim().parse().map_err(|_| CgroupError::Parse { path: dir.join(name), text })
+}
+
+fn parse_key(dir: &Path, name: &str, key: &str, text: String) -> Result<u64, CgroupError> {
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once(' ') {
+            if k == key {
+                return v.trim().parse().map_err(|_| CgroupError::Parse { path: dir.join(name), text: text.clone() });
+            }
+        }
+    }
+    Ok(0)
+}
+
 /// Reads the cgroup file `dir/name`; `None` when the kernel does not have it.
 pub(crate) fn read_optional(dir: &Path, name: &str) -> Result<Option<String>, CgroupError> {
     let path = dir.join(name);
@@ -131,32 +209,19 @@ pub(crate) fn read_optional(dir: &Path, name: &str) -> Result<Option<String>, Cg
 
 /// Reads a file holding one number (`memory.peak`, `pids.peak`); `None` when absent.
 pub(crate) fn read_number(dir: &Path, name: &str) -> Result<Option<u64>, CgroupError> {
-    match read_optional(dir, name)? {
-        None => Ok(None),
-        Some(text) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| CgroupError::Parse { path: dir.join(name), text }),
-    }
+    read_optional(dir, name)?.map(|text| parse_number(dir, name, text)).transpose()
 }
 
 /// Reads one key of a flat-keyed file (`memory.events`: `oom_kill 3`); 0 when the key is
 /// absent, `None` when the file is.
 pub(crate) fn read_key(dir: &Path, name: &str, key: &str) -> Result<Option<u64>, CgroupError> {
-    let Some(text) = read_optional(dir, name)? else { return Ok(None) };
-    for line in text.lines() {
-        if let Some((k, v)) = line.split_once(' ') {
-            if k == key {
-                return v
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| CgroupError::Parse { path: dir.join(name), text: text.clone() });
-            }
-        }
-    }
-    Ok(Some(0))
+    read_optional(dir, name)?.map(|text| parse_key(dir, name, key, text)).transpose()
+}
+
+/// Whether `pids.events` in `dir` counts hierarchically (kernel 6.14 on, which added
+/// `pids.events.local`).
+pub(crate) fn pids_events_hierarchical(dir: &Path) -> bool {
+    dir.join("pids.events.local").exists()
 }
 
 /// All cgroup directories from `dir` down, deepest first (the order `rmdir` needs).
@@ -177,7 +242,7 @@ pub(crate) fn subtree_deepest_first(dir: &Path) -> Vec<PathBuf> {
 /// in the *forking task's* cgroup, so with nested cgroups every one must be read; newer ones
 /// (which have `pids.events.local`) count hierarchically, so the top one is the total.
 pub(crate) fn pids_limit_hits(top: &Path) -> Result<Option<u64>, CgroupError> {
-    if top.join("pids.events.local").exists() {
+    if pids_events_hierarchical(top) {
         return read_key(top, "pids.events", "max");
     }
     let mut total = None;

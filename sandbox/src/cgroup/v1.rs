@@ -10,8 +10,8 @@ use nix::unistd::Pid;
 
 use super::{
     cpu_quota_and_period_us,
-    clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
-    remove_tree, write_file, CgroupError, CgroupVersion, Layout, RunCgroup, Stats,
+    clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_events_hierarchical, pids_limit_hits,
+    remove_tree, CgroupError, CgroupVersion, Layout, OpenFiles, RunCgroup, Stats,
 };
 use crate::config::Limits;
 
@@ -33,6 +33,9 @@ pub struct V1Cgroup {
     start: Counters,
     /// What they said at the last [`RunCgroup::stats`].
     last: Option<Counters>,
+    files: OpenFiles,
+    /// Whether `pids.events` counts the whole subtree, looked up at the first run.
+    pids_events_hierarchical: std::sync::OnceLock<bool>,
 }
 
 /// The counters a v1 cgroup cannot reset.
@@ -67,6 +70,8 @@ impl V1Cgroup {
             limits: Limits::default(),
             start: Counters::default(),
             last: None,
+            files: OpenFiles::default(),
+            pids_events_hierarchical: std::sync::OnceLock::new(),
         };
         let wanted: [(&str, bool); 4] = [
             ("memory", limits.memory_bytes.is_some()),
@@ -117,7 +122,7 @@ impl V1Cgroup {
         let unlimited = |value: Option<u64>, none: &str| value.map_or_else(|| none.to_string(), |v| v.to_string());
         if let Some(dir) = &self.pids {
             if limits.pids != self.limits.pids {
-                write_file(dir, "pids.max", &unlimited(limits.pids, "max"))?;
+                self.files.write(dir, "pids.max", &unlimited(limits.pids, "max"))?;
             }
         }
         if let Some(dir) = &self.memory {
@@ -135,14 +140,14 @@ impl V1Cgroup {
                     (Some(_), None) => false,
                 };
                 if swap_accounted && raising {
-                    write_file(dir, "memory.memsw.limit_in_bytes", &value)?;
+                    self.files.write(dir, "memory.memsw.limit_in_bytes", &value)?;
                 }
-                write_file(dir, "memory.limit_in_bytes", &value)?;
+                self.files.write(dir, "memory.limit_in_bytes", &value)?;
                 if swap_accounted && !raising {
-                    write_file(dir, "memory.memsw.limit_in_bytes", &value)?;
+                    self.files.write(dir, "memory.memsw.limit_in_bytes", &value)?;
                 }
                 if !swap_accounted && self.limits.memory_bytes.is_none() {
-                    write_file(dir, "memory.swappiness", "0")?;
+                    self.files.write(dir, "memory.swappiness", "0")?;
                 }
             }
         }
@@ -151,10 +156,10 @@ impl V1Cgroup {
                 let (quota, period) = cpu_quota_and_period_us(cores);
                 if self.limits.cpu_cores.is_some() {
                     // Reused: the old quota must not meet the new period; unset it meanwhile.
-                    write_file(dir, "cpu.cfs_quota_us", "-1")?;
+                    self.files.write(dir, "cpu.cfs_quota_us", "-1")?;
                 }
-                write_file(dir, "cpu.cfs_period_us", &period.to_string())?;
-                write_file(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+                self.files.write(dir, "cpu.cfs_period_us", &period.to_string())?;
+                self.files.write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
             }
         }
         self.limits = limits.clone();
@@ -174,12 +179,12 @@ impl V1Cgroup {
             }
         }
         if let Some(dir) = &self.pids {
-            if read_number(dir, "pids.current")?.unwrap_or(0) != 0 || read_number(dir, "pids.peak")?.unwrap_or(0) > 2 {
+            if self.files.read_number(dir, "pids.current")?.unwrap_or(0) != 0 || self.files.read_number(dir, "pids.peak")?.unwrap_or(0) > 2 {
                 return Ok(false);
             }
         }
         if let Some(dir) = &self.memory {
-            if read_number(dir, "memory.usage_in_bytes")?.unwrap_or(0) > MAX_REUSED_CHARGE_BYTES {
+            if self.files.read_number(dir, "memory.usage_in_bytes")?.unwrap_or(0) > MAX_REUSED_CHARGE_BYTES {
                 return Ok(false);
             }
         }
@@ -198,7 +203,7 @@ impl RunCgroup for V1Cgroup {
 
     fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
         for dir in &self.dirs {
-            write_file(dir, "cgroup.procs", &pid.to_string())?;
+            self.files.write(dir, "cgroup.procs", &pid.to_string())?;
         }
         Ok(())
     }
@@ -213,17 +218,22 @@ impl RunCgroup for V1Cgroup {
         let mut stats = Stats::default();
         let mut now = Counters::default();
         if let Some(dir) = &self.memory {
-            now.oom_kills = read_key(dir, "memory.oom_control", "oom_kill")?.unwrap_or(0);
+            now.oom_kills = self.files.read_key(dir, "memory.oom_control", "oom_kill")?.unwrap_or(0);
             stats.oom_kills = now.oom_kills.saturating_sub(self.start.oom_kills);
-            stats.peak_memory_bytes = read_number(dir, "memory.max_usage_in_bytes")?;
+            stats.peak_memory_bytes = self.files.read_number(dir, "memory.max_usage_in_bytes")?;
         }
         if let Some(dir) = &self.pids {
-            now.pids_limit_hits = pids_limit_hits(dir)?.unwrap_or(0);
+            now.pids_limit_hits = if *self.pids_events_hierarchical.get_or_init(|| pids_events_hierarchical(dir)) {
+                self.files.read_key(dir, "pids.events", "max")?
+            } else {
+                pids_limit_hits(dir)?
+            }
+            .unwrap_or(0);
             stats.pids_limit_hits = now.pids_limit_hits.saturating_sub(self.start.pids_limit_hits);
-            stats.peak_pids = read_number(dir, "pids.peak")?;
+            stats.peak_pids = self.files.read_number(dir, "pids.peak")?;
         }
         if let Some(dir) = &self.cpuacct {
-            stats.cpu_usec = read_number(dir, "cpuacct.usage")?.map(|ns| ns / 1_000);
+            stats.cpu_usec = self.files.read_number(dir, "cpuacct.usage")?.map(|ns| ns / 1_000);
         }
         self.last = Some(now);
         Ok(stats)
@@ -236,10 +246,10 @@ impl RunCgroup for V1Cgroup {
         }
         if let Some(dir) = &self.memory {
             // Writing 0 sets the peak to the usage now (at most MAX_REUSED_CHARGE_BYTES).
-            write_file(dir, "memory.max_usage_in_bytes", "0")?;
+            self.files.write(dir, "memory.max_usage_in_bytes", "0")?;
         }
         if let Some(dir) = &self.cpuacct {
-            write_file(dir, "cpuacct.usage", "0")?;
+            self.files.write(dir, "cpuacct.usage", "0")?;
         }
         self.start = last;
         Ok(true)
