@@ -79,8 +79,9 @@ def pid_ns(pid):
 
 
 def status(pid):
-    """VmRSS, VmHWM, RssAnon (KiB) and the number of open descriptors of pid; None when it is
-    gone."""
+    """VmRSS, VmHWM, RssAnon (KiB) and the number of open descriptors of pid, apart ("fds") from
+    those of cgroup control files ("cgroup_fds": a fork server keeps the files of the cgroup it
+    reuses open, more or fewer with that cgroup's history); None when it is gone."""
     figures = {}
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -88,10 +89,17 @@ def status(pid):
                 key, _, value = line.partition(":")
                 if key in ("VmRSS", "VmHWM", "RssAnon"):
                     figures[key] = int(value.split()[0])
-        figures["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+        targets = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                pass
+        figures["cgroup_fds"] = sum(t.startswith("/sys/fs/cgroup/") for t in targets)
+        figures["fds"] = len(targets) - figures["cgroup_fds"]
     except OSError:
         return None
-    return figures if len(figures) == 4 else None
+    return figures if len(figures) == 5 else None
 
 
 def mib(kib):
@@ -260,7 +268,7 @@ def cmd_isolated(fixtures, report, threads, per_kind, *runner_args):
     per_test = (main_anon[1] - main_anon[0]) * 1024 / max(tests_between, 1)
     # The fork servers, each followed from its own first to last sample in the two windows.
     server_pids = set().union(*(s[2] for s in start)) & set().union(*(s[2] for s in end))
-    server_rss, server_fds = [], []
+    server_rss, server_fds, server_cgroup_fds = [], [], []
     for pid in sorted(server_pids):
         a = [s[2][pid] for s in start if pid in s[2]]
         b = [s[2][pid] for s in end if pid in s[2]]
@@ -270,6 +278,7 @@ def cmd_isolated(fixtures, report, threads, per_kind, *runner_args):
         # The most frequent count: what a server holds while it waits for a test's sandbox (the
         # same for every test; for a moment between tests, and while setting up one, it differs).
         server_fds.append((statistics.mode(x["fds"] for x in a), statistics.mode(x["fds"] for x in b)))
+        server_cgroup_fds.append(max(x["cgroup_fds"] for x in a + b))
     if not server_pids:
         fail("no fork server of the runner was seen in both windows")
     grow_kib = max((anon for *_, anon in server_rss), default=0)
@@ -278,7 +287,8 @@ def cmd_isolated(fixtures, report, threads, per_kind, *runner_args):
     print(f"    {len(server_pids)} fork servers: RSS "
           + ", ".join(f"{mib(a)}->{mib(b)}" for a, b, *_ in server_rss)
           + f" MiB (anon growth max {grow_kib:.0f} KiB, bound 512), VmHWM max {mib(max((h for _, _, h, _ in server_rss), default=0))} MiB, fds "
-          + ", ".join(f"{a}->{b}" for a, b in server_fds))
+          + ", ".join(f"{a}->{b}" for a, b in server_fds)
+          + f" (+ cgroup control files kept open: max {max(server_cgroup_fds, default=0)}, bound 32)")
     if main_fds[1] > main_fds[0]:
         fail(f"the runner's descriptors grew from {main_fds[0]} to {main_fds[1]}")
     if per_test > 16 * 1024:
@@ -288,6 +298,9 @@ def cmd_isolated(fixtures, report, threads, per_kind, *runner_args):
             fail(f"fork server {pid}: descriptors grew from {a} to {b}")
     if grow_kib > 512:
         fail(f"a fork server's RssAnon grew by {grow_kib:.0f} KiB (bound 512)")
+    # The files of one kept cgroup (three v1 hierarchies); more means cgroups' files leak.
+    if max(server_cgroup_fds, default=0) > 32:
+        fail(f"a fork server held {max(server_cgroup_fds)} cgroup control files open (bound 32)")
 
 
 # --------------------------------------------------------------------------------------------
