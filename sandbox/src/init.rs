@@ -114,6 +114,9 @@ pub(crate) struct InitArgs<'a> {
     pub report: RawFd,
     /// A pidfd of the launcher, opened before the clone (where pidfds exist).
     pub launcher: Option<RawFd>,
+    /// Where the init, when it shares the launcher's memory, writes one byte once the command
+    /// has started: from then on it reads nothing of the launcher's, which may go on.
+    pub started: Option<RawFd>,
 }
 
 fn send(report: RawFd, message: Report) {
@@ -181,7 +184,14 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
             send(args.report, Report::ForkFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
-        Ok(command) => supervise(command, &waited, args.report),
+        Ok(command) => {
+            let report = args.report;
+            if let Some(started) = args.started {
+                let _ = sys::write_raw(started, &[1]);
+                let _ = nix::unistd::close(started);
+            }
+            supervise(command, &waited, report)
+        }
     }
 }
 
@@ -213,6 +223,10 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
         let _ = sys::take_terminal_foreground(0);
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Some(started) = args.started {
+        // The init's to write (a test body is not exec'd, so close-on-exec would not close it).
+        let _ = nix::unistd::close(started);
+    }
     for (target, source) in args.stdio.iter().enumerate() {
         if let Some(source) = *source {
             if let Err(errno) = sys::dup_onto(source, target as RawFd) {

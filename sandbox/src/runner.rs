@@ -433,6 +433,21 @@ impl Sandbox {
         nix::fcntl::fcntl(report_write.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
             .map_err(io_error("configuring a pipe"))?;
 
+        // The init shares this process's memory (no copy of it to make and tear down) unless
+        // it must be created inside its v2 cgroup: CLONE_INTO_CGROUP needs clone3, for which
+        // glibc has no wrapper that runs a function on a new stack.
+        let share_memory = cgroup.as_ref().and_then(|c| c.clone_target()).is_none();
+        let (started_read, started_write) = if share_memory {
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
+            (Some(read), Some(write))
+        } else {
+            (None, None)
+        };
+        let stack = match share_memory {
+            true => Some(sys::ChildStack::new(INIT_STACK_BYTES).map_err(io_error("mapping the init's stack"))?),
+            false => None,
+        };
+
         let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
         if rootless {
             flags |= libc::CLONE_NEWUSER;
@@ -464,13 +479,23 @@ impl Sandbox {
             steps_before_go: !rootless,
             report: report_write.as_raw_fd(),
             launcher: launcher.as_ref().map(|fd| fd.as_raw_fd()),
+            started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
         };
         let started = Instant::now();
         // SAFETY: the child side runs only `init::run`, which keeps to async-signal-safe calls
         // on data prepared above, and ends in exec or _exit. The one exception, a function
         // command (`Command::for_function`), is only created by fork servers (the runner's and
         // the stock harness's), which are single-threaded, so their copies may allocate.
-        let cloned = unsafe { sys::clone_process(flags as u64, cgroup.as_ref().and_then(|c| c.clone_target())) };
+        let cloned = match &stack {
+            // SAFETY: as above; and `init_args` with all it refers to stays unchanged until the
+            // init says it has started the command (below), the stack outlives the init (it
+            // goes into `Running`, which reaps the init before dropping it), and this thread
+            // allocates nothing between "go" and that sign, so that a test body forked from the
+            // init copies a consistent heap.
+            Some(stack) => unsafe { sys::clone_sharing_memory(flags as u64, stack, crate::init::run, &init_args) }
+                .map(|(pid, pidfd)| Cloned::Parent { pid, pidfd, placed_in_cgroup: false }),
+            None => unsafe { sys::clone_process(flags as u64, cgroup.as_ref().and_then(|c| c.clone_target())) },
+        };
         let (pid, pidfd, placed) = match cloned {
             Ok(Cloned::Child) => crate::init::run(&init_args),
             Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
@@ -478,7 +503,7 @@ impl Sandbox {
         };
         // `go_read` stays open here until "go" is written: an init that failed a set-up step and
         // exited must not turn that write into a SIGPIPE.
-        drop((report_write, bind_sources, launcher));
+        drop((report_write, bind_sources, launcher, started_write));
         let mut running = Running {
             pid,
             pidfd,
@@ -487,11 +512,12 @@ impl Sandbox {
             report: report_read,
             started,
             timeout: self.config.timeout,
-            steps,
+            steps: steps.clone(),
             program: command.program.to_string_lossy().into_owned(),
             limits: self.config.limits.clone(),
             enforcement,
             waited: false,
+            _init_stack: stack,
         };
         // From here on, an error drops `running`: it kills the init (still waiting for "go")
         // and removes the cgroup.
@@ -508,6 +534,13 @@ impl Sandbox {
             }
         }
         nix::unistd::write(&go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
+        if let Some(started) = started_read {
+            // One byte when the command has started, end of file when the init died first.
+            let mut byte = [0u8; 1];
+            while nix::unistd::read(started.as_raw_fd(), &mut byte) == Err(Errno::EINTR) {}
+        }
+        // Only now may the init's arguments go.
+        let _ = &init_args;
         drop(go_read);
         if let Some(cgroup) = &running.cgroup {
             cgroup.remove_stale_runs();
@@ -515,6 +548,10 @@ impl Sandbox {
         Ok(running)
     }
 }
+
+/// The stack of an init that shares the launcher's memory: a test body forked from it runs on
+/// (a copy of) it, so it is as large as a main thread's usual 8 MiB (reserved lazily).
+const INIT_STACK_BYTES: usize = 8 << 20;
 
 /// Maps the launcher's user and group to root inside the sandbox's user namespace (the one
 /// mapping an unprivileged process may write).
@@ -560,6 +597,8 @@ pub struct Running {
     limits: crate::config::Limits,
     enforcement: Enforcements,
     waited: bool,
+    /// The stack of an init that shares our memory; dropped after the init was reaped.
+    _init_stack: Option<sys::ChildStack>,
 }
 
 impl Running {

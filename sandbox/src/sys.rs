@@ -191,6 +191,99 @@ pub unsafe fn vfork_call<T>(child: fn(&T) -> !, arg: &T) -> Result<Pid, Errno> {
     result
 }
 
+/// A stack for a process that shares this one's memory (the sandbox's init): an anonymous
+/// mapping, reserved lazily, with an inaccessible guard page below it; unmapped on drop, which
+/// must come after the process using it was reaped.
+#[derive(Debug)]
+pub struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; no thread of ours runs on it.
+unsafe impl Send for ChildStack {}
+
+impl ChildStack {
+    /// Maps `size` bytes of stack plus a guard page.
+    pub fn new(size: usize) -> Result<ChildStack, Errno> {
+        const GUARD: usize = 4096;
+        let len = size + GUARD;
+        // SAFETY: a fresh anonymous mapping; no memory of ours is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of the mapping just made; a stack overflow then faults.
+        Errno::result(unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) })?;
+        Ok(stack)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; its user is gone (the owner's contract).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// Creates a process like [`clone_process`], with `namespace_flags`, that shares this process's
+/// memory (`CLONE_VM`) and runs `child(arg)` on `stack`: no copy of the page tables at the
+/// clone, and none to tear down at its exit. Returns its PID and a pidfd.
+///
+/// # Safety
+/// As for [`clone_process`], and more, since the child runs on our memory while we do:
+/// `child` must only touch its own stack and `arg` (no allocation, no unwinding, no thread
+/// locals; it shares the calling thread's, glibc's `errno` included), `arg` and what it refers
+/// to must stay unchanged until the child no longer reads it (the caller waits for a sign),
+/// and `stack` must stay mapped until the child has been reaped.
+pub unsafe fn clone_sharing_memory<T>(
+    namespace_flags: u64,
+    stack: &ChildStack,
+    child: fn(&T) -> !,
+    arg: &T,
+) -> Result<(Pid, OwnedFd), Errno> {
+    #[repr(C)]
+    struct Call<T> {
+        child: fn(&T) -> !,
+        arg: *const T,
+    }
+    extern "C" fn trampoline<T>(data: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `data` is the `Call` written at the top of the child's stack below, which
+        // stays mapped as long as the child lives; `arg` is kept alive by the caller.
+        let call = unsafe { &*(data as *const Call<T>) };
+        // SAFETY: as above.
+        let arg = unsafe { &*call.arg };
+        (call.child)(arg)
+    }
+    // The call is written at the top of the stack (not on ours, which we leave while the child
+    // may still be reading it), and the stack starts below it, 16-byte aligned.
+    let call_slot = (stack.base as usize + stack.len - std::mem::size_of::<Call<T>>()) & !15;
+    let call = call_slot as *mut Call<T>;
+    // SAFETY: `call_slot` lies inside the writable part of our mapping, aligned for Call.
+    unsafe { call.write(Call { child, arg: arg as *const T }) };
+    let mut pidfd: libc::c_int = -1;
+    let flags = namespace_flags as libc::c_int | libc::CLONE_VM | libc::CLONE_PIDFD | libc::SIGCHLD;
+    // SAFETY: the stack pointer is the 16-byte-aligned end of the free part of our mapping;
+    // CLONE_PIDFD stores the pidfd in `pidfd` (the parent_tid argument); the caller upholds the
+    // child's contract above.
+    let pid = unsafe {
+        libc::clone(trampoline::<T>, call_slot as *mut libc::c_void, flags, call as *mut libc::c_void, &mut pidfd as *mut libc::c_int)
+    };
+    let pid = Errno::result(pid)?;
+    // SAFETY: with CLONE_PIDFD the kernel stored a new, owned file descriptor in pidfd.
+    Ok((Pid::from_raw(pid), unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     // SAFETY: plain syscall with integer arguments.
