@@ -371,7 +371,8 @@ impl Sandbox {
             argv_strings.push(c_string("argument", arg)?);
         }
         let argv = null_terminated(&argv_strings);
-        let env_strings = command.environment();
+        // A test body (function command) is not exec'd: it keeps this process's environment.
+        let env_strings = if command.function.is_some() { Vec::new() } else { command.environment() };
         let envp = null_terminated(&env_strings);
         let cwd = cwd.map(|p| c_string("working directory", p.as_os_str())).transpose()?;
 

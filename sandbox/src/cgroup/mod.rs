@@ -121,37 +121,48 @@ pub(crate) fn write_file(dir: &Path, name: &str, value: &str) -> Result<(), Cgro
 
 /// Cgroup files kept open for the life of a cgroup, which the pool reuses for many runs:
 /// opening a cgroup file costs a path walk and kernfs allocations, reading an open one from
-/// offset 0 (which restarts the kernel's text) little.
+/// offset 0 (which restarts the kernel's text) little. A handful per cgroup: a list.
 #[derive(Debug, Default)]
-pub(crate) struct OpenFiles(std::sync::Mutex<std::collections::HashMap<(PathBuf, bool), fs::File>>);
+pub(crate) struct OpenFiles(std::sync::Mutex<Vec<KeptFile>>);
+
+#[derive(Debug)]
+struct KeptFile {
+    dir: PathBuf,
+    name: &'static str,
+    write: bool,
+    file: fs::File,
+}
 
 impl OpenFiles {
     fn use_file<T>(
         &self,
-        path: PathBuf,
+        dir: &Path,
+        name: &'static str,
         write: bool,
-        action: &'static str,
         body: impl FnOnce(&mut fs::File) -> io::Result<T>,
     ) -> Result<Option<T>, CgroupError> {
+        let action = if write { "writing" } else { "reading" };
         let mut files = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let key = (path, write);
-        if !files.contains_key(&key) {
-            match fs::OpenOptions::new().read(!write).write(write).open(&key.0) {
-                Ok(file) => {
-                    files.insert(key.clone(), file);
+        let found = files.iter().position(|f| f.name == name && f.write == write && f.dir.as_os_str() == dir.as_os_str());
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let path = dir.join(name);
+                match fs::OpenOptions::new().read(!write).write(write).open(&path) {
+                    Ok(file) => files.push(KeptFile { dir: dir.to_path_buf(), name, write, file }),
+                    Err(err) if err.kind() == io::ErrorKind::NotFound && !write => return Ok(None),
+                    Err(err) => return Err(io_err(action, &path)(err)),
                 }
-                Err(err) if err.kind() == io::ErrorKind::NotFound && !write => return Ok(None),
-                Err(err) => return Err(io_err(action, &key.0)(err)),
+                files.len() - 1
             }
-        }
-        let file = files.get_mut(&key).expect("inserted above");
-        body(file).map(Some).map_err(io_err(action, &key.0))
+        };
+        body(&mut files[index].file).map(Some).map_err(|err| io_err(action, &dir.join(name))(err))
     }
 
     /// Like [`read_optional`], through a kept descriptor.
-    pub(crate) fn read(&self, dir: &Path, name: &str) -> Result<Option<String>, CgroupError> {
+    pub(crate) fn read(&self, dir: &Path, name: &'static str) -> Result<Option<String>, CgroupError> {
         use std::os::unix::fs::FileExt;
-        self.use_file(dir.join(name), false, "reading", |file| {
+        self.use_file(dir, name, false, |file| {
             let mut text = Vec::with_capacity(256);
             let mut buffer = [0u8; 4096];
             loop {
@@ -166,18 +177,18 @@ impl OpenFiles {
     }
 
     /// Like [`write_file`], through a kept descriptor.
-    pub(crate) fn write(&self, dir: &Path, name: &str, value: &str) -> Result<(), CgroupError> {
+    pub(crate) fn write(&self, dir: &Path, name: &'static str, value: &str) -> Result<(), CgroupError> {
         use std::io::Write;
-        self.use_file(dir.join(name), true, "writing", |file| file.write_all(value.as_bytes())).map(drop)
+        self.use_file(dir, name, true, |file| file.write_all(value.as_bytes())).map(drop)
     }
 
     /// Like [`read_number`].
-    pub(crate) fn read_number(&self, dir: &Path, name: &str) -> Result<Option<u64>, CgroupError> {
+    pub(crate) fn read_number(&self, dir: &Path, name: &'static str) -> Result<Option<u64>, CgroupError> {
         self.read(dir, name)?.map(|text| parse_number(dir, name, text)).transpose()
     }
 
     /// Like [`read_key`].
-    pub(crate) fn read_key(&self, dir: &Path, name: &str, key: &str) -> Result<Option<u64>, CgroupError> {
+    pub(crate) fn read_key(&self, dir: &Path, name: &'static str, key: &str) -> Result<Option<u64>, CgroupError> {
         self.read(dir, name)?.map(|text| parse_key(dir, name, key, text)).transpose()
     }
 }

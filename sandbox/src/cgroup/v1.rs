@@ -171,10 +171,8 @@ impl V1Cgroup {
     /// most 2, the floor of every run (init and command). `pids.peak` cannot be reset: while
     /// it stays at the floor, a run's peak is exactly 2 or the higher value it reads.
     fn is_clean(&self) -> Result<bool, CgroupError> {
-        use std::os::unix::fs::MetadataExt;
         for dir in &self.dirs {
-            // A cgroup directory's link count is 2 plus its child cgroups.
-            if fs::metadata(dir).map_err(io_err("reading", dir))?.nlink() != 2 {
+            if has_child_cgroups(dir)? {
                 return Ok(false);
             }
         }
@@ -190,6 +188,12 @@ impl V1Cgroup {
         }
         Ok(true)
     }
+}
+
+/// Whether the cgroup directory `dir` has child cgroups: its link count is 2 plus their number.
+fn has_child_cgroups(dir: &Path) -> Result<bool, CgroupError> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(fs::metadata(dir).map_err(io_err("reading", dir))?.nlink() != 2)
 }
 
 impl RunCgroup for V1Cgroup {
@@ -223,7 +227,10 @@ impl RunCgroup for V1Cgroup {
             stats.peak_memory_bytes = self.files.read_number(dir, "memory.max_usage_in_bytes")?;
         }
         if let Some(dir) = &self.pids {
-            now.pids_limit_hits = if *self.pids_events_hierarchical.get_or_init(|| pids_events_hierarchical(dir)) {
+            // Where the count is not hierarchical, a subtree the command made must be summed;
+            // a cgroup without children (the usual case) needs its own count only.
+            let hierarchical = *self.pids_events_hierarchical.get_or_init(|| pids_events_hierarchical(dir));
+            now.pids_limit_hits = if hierarchical || !has_child_cgroups(dir)? {
                 self.files.read_key(dir, "pids.events", "max")?
             } else {
                 pids_limit_hits(dir)?
