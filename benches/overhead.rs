@@ -30,11 +30,13 @@ fn ms(d: Duration) -> f64 {
 
 /// Median wall times of `runs` rounds in which every command of `argvs` runs once, after one
 /// warm-up round; output discarded. Interleaved, so that the load of a shared machine drifting
-/// during the benchmark weighs on every command alike (the ratios are what is compared). Each
-/// command starts `settle` after the one before ended: a suite of 200 sandboxes leaves the
-/// kernel deferred work (its workers free 200 memory cgroups for a while), which must not be
-/// billed to the suite after it.
-fn time_commands(argvs: &[Vec<&str>], runs: usize, settle: Duration) -> Vec<Duration> {
+/// during the benchmark weighs on every command alike (the ratios are what is compared). With
+/// `rehearse`, each timed run comes right after an untimed run of the same command: a suite of
+/// 200 sandboxes leaves the kernel deferred work (its workers free 200 memory cgroups for a
+/// while), which must not be billed to the suite after it, and a pause to let that work end
+/// would instead bill the next suite for waking an idle machine (a cold vCPU, the first v1
+/// cgroup migration after idle waiting for an RCU grace period).
+fn time_commands(argvs: &[Vec<&str>], runs: usize, rehearse: bool) -> Vec<Duration> {
     let run = |argv: &[&str]| {
         let start = Instant::now();
         let status = Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status();
@@ -46,7 +48,9 @@ fn time_commands(argvs: &[Vec<&str>], runs: usize, settle: Duration) -> Vec<Dura
     let mut samples = vec![Vec::with_capacity(runs); argvs.len()];
     for round in 0..=runs {
         for (argv, samples) in argvs.iter().zip(&mut samples) {
-            std::thread::sleep(settle);
+            if rehearse {
+                run(argv);
+            }
             let elapsed = run(argv);
             if round > 0 {
                 samples.push(elapsed);
@@ -132,7 +136,7 @@ fn main() {
     if has_crun {
         commands.push(vec!["crun", "--version"]);
     }
-    let times = time_commands(&commands, command_runs, Duration::ZERO);
+    let times = time_commands(&commands, command_runs, false);
     let (plain, unshare, sandbox) = (times[0], times[1], times[2]);
     let bwrap = has_bwrap.then(|| times[3]);
     let crun = has_crun.then(|| times[times.len() - 1]);
@@ -165,7 +169,7 @@ fn main() {
     ];
     let suites: Vec<Vec<&str>> = suites.iter().map(|argv| argv.iter().map(String::as_str).collect()).collect();
     let per_test = |total: Duration| total.as_secs_f64() * 1000.0 / FIXTURE_TESTS;
-    let times: Vec<f64> = time_commands(&suites, suite_runs, Duration::from_millis(500)).into_iter().map(per_test).collect();
+    let times: Vec<f64> = time_commands(&suites, suite_runs, true).into_iter().map(per_test).collect();
     let (t_plain, t_reexec, t_isolated, t_runner, t_runner2) = (times[0], times[1], times[2], times[3], times[4]);
     println!("\n{:<62} {:>9}", "200 trivial tests, --test-threads=1", "ms/test");
     println!("{:<62} {:>9.3}", "plain #[test]", t_plain);
