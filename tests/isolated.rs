@@ -265,6 +265,25 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The runner pins each fork server (and its thread) to one CPU; the test bodies must get all
+/// of the runner's CPUs back, with one thread and with as many as there are CPUs.
+#[test]
+fn runner_pins_its_servers_but_not_the_test_bodies() {
+    let runner = runner_binary();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
+    let threads = std::thread::available_parallelism().unwrap().get();
+    for threads in [1, threads] {
+        let output = Command::new(&runner)
+            .args(["--ignored", "--nocapture", "--exact", "probe_body_cpus", &format!("--test-threads={threads}")])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{stdout}");
+        assert!(stdout.contains(&format!("body cpus: {cpus}\n")), "runner's CPUs {cpus}, --test-threads={threads}: {stdout}");
+    }
+}
+
 #[test]
 fn runner_prints_resources_and_writes_a_report() {
     let runner = runner_binary();

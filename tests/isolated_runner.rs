@@ -42,6 +42,17 @@ fn tmpfs_is_private_and_sized() {
     assert!(std::fs::write("/tmp/scratch/big", vec![0u8; 2 << 20]).is_err());
 }
 
+/// The runner pins each fork server to one CPU (fewer cross-CPU wake-ups per test); a test body
+/// must still get every CPU the runner may use. Prints the body's CPU list, which
+/// `tests/isolated.rs` compares with its own (run by it, with `--ignored`).
+#[isolated]
+#[ignore = "probe for tests/isolated.rs"]
+fn probe_body_cpus() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim();
+    println!("body cpus: {cpus}");
+}
+
 #[isolated]
 #[should_panic(expected = "as expected")]
 fn should_panic_is_honoured() {

@@ -134,6 +134,7 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     // Fork servers first, while this process is single-threaded: a copy of it per test thread,
     // which then runs each test in a sandbox without exec'ing the test binary again.
     let mut servers = fork_servers(threads, output, &cases).into_iter();
+    let mut cpus = pinned_cpus(threads).into_iter();
     let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
     let (sender, results) = mpsc::channel::<Finished>();
     let workers: Vec<_> = (0..threads)
@@ -141,7 +142,12 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
             let queue = Arc::clone(&queue);
             let sender = sender.clone();
             let mut server = servers.next();
+            let mut cpu = cpus.next().filter(|_| server.is_some());
             std::thread::spawn(move || loop {
+                if let Some(cpu) = cpu.take() {
+                    // Beside its fork server (see testing::affinity).
+                    crate::testing::affinity::pin_to(cpu, false);
+                }
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                 let Some((index, case, ignored)) = next else {
                     if let Some(server) = server.take() {
@@ -315,7 +321,8 @@ impl ForkServer {
 /// threads, whose locks a copy could inherit in a held state.
 fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -> Vec<ForkServer> {
     let mut servers = Vec::new();
-    for _ in 0..count {
+    let cpus = pinned_cpus(count);
+    for server in 0..count {
         let Ok((ours, theirs)) = UnixStream::pair() else { break };
         let Ok(responses) = ours.try_clone() else { break };
         match crate::sys::fork_copy(crate::sys::ForkFrom::OnlyThread) {
@@ -323,6 +330,9 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -
                 // Only the runner may hold the ends of the other servers' connections: their EOF
                 // is how they learn it is gone.
                 drop((ours, responses, std::mem::take(&mut servers)));
+                if let Some(cpu) = cpus.get(server) {
+                    crate::testing::affinity::pin_to(*cpu, true);
+                }
                 serve(theirs, output, cases);
             }
             Ok(Some(pid)) => servers.push(ForkServer { requests: ours, responses: BufReader::new(responses), pid }),
@@ -330,6 +340,16 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -
         }
     }
     servers
+}
+
+/// The CPU for each of `count` fork servers (and its runner thread), or none when there are
+/// more servers than CPUs to run on (then the scheduler places them).
+fn pinned_cpus(count: usize) -> Vec<usize> {
+    let cpus = crate::testing::affinity::allowed_cpus();
+    if count > cpus.len() {
+        return Vec::new();
+    }
+    cpus.into_iter().take(count).collect()
 }
 
 /// The fork server's loop; ends the process when the runner closes the connection (or dies).

@@ -5,6 +5,7 @@ mod spec;
 
 pub use spec::{test_name, Expect, Net, ShouldPanic, TestCase, TestReturn, TestSpec};
 
+pub(crate) mod affinity;
 mod child;
 mod server;
 mod verdict;
