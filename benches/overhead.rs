@@ -31,11 +31,11 @@ fn ms(d: Duration) -> f64 {
 /// Median wall times of `runs` rounds in which every command of `argvs` runs once, after one
 /// warm-up round; output discarded. Interleaved, so that the load of a shared machine drifting
 /// during the benchmark weighs on every command alike (the ratios are what is compared). With
-/// `rehearse`, each timed run comes right after an untimed run of the same command: a suite of
-/// 200 sandboxes leaves the kernel deferred work (its workers free 200 memory cgroups for a
-/// while), which must not be billed to the suite after it, and a pause to let that work end
-/// would instead bill the next suite for waking an idle machine (a cold vCPU, the first v1
-/// cgroup migration after idle waiting for an RCU grace period).
+/// `rehearse`, each timed run starts once the machine is quiet and right after an untimed run of
+/// the same command: a suite of 200 sandboxes leaves the kernel deferred work (its workers free
+/// 200 memory cgroups for a while), which must not be billed to the suite after it, and the
+/// rehearsal wakes what a quiet machine lets sleep (idle vCPUs; the first v1 cgroup migration
+/// after idle waits for an RCU grace period), which must not be billed to it either.
 fn time_commands(argvs: &[Vec<&str>], runs: usize, rehearse: bool) -> Vec<Duration> {
     let run = |argv: &[&str]| {
         let start = Instant::now();
@@ -49,6 +49,7 @@ fn time_commands(argvs: &[Vec<&str>], runs: usize, rehearse: bool) -> Vec<Durati
     for round in 0..=runs {
         for (argv, samples) in argvs.iter().zip(&mut samples) {
             if rehearse {
+                wait_until_quiet();
                 run(argv);
             }
             let elapsed = run(argv);
@@ -58,6 +59,29 @@ fn time_commands(argvs: &[Vec<&str>], runs: usize, rehearse: bool) -> Vec<Durati
         }
     }
     samples.into_iter().map(median).collect()
+}
+
+/// Busy and total CPU time of the machine so far, in clock ticks (`/proc/stat`).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Waits (up to 5 s) until the machine's CPUs were at least 90% idle for 100 ms.
+fn wait_until_quiet() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let (busy, total) = cpu_ticks();
+        std::thread::sleep(Duration::from_millis(100));
+        let (busy2, total2) = cpu_ticks();
+        if (busy2 - busy) * 10 <= total2 - total {
+            return;
+        }
+    }
 }
 
 fn installed(program: &str) -> bool {
@@ -113,7 +137,7 @@ struct Row {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (command_runs, suite_runs) = if quick { (5, 1) } else { (101, 7) };
+    let (command_runs, suite_runs) = if quick { (5, 1) } else { (101, 15) };
     println!("overhead benchmark ({} mode): medians of {command_runs} runs per command, {suite_runs} per suite", if quick { "quick" } else { "full" });
 
     // ---- commands

@@ -133,7 +133,8 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
 
     // Fork servers first, while this process is single-threaded: a copy of it per test thread,
     // which then runs each test in a sandbox without exec'ing the test binary again.
-    let mut servers = fork_servers(threads, output, &cases).into_iter();
+    let keep_outcomes = report_path.is_some();
+    let mut servers = fork_servers(threads, output, &cases, keep_outcomes).into_iter();
     let mut cpus = pinned_cpus(threads).into_iter();
     let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
     let (sender, results) = mpsc::channel::<Finished>();
@@ -160,7 +161,7 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
                 } else {
                     match server.as_mut() {
                         Some(server) => server.run(index, case),
-                        None => run_case(case, output, Isolation::ReExec),
+                        None => run_case(case, output, Isolation::ReExec, keep_outcomes),
                     }
                 };
                 if sender.send(finished).is_err() {
@@ -247,7 +248,8 @@ enum Isolation {
     InProcess,
 }
 
-fn run_case(case: &'static TestCase, output: OutputMode, isolation: Isolation) -> Finished {
+/// `keep_outcome`: the outcome as JSON, for `--report` (otherwise not built).
+fn run_case(case: &'static TestCase, output: OutputMode, isolation: Isolation, keep_outcome: bool) -> Finished {
     let name = case.test_name();
     let run = match isolation {
         Isolation::ReExec => run_isolated(case.spec, &name, ChildHarness::Runner, output),
@@ -276,7 +278,7 @@ fn run_case(case: &'static TestCase, output: OutputMode, isolation: Isolation) -
                 verdict,
                 note: Some(resources(&run.outcome)),
                 output: String::from_utf8_lossy(&run.output).into_owned(),
-                outcome: Some(run.outcome.to_json()),
+                outcome: keep_outcome.then(|| run.outcome.to_json()),
             }
         }
     }
@@ -319,7 +321,7 @@ impl ForkServer {
 
 /// Forks `count` servers, or none (then tests are re-executed) when this process already has
 /// threads, whose locks a copy could inherit in a held state.
-fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -> Vec<ForkServer> {
+fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase], keep_outcomes: bool) -> Vec<ForkServer> {
     let mut servers = Vec::new();
     let cpus = pinned_cpus(count);
     for server in 0..count {
@@ -333,7 +335,7 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase]) -
                 if let Some(cpu) = cpus.get(server) {
                     crate::testing::affinity::pin_to(*cpu, true);
                 }
-                serve(theirs, output, cases);
+                serve(theirs, output, cases, keep_outcomes);
             }
             Ok(Some(pid)) => servers.push(ForkServer { requests: ours, responses: BufReader::new(responses), pid }),
             Err(_) => break,
@@ -353,7 +355,7 @@ fn pinned_cpus(count: usize) -> Vec<usize> {
 }
 
 /// The fork server's loop; ends the process when the runner closes the connection (or dies).
-fn serve(stream: UnixStream, output: OutputMode, cases: &[&'static TestCase]) -> ! {
+fn serve(stream: UnixStream, output: OutputMode, cases: &[&'static TestCase], keep_outcomes: bool) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     // One test after another: each reuses the cgroup of the one before where it can.
     crate::cgroup::pool::enable();
@@ -363,7 +365,7 @@ fn serve(stream: UnixStream, output: OutputMode, cases: &[&'static TestCase]) ->
     };
     for line in BufReader::new(stream).lines() {
         let Some(case) = line.ok().and_then(|l| l.trim().parse::<usize>().ok()).and_then(|i| cases.get(i)) else { break };
-        let finished = run_case(case, output, Isolation::InProcess);
+        let finished = run_case(case, output, Isolation::InProcess, keep_outcomes);
         let text = serde_json::to_string(&finished).unwrap_or_default();
         if writeln!(responses, "{text}").is_err() {
             break;
