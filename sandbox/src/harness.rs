@@ -15,7 +15,6 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,11 +136,11 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     let mut servers = fork_servers(threads, output, &cases, keep_outcomes).into_iter();
     let mut cpus = pinned_cpus(threads).into_iter();
     let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
-    let (sender, results) = mpsc::channel::<Finished>();
+    let finished = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
             let queue = Arc::clone(&queue);
-            let sender = sender.clone();
+            let finished = Arc::clone(&finished);
             let mut server = servers.next();
             let mut cpu = cpus.next().filter(|_| server.is_some());
             std::thread::spawn(move || loop {
@@ -156,7 +155,7 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
                     }
                     break;
                 };
-                let finished = if ignored {
+                let result = if ignored {
                     Finished { name: case.test_name(), verdict: TestVerdict::Ignored, note: None, output: String::new(), outcome: None }
                 } else {
                     match server.as_mut() {
@@ -164,39 +163,14 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
                         None => run_case(case, output, Isolation::ReExec, keep_outcomes),
                     }
                 };
-                if sender.send(finished).is_err() {
-                    break;
-                }
+                record(result, terse, keep_outcomes, &finished);
             })
         })
         .collect();
-    drop(sender);
-
-    let mut finished = Vec::new();
-    let mut stdout = std::io::stdout();
-    for mut result in results {
-        let note = result.note.as_ref().map(|note| format!(" ({note})")).unwrap_or_default();
-        let _ = match (&result.verdict, terse) {
-            (TestVerdict::Passed, false) => writeln!(stdout, "test {} ... ok{note}", result.name),
-            (TestVerdict::Failed(_), false) => writeln!(stdout, "test {} ... FAILED{note}", result.name),
-            (TestVerdict::Ignored, false) => writeln!(stdout, "test {} ... ignored", result.name),
-            (TestVerdict::Passed, true) => write!(stdout, "."),
-            (TestVerdict::Failed(_), true) => write!(stdout, "F"),
-            (TestVerdict::Ignored, true) => write!(stdout, "i"),
-        };
-        let _ = stdout.flush();
-        // Kept to the end: a failure's output (printed there) and, for --report, the outcome.
-        if !matches!(result.verdict, TestVerdict::Failed(_)) {
-            result.output = String::new();
-        }
-        if report_path.is_none() {
-            result.outcome = None;
-        }
-        finished.push(result);
-    }
     for worker in workers {
         let _ = worker.join();
     }
+    let finished = std::mem::take(&mut *finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
     if terse {
         println!();
     }
@@ -237,6 +211,31 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     } else {
         101
     }
+}
+
+/// Prints a test's line as it ends, from the thread that ran it (no hand-over to another thread
+/// per test), and keeps what the summary and `--report` need: a failure's output, and the
+/// outcome with `--report`.
+fn record(mut result: Finished, terse: bool, keep_outcome: bool, finished: &Mutex<Vec<Finished>>) {
+    let mut finished = finished.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut stdout = std::io::stdout().lock();
+    let note = result.note.as_ref().map(|note| format!(" ({note})")).unwrap_or_default();
+    let _ = match (&result.verdict, terse) {
+        (TestVerdict::Passed, false) => writeln!(stdout, "test {} ... ok{note}", result.name),
+        (TestVerdict::Failed(_), false) => writeln!(stdout, "test {} ... FAILED{note}", result.name),
+        (TestVerdict::Ignored, false) => writeln!(stdout, "test {} ... ignored", result.name),
+        (TestVerdict::Passed, true) => write!(stdout, "."),
+        (TestVerdict::Failed(_), true) => write!(stdout, "F"),
+        (TestVerdict::Ignored, true) => write!(stdout, "i"),
+    };
+    let _ = stdout.flush();
+    if !matches!(result.verdict, TestVerdict::Failed(_)) {
+        result.output = String::new();
+    }
+    if !keep_outcome {
+        result.outcome = None;
+    }
+    finished.push(result);
 }
 
 /// How a test reaches its sandbox.
