@@ -149,46 +149,11 @@ pub unsafe fn fork_raw() -> Result<Option<Pid>, Errno> {
 /// `child` must end in `exec` or `_exit` and, as it writes into the caller's memory, must only
 /// use its own stack frames and async-signal-safe calls. The caller must be single-threaded.
 pub unsafe fn vfork_call<T>(child: fn(&T) -> !, arg: &T) -> Result<Pid, Errno> {
-    struct Call<'a, T> {
-        child: fn(&T) -> !,
-        arg: &'a T,
-    }
-    extern "C" fn trampoline<T>(data: *mut libc::c_void) -> libc::c_int {
-        // SAFETY: `data` is the `Call` below, alive while the parent is suspended.
-        let call = unsafe { &*(data as *const Call<'_, T>) };
-        (call.child)(call.arg)
-    }
-    const STACK_SIZE: usize = 256 * 1024;
-    // SAFETY: a fresh anonymous mapping; no memory of ours is touched.
-    let stack = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            STACK_SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if stack == libc::MAP_FAILED {
-        return Err(Errno::last());
-    }
-    let call = Call { child, arg };
-    // SAFETY: the stack grows down from the end of the mapping (16-byte aligned, as mmap
-    // returns pages); CLONE_VFORK suspends us until the child has exec'd or exited, so `call`
-    // and the mapping outlive its use of them; the caller guarantees the child's conduct.
-    let pid = unsafe {
-        libc::clone(
-            trampoline::<T>,
-            (stack as *mut u8).add(STACK_SIZE) as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            &call as *const Call<'_, T> as *mut libc::c_void,
-        )
-    };
-    let result = Errno::result(pid).map(Pid::from_raw);
-    // SAFETY: the child no longer runs on this mapping (it exec'd or exited).
-    unsafe { libc::munmap(stack, STACK_SIZE) };
-    result
+    let stack = ChildStack::new(256 * 1024)?;
+    // SAFETY: CLONE_VFORK suspends us until the child has exec'd or exited, so `arg` and the
+    // stack (unmapped when it drops, after this call) outlive its use of them; the caller
+    // guarantees the child's conduct.
+    unsafe { clone_on_stack(libc::CLONE_VM | libc::CLONE_VFORK, &stack, child, arg, std::ptr::null_mut()) }
 }
 
 /// A stack for a process that shares this one's memory (the sandbox's init): an anonymous
@@ -252,6 +217,30 @@ pub unsafe fn clone_sharing_memory<T>(
     child: fn(&T) -> !,
     arg: &T,
 ) -> Result<(Pid, OwnedFd), Errno> {
+    let mut pidfd: libc::c_int = -1;
+    let flags = namespace_flags as libc::c_int | libc::CLONE_VM | libc::CLONE_PIDFD;
+    // SAFETY: CLONE_PIDFD stores the pidfd in `pidfd` (the parent_tid argument); the caller
+    // upholds the rest of the contract above.
+    let pid = unsafe { clone_on_stack(flags, stack, child, arg, &mut pidfd) }?;
+    // SAFETY: with CLONE_PIDFD the kernel stored a new, owned file descriptor in pidfd.
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// glibc's `clone(2)` with `flags` (plus `SIGCHLD`) running `child(arg)` on `stack`. The call is
+/// written at the top of the stack, not on ours, which we may leave while the child still reads
+/// it; the child's stack starts below it, 16-byte aligned.
+///
+/// # Safety
+/// As for the callers: `stack` stays mapped and `arg` alive while the child uses them, and the
+/// child keeps to what sharing (or borrowing) our memory allows; `parent_tid` is null or valid
+/// for the kernel to write.
+unsafe fn clone_on_stack<T>(
+    flags: libc::c_int,
+    stack: &ChildStack,
+    child: fn(&T) -> !,
+    arg: &T,
+    parent_tid: *mut libc::c_int,
+) -> Result<Pid, Errno> {
     #[repr(C)]
     struct Call<T> {
         child: fn(&T) -> !,
@@ -265,23 +254,16 @@ pub unsafe fn clone_sharing_memory<T>(
         let arg = unsafe { &*call.arg };
         (call.child)(arg)
     }
-    // The call is written at the top of the stack (not on ours, which we leave while the child
-    // may still be reading it), and the stack starts below it, 16-byte aligned.
     let call_slot = (stack.base as usize + stack.len - std::mem::size_of::<Call<T>>()) & !15;
     let call = call_slot as *mut Call<T>;
     // SAFETY: `call_slot` lies inside the writable part of our mapping, aligned for Call.
     unsafe { call.write(Call { child, arg: arg as *const T }) };
-    let mut pidfd: libc::c_int = -1;
-    let flags = namespace_flags as libc::c_int | libc::CLONE_VM | libc::CLONE_PIDFD | libc::SIGCHLD;
     // SAFETY: the stack pointer is the 16-byte-aligned end of the free part of our mapping;
-    // CLONE_PIDFD stores the pidfd in `pidfd` (the parent_tid argument); the caller upholds the
-    // child's contract above.
+    // the caller upholds the rest.
     let pid = unsafe {
-        libc::clone(trampoline::<T>, call_slot as *mut libc::c_void, flags, call as *mut libc::c_void, &mut pidfd as *mut libc::c_int)
+        libc::clone(trampoline::<T>, call_slot as *mut libc::c_void, flags | libc::SIGCHLD, call as *mut libc::c_void, parent_tid)
     };
-    let pid = Errno::result(pid)?;
-    // SAFETY: with CLONE_PIDFD the kernel stored a new, owned file descriptor in pidfd.
-    Ok((Pid::from_raw(pid), unsafe { OwnedFd::from_raw_fd(pidfd) }))
+    Errno::result(pid).map(Pid::from_raw)
 }
 
 /// `pidfd_open(2)`.
