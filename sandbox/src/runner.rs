@@ -364,7 +364,8 @@ impl Sandbox {
             bind_sources.push(sys::own_fd(fd));
         }
         let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
-        let steps = mounts::plan(&config, self.rootfs.as_deref(), &bind_fds);
+        // Shared with `Running` (which names a failed step): the init reads them meanwhile.
+        let steps: std::sync::Arc<[Step]> = mounts::plan(&config, self.rootfs.as_deref(), &bind_fds).into();
         let program = c_string("program name", &command.program)?;
         let mut argv_strings = vec![program.clone()];
         for arg in &command.args {
@@ -437,16 +438,12 @@ impl Sandbox {
         // The init shares this process's memory (no copy of it to make and tear down) unless
         // it must be created inside its v2 cgroup: CLONE_INTO_CGROUP needs clone3, for which
         // glibc has no wrapper that runs a function on a new stack.
-        let share_memory = cgroup.as_ref().and_then(|c| c.clone_target()).is_none();
-        let (started_read, started_write) = if share_memory {
+        let (stack, started_read, started_write) = if cgroup.as_ref().and_then(|c| c.clone_target()).is_none() {
+            let stack = sys::ChildStack::new(INIT_STACK_BYTES).map_err(io_error("mapping the init's stack"))?;
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
-            (Some(read), Some(write))
+            (Some(stack), Some(read), Some(write))
         } else {
-            (None, None)
-        };
-        let stack = match share_memory {
-            true => Some(sys::ChildStack::new(INIT_STACK_BYTES).map_err(io_error("mapping the init's stack"))?),
-            false => None,
+            (None, None, None)
         };
 
         let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
@@ -513,7 +510,7 @@ impl Sandbox {
             report: report_read,
             started,
             timeout: self.config.timeout,
-            steps: steps.clone(),
+            steps: std::sync::Arc::clone(&steps),
             program: command.program.to_string_lossy().into_owned(),
             limits: self.config.limits.clone(),
             enforcement,
@@ -593,7 +590,7 @@ pub struct Running {
     report: OwnedFd,
     started: Instant,
     timeout: Option<Duration>,
-    steps: Vec<Step>,
+    steps: std::sync::Arc<[Step]>,
     program: String,
     limits: crate::config::Limits,
     enforcement: Enforcements,

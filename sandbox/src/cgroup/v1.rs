@@ -31,8 +31,8 @@ pub struct V1Cgroup {
     /// What the counters that cannot be reset said when this run started (zero in a new
     /// cgroup; earlier runs' counts in a reused one, see [`RunCgroup::ready_for_reuse`]).
     start: Counters,
-    /// What they said at the last [`RunCgroup::stats`].
-    last: Option<Counters>,
+    /// What the last [`RunCgroup::stats`] read, for [`RunCgroup::ready_for_reuse`].
+    last: Option<LastRun>,
     files: OpenFiles,
     /// Whether `pids.events` counts the whole subtree, looked up at the first run.
     pids_events_hierarchical: std::sync::OnceLock<bool>,
@@ -43,6 +43,13 @@ pub struct V1Cgroup {
 struct Counters {
     oom_kills: u64,
     pids_limit_hits: u64,
+}
+
+/// What [`RunCgroup::stats`] read that deciding on reuse needs again.
+#[derive(Debug, Clone, Copy)]
+struct LastRun {
+    counters: Counters,
+    peak_pids: Option<u64>,
 }
 
 /// A reused cgroup must not hold more memory than this: what the kernel frees lazily after a
@@ -167,17 +174,21 @@ impl V1Cgroup {
     }
 
     /// Whether no run left anything behind that the next run would inherit: no processes, no
-    /// child cgroups, at most [`MAX_REUSED_CHARGE_BYTES`] of memory, and a `pids.peak` of at
-    /// most 2, the floor of every run (init and command). `pids.peak` cannot be reset: while
-    /// it stays at the floor, a run's peak is exactly 2 or the higher value it reads.
-    fn is_clean(&self) -> Result<bool, CgroupError> {
+    /// child cgroups, at most [`MAX_REUSED_CHARGE_BYTES`] of memory, and a `pids.peak` (as the
+    /// last run's stats read it) of at most 2, the floor of every run (init and command).
+    /// `pids.peak` cannot be reset: while it stays at the floor, a run's peak is exactly 2 or
+    /// the higher value it reads.
+    fn is_clean(&self, last: &LastRun) -> Result<bool, CgroupError> {
+        if last.peak_pids.unwrap_or(0) > 2 {
+            return Ok(false);
+        }
         for dir in &self.dirs {
             if has_child_cgroups(dir)? {
                 return Ok(false);
             }
         }
         if let Some(dir) = &self.pids {
-            if self.files.read_number(dir, "pids.current")?.unwrap_or(0) != 0 || self.files.read_number(dir, "pids.peak")?.unwrap_or(0) > 2 {
+            if self.files.read_number(dir, "pids.current")?.unwrap_or(0) != 0 {
                 return Ok(false);
             }
         }
@@ -242,13 +253,13 @@ impl RunCgroup for V1Cgroup {
         if let Some(dir) = &self.cpuacct {
             stats.cpu_usec = self.files.read_number(dir, "cpuacct.usage")?.map(|ns| ns / 1_000);
         }
-        self.last = Some(now);
+        self.last = Some(LastRun { counters: now, peak_pids: stats.peak_pids });
         Ok(stats)
     }
 
     fn ready_for_reuse(&mut self) -> Result<bool, CgroupError> {
         let Some(last) = self.last.take() else { return Ok(false) };
-        if self.removed || !self.is_clean()? {
+        if self.removed || !self.is_clean(&last)? {
             return Ok(false);
         }
         if let Some(dir) = &self.memory {
@@ -258,7 +269,7 @@ impl RunCgroup for V1Cgroup {
         if let Some(dir) = &self.cpuacct {
             self.files.write(dir, "cpuacct.usage", "0")?;
         }
-        self.start = last;
+        self.start = last.counters;
         Ok(true)
     }
 
