@@ -134,7 +134,6 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
     // which then runs each test in a sandbox without exec'ing the test binary again.
     let keep_outcomes = report_path.is_some();
     let mut servers = fork_servers(threads, output, &cases, keep_outcomes).into_iter();
-    let mut cpus = pinned_cpus(threads).into_iter();
     let queue = Arc::new(Mutex::new(selected.into_iter().collect::<VecDeque<_>>()));
     let finished = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..threads)
@@ -142,11 +141,11 @@ fn run(args: &Arguments, report_path: Option<PathBuf>) -> i32 {
             let queue = Arc::clone(&queue);
             let finished = Arc::clone(&finished);
             let mut server = servers.next();
-            let mut cpu = cpus.next().filter(|_| server.is_some());
+            let mut cpu = server.as_ref().and_then(|server| server.cpu);
             std::thread::spawn(move || loop {
                 if let Some(cpu) = cpu.take() {
                     // Beside its fork server (see testing::affinity).
-                    crate::testing::affinity::pin_to(cpu, false);
+                    crate::testing::affinity::pin_to(cpu);
                 }
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                 let Some((index, case, ignored)) = next else {
@@ -289,6 +288,8 @@ struct ForkServer {
     requests: UnixStream,
     responses: BufReader<UnixStream>,
     pid: nix::unistd::Pid,
+    /// The CPU the server is pinned to, where the runner thread talking to it goes too.
+    cpu: Option<usize>,
 }
 
 
@@ -296,7 +297,7 @@ impl ForkServer {
     /// Ends the server (its connection closes) and waits until it has removed the cgroups it
     /// kept for reuse, so that the runner leaves nothing behind when it exits.
     fn finish(self) {
-        let ForkServer { requests, responses, pid } = self;
+        let ForkServer { requests, responses, pid, .. } = self;
         drop((requests, responses));
         let _ = nix::sys::wait::waitpid(pid, None);
     }
@@ -332,11 +333,17 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase], k
                 // is how they learn it is gone.
                 drop((ours, responses, std::mem::take(&mut servers)));
                 if let Some(cpu) = cpus.get(server) {
-                    crate::testing::affinity::pin_to(*cpu, true);
+                    crate::testing::affinity::keep_for_bodies();
+                    crate::testing::affinity::pin_to(*cpu);
                 }
                 serve(theirs, output, cases, keep_outcomes);
             }
-            Ok(Some(pid)) => servers.push(ForkServer { requests: ours, responses: BufReader::new(responses), pid }),
+            Ok(Some(pid)) => servers.push(ForkServer {
+                requests: ours,
+                responses: BufReader::new(responses),
+                pid,
+                cpu: cpus.get(server).copied(),
+            }),
             Err(_) => break,
         }
     }

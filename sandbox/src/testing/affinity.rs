@@ -20,17 +20,19 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
     (0..CpuSet::count()).filter(|&cpu| set.is_set(cpu).unwrap_or(false)).collect()
 }
 
-/// Pins the calling thread to `cpu`; in a fork server, first keeps the set its test bodies get.
-pub(crate) fn pin_to(cpu: usize, remember_for_bodies: bool) {
-    let Ok(all) = sched_getaffinity(Pid::from_raw(0)) else { return };
-    let mut one = CpuSet::new();
-    if one.set(cpu).is_err() {
-        return;
-    }
-    if remember_for_bodies {
+/// In a fork server, before it pins itself: keeps its CPU set for the test bodies.
+pub(crate) fn keep_for_bodies() {
+    if let Ok(all) = sched_getaffinity(Pid::from_raw(0)) {
         let _ = BODY_CPUS.set(all);
     }
-    let _ = sched_setaffinity(Pid::from_raw(0), &one);
+}
+
+/// Pins the calling thread to `cpu`.
+pub(crate) fn pin_to(cpu: usize) {
+    let mut one = CpuSet::new();
+    if one.set(cpu).is_ok() {
+        let _ = sched_setaffinity(Pid::from_raw(0), &one);
+    }
 }
 
 /// In a test body: the runner's CPU set back, if its fork server was pinned.
