@@ -756,16 +756,9 @@ fn proc_root_and_cwd_links_do_not_reach_the_host() {
 /// Runs `program args` in `sandbox` (stdio to /dev/null); the run's cgroup directories and
 /// its outcome.
 fn run_in(sandbox: &sandbox::Sandbox, program: &str, args: &[&str]) -> (Vec<PathBuf>, sandbox::Outcome) {
+    let null = |write: bool| fs::OpenOptions::new().read(!write).write(write).open("/dev/null").unwrap();
     let mut command = sandbox::Command::new(program);
-    command.args(args);
-    for stream in [0, 1, 2] {
-        let null = fs::OpenOptions::new().read(stream == 0).write(stream != 0).open("/dev/null").unwrap();
-        match stream {
-            0 => command.stdin(null),
-            1 => command.stdout(null),
-            _ => command.stderr(null),
-        };
-    }
+    command.args(args).stdin(null(false)).stdout(null(true)).stderr(null(true));
     let running = sandbox.spawn(&command).unwrap();
     let paths = running.cgroup_paths();
     assert!(!paths.is_empty(), "a run as root has a cgroup");
