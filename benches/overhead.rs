@@ -46,14 +46,16 @@ fn time_commands(argvs: &[Vec<&str>], runs: usize, rehearse: bool) -> Vec<Durati
         elapsed
     };
     let mut samples = vec![Vec::with_capacity(runs); argvs.len()];
-    for round in 0..=runs {
+    // Rehearsed runs need no warm-up round of their own.
+    let warm_up_rounds = usize::from(!rehearse);
+    for round in 0..runs + warm_up_rounds {
         for (argv, samples) in argvs.iter().zip(&mut samples) {
             if rehearse {
                 wait_until_quiet();
                 run(argv);
             }
             let elapsed = run(argv);
-            if round > 0 {
+            if round >= warm_up_rounds {
                 samples.push(elapsed);
             }
         }
@@ -179,19 +181,14 @@ fn main() {
 
     // ---- tests
     let (stock, runner) = build_fixtures();
-    let suite = |binary: &Path, args: &[&'static str]| {
-        let mut argv = vec![binary.to_str().unwrap().to_owned()];
-        argv.extend(args.iter().map(|a| a.to_string()));
-        argv
-    };
-    let suites = [
-        suite(&stock, &["--test-threads=1", "-q", "plain::"]),
-        suite(&stock, &["--test-threads=1", "-q", "reexec::"]),
-        suite(&stock, &["--test-threads=1", "-q", "isolated::"]),
-        suite(&runner, &["--test-threads=1"]),
-        suite(&runner, &["--test-threads=2"]),
+    let (stock, runner) = (stock.to_str().unwrap(), runner.to_str().unwrap());
+    let suites = vec![
+        vec![stock, "--test-threads=1", "-q", "plain::"],
+        vec![stock, "--test-threads=1", "-q", "reexec::"],
+        vec![stock, "--test-threads=1", "-q", "isolated::"],
+        vec![runner, "--test-threads=1"],
+        vec![runner, "--test-threads=2"],
     ];
-    let suites: Vec<Vec<&str>> = suites.iter().map(|argv| argv.iter().map(String::as_str).collect()).collect();
     let per_test = |total: Duration| total.as_secs_f64() * 1000.0 / FIXTURE_TESTS;
     let times: Vec<f64> = time_commands(&suites, suite_runs, true).into_iter().map(per_test).collect();
     let (t_plain, t_reexec, t_isolated, t_runner, t_runner2) = (times[0], times[1], times[2], times[3], times[4]);
@@ -204,8 +201,8 @@ fn main() {
 
     // ---- memory
     let launcher_rss = peak_rss_kib(&[SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"]);
-    let runner_rss_200 = peak_rss_kib(&[runner.to_str().unwrap(), "--test-threads=1"]);
-    let runner_rss_20 = peak_rss_kib(&[runner.to_str().unwrap(), "--test-threads=1", "t00"]);
+    let runner_rss_200 = peak_rss_kib(&[runner, "--test-threads=1"]);
+    let runner_rss_20 = peak_rss_kib(&[runner, "--test-threads=1", "t00"]);
 
     // ---- ratios against the targets of the performance issue
     let overhead = |t: f64| t - t_plain;
