@@ -256,7 +256,7 @@ fn main() {
     if crun.is_some() {
         rows.push(Row { what: "crun / sandbox run", value: "not measured".into(), target: ">= 5x".into(), met: None });
     }
-    println!("\n{:<44} {:>16}  {:<22} {}", "ratio", "measured", "target", "");
+    println!("\n{:<44} {:>16}  {:<22}", "ratio", "measured", "target");
     for row in rows {
         let mark = match row.met {
             Some(true) => "met",

@@ -14,7 +14,7 @@ fn hostname() -> String {
 
 fn mount_type(path: &str) -> String {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = mountinfo.lines().filter(|l| l.split(' ').nth(4) == Some(path)).last().unwrap_or_else(|| panic!("{path} not mounted"));
+    let line = mountinfo.lines().rfind(|l| l.split(' ').nth(4) == Some(path)).unwrap_or_else(|| panic!("{path} not mounted"));
     line.split(" - ").nth(1).unwrap().split(' ').next().unwrap().to_string()
 }
 
