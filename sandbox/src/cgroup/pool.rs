@@ -34,13 +34,17 @@ pub fn is_enabled() -> bool {
 
 /// An idle cgroup made under `parent`, with `limits` written, if there is one.
 pub(crate) fn take(parent: Option<&Path>, limits: &Limits) -> Option<Box<dyn RunCgroup>> {
+    if !is_enabled() {
+        return None;
+    }
     let mut idle = IDLE.lock().ok()?;
     let index = idle.iter().position(|(p, _)| p.as_deref() == parent)?;
     let (_, mut cgroup) = idle.swap_remove(index);
     drop(idle);
     match cgroup.set_limits(limits) {
         Ok(()) => Some(cgroup),
-        // Dropping it removes it; the caller makes a new one, which reports its own error.
+        // It cannot take these limits (e.g. a CPU limit it was made without): dropping it
+        // removes it, and the caller makes a new one, which reports its own errors.
         Err(_) => None,
     }
 }

@@ -126,6 +126,15 @@ impl V1Cgroup {
 
     /// Writes the limits that differ from those in the files now (all of them in a new cgroup).
     fn apply_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
+        // The cpu hierarchy is joined only for a CPU limit: a reused cgroup made with (without)
+        // one cannot serve a run without (with) one.
+        if limits.cpu_cores.is_some() != self.cpu.is_some() {
+            return Err(CgroupError::Unavailable(format!(
+                "the run's cgroup was made {} a CPU limit and cannot take limits {} one",
+                if self.cpu.is_some() { "with" } else { "without" },
+                if limits.cpu_cores.is_some() { "with" } else { "without" },
+            )));
+        }
         let unlimited = |value: Option<u64>, none: &str| value.map_or_else(|| none.to_string(), |v| v.to_string());
         if let Some(dir) = &self.pids {
             if limits.pids != self.limits.pids {
