@@ -36,6 +36,15 @@ pub use runner::{Command, Error, Running, Sandbox};
 
 pub use sandbox_macros::isolated;
 
+/// For a launcher that starts without Rust's runtime (`#![no_main]`, as the `sandbox` CLI
+/// does to start faster): what of that start-up a launcher needs. Closed descriptors 0-2 get
+/// `/dev/null`, so that no pipe of the sandbox lands on them and is taken for the command's
+/// stdio; SIGPIPE is ignored, so that writing to a pipe whose reader died is an error, not the
+/// launcher's death. Call it first thing in `main`.
+pub fn start_without_runtime() {
+    sys::start_without_runtime();
+}
+
 /// What `#[isolated]` expands to refers to these; not a public API.
 #[doc(hidden)]
 pub mod __private {

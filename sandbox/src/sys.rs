@@ -408,6 +408,28 @@ pub fn default_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
+/// What Rust's runtime start-up does for a `main` that a program without it (`#![no_main]`,
+/// the `sandbox` CLI) still needs: standard descriptors 0-2 that are closed get `/dev/null`
+/// (so no pipe of ours lands on them and is taken for the command's stdio), and SIGPIPE is
+/// ignored (so a write to a pipe whose reader died is an `EPIPE` error, not our death).
+pub fn start_without_runtime() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
+    // SAFETY: `fds` is a valid array of three pollfds for the duration of the call.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
+        for pollfd in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+            // SAFETY: a NUL-terminated path; open returns the lowest free descriptor, which is
+            // this closed one (lower ones were checked or reopened first).
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != pollfd.fd {
+                // Nothing sensible is left to do without usable standard descriptors.
+                exit_immediately(125);
+            }
+        }
+    }
+    // SAFETY: sets a disposition, installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// `_exit(2)`: ends the process at once, without running destructors or atexit handlers
 /// (which belong to the launcher this process was copied from).
 pub fn exit_immediately(code: i32) -> ! {

@@ -1,8 +1,13 @@
 //! `sandbox run` / `sandbox check`: the command-line face of the library.
+//!
+//! The program starts without Rust's runtime start-up (`#![no_main]`): that finds the main
+//! thread's stack by having the kernel format `/proc/self/maps`, and sets up a signal stack for
+//! stack-overflow messages; ~0.1 ms, a fifth of what this launcher added to a run over
+//! `unshare(1)` (BENCHMARKS.md). [`main`] does the parts a launcher needs.
+#![no_main]
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -127,7 +132,18 @@ impl RunArgs {
     }
 }
 
-fn main() -> ExitCode {
+/// The C entry point; arguments come from `std::env::args`, which glibc hands to Rust's
+/// standard library before `main`.
+#[unsafe(no_mangle)] // SAFETY: the one `main` symbol of this program, with C's signature.
+extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    sandbox::start_without_runtime();
+    // A panic reads as it does under Rust's runtime: its message, then exit status 101.
+    let code = std::panic::catch_unwind(cli_main).unwrap_or(101);
+    let _ = std::io::stdout().flush();
+    code.into()
+}
+
+fn cli_main() -> u8 {
     let cli = Cli::parse();
     match cli.command {
         Subcommands::Check { cgroup_parent } => check(cgroup_parent),
@@ -135,17 +151,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(cgroup_parent: Option<PathBuf>) -> ExitCode {
+fn check(cgroup_parent: Option<PathBuf>) -> u8 {
     let findings = run_checks(cgroup_parent.as_deref());
     for finding in &findings {
         println!("{finding}");
     }
     if findings.iter().any(|f| f.status == Status::Fail) {
         println!("sandbox run cannot work here: fix the FAIL lines above");
-        ExitCode::FAILURE
+        1
     } else {
         println!("sandbox run works here");
-        ExitCode::SUCCESS
+        0
     }
 }
 
@@ -153,10 +169,10 @@ fn check(cgroup_parent: Option<PathBuf>) -> ExitCode {
 const FORWARDED: [Signal; 6] =
     [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2];
 
-fn run(args: RunArgs) -> ExitCode {
+fn run(args: RunArgs) -> u8 {
     let fail = |message: String, code: u8| {
         eprintln!("sandbox: {message}");
-        ExitCode::from(code)
+        code
     };
     let sandbox = match Sandbox::new(args.config()) {
         Ok(sandbox) => sandbox,
@@ -202,5 +218,5 @@ fn run(args: RunArgs) -> ExitCode {
             return fail(format!("writing the JSON outcome to {}: {err}", path.display()), 125);
         }
     }
-    ExitCode::from(outcome.status.shell_code().clamp(0, 255) as u8)
+    outcome.status.shell_code().clamp(0, 255) as u8
 }
