@@ -6,8 +6,9 @@
 //! cargo bench --bench overhead -- --quick # CI: a few runs, checks that everything works
 //! ```
 //!
-//! Commands: `/bin/true` plain, under `unshare(1)`, `sandbox run --pids 20 --mem 100M`, and
-//! `bwrap`/`crun` when installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style
+//! Commands: `/bin/true` plain, under `unshare(1)`, `sandbox run --pids 20 --mem 100M` (the CLI
+//! as the README installs it, statically linked, which this program builds the same way first;
+//! and as `cargo build` leaves it, dynamically linked), and `bwrap`/`crun` when installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style
 //! re-executions without isolation, as `#[isolated]` tests under the stock harness, and under
 //! sandbox's runner (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
 //! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first.
@@ -90,6 +91,31 @@ fn installed(program: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {program}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
+/// What the README's install command passes to `cargo install`: a statically linked CLI
+/// (`--target` keeps the flag away from the proc macros, which must stay dynamic libraries).
+const STATIC_CLI_ARGS: [&str; 4] = ["--target", "host-tuple", "--config", "build.rustflags = [\"-C\", \"target-feature=+crt-static\"]"];
+
+/// Builds the CLI as the README installs it and returns its path.
+fn build_installed_cli() -> PathBuf {
+    let output = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--message-format=json", "-p", "sandbox", "--bin", "sandbox"])
+        .args(STATIC_CLI_ARGS)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running cargo to build the static CLI");
+    assert!(output.status.success(), "building the static CLI failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|message| {
+            (message["target"]["name"] == "sandbox" && message["target"]["kind"][0] == "bin")
+                .then(|| message["executable"].as_str().map(PathBuf::from))
+                .flatten()
+        })
+        .expect("the static CLI built")
+}
+
 /// Builds the fixture test binaries (release) and returns their paths.
 fn build_fixtures() -> (PathBuf, PathBuf) {
     let output = Command::new(env!("CARGO"))
@@ -143,6 +169,8 @@ fn main() {
     println!("overhead benchmark ({} mode): medians of {command_runs} runs per command, {suite_runs} per suite", if quick { "quick" } else { "full" });
 
     // ---- commands
+    let installed_cli = build_installed_cli();
+    let installed_cli = installed_cli.to_str().unwrap();
     // bwrap doing what `sandbox run` sets up, minus the cgroup: PID/mount/UTS namespaces, /proc,
     // a tmpfs on /tmp, the hostname.
     let bwrap_argv = vec![
@@ -152,6 +180,7 @@ fn main() {
     let mut commands = vec![
         vec!["/bin/true"],
         vec!["unshare", "--fork", "--pid", "--mount", "--uts", "--mount-proc", "/bin/true"],
+        vec![installed_cli, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
         vec![SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
     ];
     let has_bwrap = installed("bwrap");
@@ -163,13 +192,14 @@ fn main() {
         commands.push(vec!["crun", "--version"]);
     }
     let times = time_commands(&commands, command_runs, false);
-    let (plain, unshare, sandbox) = (times[0], times[1], times[2]);
-    let bwrap = has_bwrap.then(|| times[3]);
+    let (plain, unshare, sandbox, sandbox_dynamic) = (times[0], times[1], times[2], times[3]);
+    let bwrap = has_bwrap.then(|| times[4]);
     let crun = has_crun.then(|| times[times.len() - 1]);
     println!("\n{:<62} {:>9}", "command starting /bin/true", "median ms");
     println!("{:<62} {:>9.2}", "/bin/true", ms(plain));
     println!("{:<62} {:>9.2}", "unshare --fork --pid --mount --uts --mount-proc (no limits)", ms(unshare));
-    println!("{:<62} {:>9.2}", "sandbox run --pids 20 --mem 100M (cgroup limits)", ms(sandbox));
+    println!("{:<62} {:>9.2}", "sandbox run --pids 20 --mem 100M (cgroup limits), installed", ms(sandbox));
+    println!("{:<62} {:>9.2}", "  the same, as cargo build links it (dynamically)", ms(sandbox_dynamic));
     match bwrap {
         Some(b) => println!("{:<62} {:>9.2}", "bwrap, same namespaces, /proc, /tmp, hostname (no limits)", ms(b)),
         None => println!("{:<62} {:>9}", "bwrap", "not installed"),
@@ -200,7 +230,7 @@ fn main() {
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner, --test-threads=2", t_runner2);
 
     // ---- memory
-    let launcher_rss = peak_rss_kib(&[SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"]);
+    let launcher_rss = peak_rss_kib(&[installed_cli, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"]);
     let runner_rss_200 = peak_rss_kib(&[runner, "--test-threads=1"]);
     let runner_rss_20 = peak_rss_kib(&[runner, "--test-threads=1", "t00"]);
 
@@ -213,6 +243,12 @@ fn main() {
             value: format!("{:.2}x", ratio(ms(sandbox), ms(unshare))),
             target: "<= 1.2x".into(),
             met: Some(ratio(ms(sandbox), ms(unshare)) <= 1.2),
+        },
+        Row {
+            what: "  dynamically linked (cargo build) / unshare",
+            value: format!("{:.2}x", ratio(ms(sandbox_dynamic), ms(unshare))),
+            target: "(not the installed CLI)".into(),
+            met: None,
         },
         Row {
             what: "isolated stock overhead / re-exec overhead",
