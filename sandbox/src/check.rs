@@ -175,7 +175,7 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
         }
         _ => {
             let relative = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf()).unwrap_or_else(|| "sandbox".into());
-            for (controller, required) in [("memory", true), ("pids", true), ("cpuacct", false), ("cpu", false)] {
+            for (controller, required) in [("memory", true), ("pids", true), ("cpu", false)] {
                 let topic = format!("{controller} controller (v1)");
                 match layout.v1_hierarchy(controller) {
                     None => out.push(finding(

@@ -13,11 +13,18 @@ use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
 use crate::mounts::Step;
-use crate::sys;
+use crate::sys::{self, Reaped};
 
 /// Signals the init passes on to the command when a process (not the terminal) sent them.
 pub(crate) const FORWARDED_SIGNALS: [Signal; 6] =
     [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2];
+
+/// The signal with which the launcher asks the init to end the sandbox (at its timeout): the
+/// init kills every other process of it and reaps them itself. When the kernel tears a PID
+/// namespace down, it reaps what is left without adding its CPU time to the init's, which is
+/// where a cgroup-v1 run's CPU time comes from (its rusage, without a cpuacct cgroup to join).
+/// Taken only from outside the sandbox: its own processes may send it to no effect.
+pub(crate) const END_SIGNAL: Signal = Signal::SIGPWR;
 
 /// What the init tells the launcher; 16 bytes, written atomically to a pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +165,7 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         waited.add(signal);
     }
     waited.add(Signal::SIGCHLD);
+    waited.add(END_SIGNAL);
     // SIGTTOU is blocked (never waited for) so that the command can take the terminal.
     let mut blocked = waited;
     blocked.add(Signal::SIGTTOU);
@@ -269,21 +277,51 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
     sys::exit_immediately(if errno == Errno::ENOENT { 127 } else { 126 })
 }
 
-/// The init's side: forward signals, reap everything, leave when the command has ended (the
-/// kernel then kills whatever else is left in the PID namespace).
+/// The init's side: forward signals, reap everything, and end the sandbox when the command
+/// has ended or the launcher asks.
 fn supervise(command: Pid, waited: &SigSet, report: RawFd) -> ! {
     loop {
         let pending = sys::wait_signal(waited);
         if pending.signal == libc::SIGCHLD {
-            while let Some((pid, status)) = sys::reap_any_child() {
-                if pid == command {
-                    send(report, Report::Exited { wait_status: status });
-                    sys::exit_immediately(0);
+            loop {
+                match sys::reap_any_child(false) {
+                    Reaped::Child(pid, status) if pid == command => {
+                        send(report, Report::Exited { wait_status: status });
+                        end_sandbox(None, report);
+                    }
+                    Reaped::Child(..) => continue,
+                    Reaped::NoneEnded | Reaped::NoChildren => break,
                 }
+            }
+        } else if pending.signal == END_SIGNAL as libc::c_int {
+            if pending.from_outside {
+                end_sandbox(Some(command), report);
             }
         } else if !pending.from_kernel {
             if let Ok(signal) = Signal::try_from(pending.signal) {
                 let _ = kill(command, signal);
+            }
+        }
+    }
+}
+
+/// Kills whatever is left in the sandbox and reaps it here, so that the CPU time of every
+/// process reaches this one's rusage (see [`END_SIGNAL`]), then exits. `command`: the command,
+/// when it is still running (its end is then reported like any other).
+fn end_sandbox(command: Option<Pid>, report: RawFd) -> ! {
+    let mut killed = false;
+    loop {
+        match sys::reap_any_child(killed) {
+            Reaped::Child(pid, wait_status) => {
+                if Some(pid) == command {
+                    send(report, Report::Exited { wait_status });
+                }
+            }
+            // The usual end of a command that left nothing behind: nothing to kill.
+            Reaped::NoChildren => sys::exit_immediately(0),
+            Reaped::NoneEnded => {
+                sys::kill_rest_of_namespace();
+                killed = true;
             }
         }
     }

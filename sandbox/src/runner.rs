@@ -578,6 +578,9 @@ fn describe_flags(flags: libc::c_int) -> String {
     .join("|")
 }
 
+/// How long the init may take to end the sandbox at its timeout before everything is killed at once.
+const END_GRACE: Duration = Duration::from_secs(2);
+
 /// A sandbox whose command is running. Dropping it without [`Running::wait`] kills everything in
 /// it and removes its cgroup.
 pub struct Running {
@@ -627,6 +630,16 @@ impl Running {
             cgroup.kill_all();
         }
         let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL);
+    }
+
+    /// Ends the sandbox at its timeout: asks the init to kill and reap everything (so that all
+    /// of its CPU time is accounted), and kills it all at once if that has not happened within
+    /// [`END_GRACE`] (a process stuck in the kernel, a stopped init).
+    fn end(&self) {
+        let asked = sys::pidfd_send_signal(self.pidfd.as_fd(), crate::init::END_SIGNAL).is_ok();
+        if !(asked && matches!(sys::poll_either(self.pidfd.as_fd(), None, Some(END_GRACE)), Ok((true, _)))) {
+            self.kill();
+        }
     }
 
     /// Waits for the command to end (or the timeout to fire), tears the sandbox down and reports.
@@ -679,7 +692,7 @@ impl Running {
                 },
                 Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     timed_out = true;
-                    self.kill();
+                    self.end();
                     break;
                 }
                 Ok(_) | Err(Errno::EINTR) => continue,

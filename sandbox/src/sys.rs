@@ -356,14 +356,16 @@ pub fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Result<(),
     Errno::result(unsafe { libc::setrlimit(resource, &limit) }).map(drop)
 }
 
-/// A signal taken from the pending set, with whether the kernel itself raised it
-/// (a terminal's ^C, or a fault) rather than a process calling `kill`.
+/// A signal taken from the pending set, with where it came from.
 pub struct PendingSignal {
     /// The signal number.
     pub signal: libc::c_int,
     /// `si_code == SI_KERNEL`: a terminal-generated signal, already sent to the whole
     /// foreground process group, so forwarding it again would deliver it twice.
     pub from_kernel: bool,
+    /// Sent by a process outside the receiver's PID namespace (`kill` with `si_pid` 0 there):
+    /// the launcher, never a process of the sandbox.
+    pub from_outside: bool,
 }
 
 /// `sigwaitinfo(2)` on `set`, retrying on `EINTR`.
@@ -374,7 +376,10 @@ pub fn wait_signal(set: &SigSet) -> PendingSignal {
         // SAFETY: both pointers are valid for the duration of the call.
         let ret = unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) };
         if ret > 0 {
-            return PendingSignal { signal: ret, from_kernel: info.si_code == libc::SI_KERNEL };
+            let sent = matches!(info.si_code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL);
+            // SAFETY: for a signal sent by a process, the kernel filled in the sender's pid.
+            let sender = if sent { unsafe { info.si_pid() } } else { -1 };
+            return PendingSignal { signal: ret, from_kernel: info.si_code == libc::SI_KERNEL, from_outside: sender == 0 };
         }
     }
 }
@@ -454,13 +459,37 @@ pub fn dup_onto(source: RawFd, target: RawFd) -> Result<(), Errno> {
     Errno::result(unsafe { libc::dup2(source, target) }).map(drop)
 }
 
-/// `waitpid(-1, WNOHANG)`: one exited child and its raw wait status, or `None` when no child
-/// has exited (or none is left).
-pub fn reap_any_child() -> Option<(Pid, i32)> {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out-pointer.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    (pid > 0).then(|| (Pid::from_raw(pid), status))
+/// What [`reap_any_child`] found.
+pub enum Reaped {
+    /// This child ended, with this raw wait status.
+    Child(Pid, i32),
+    /// Children are left, none of them has ended (only without `block`).
+    NoneEnded,
+    /// No child is left.
+    NoChildren,
+}
+
+/// `waitpid(-1, __WALL)`: one ended child of any kind (also those made by `clone` with another
+/// exit signal), waiting for one if `block`.
+pub fn reap_any_child(block: bool) -> Reaped {
+    let flags = libc::__WALL | if block { 0 } else { libc::WNOHANG };
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        match pid {
+            0 => return Reaped::NoneEnded,
+            pid if pid > 0 => return Reaped::Child(Pid::from_raw(pid), status),
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => return Reaped::NoChildren,
+        }
+    }
+}
+
+/// `kill(-1, SIGKILL)` from a PID namespace's init: every other process of the namespace.
+pub fn kill_rest_of_namespace() {
+    // SAFETY: plain syscall with integer arguments.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
 }
 
 /// `execvpe(3)`: like [`execvp`] with an explicit, null-terminated environment.

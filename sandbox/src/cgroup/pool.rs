@@ -1,5 +1,5 @@
 //! Reuse of run cgroups in a process that runs one sandbox after another (the runner's fork
-//! servers): making and removing a v1 memory, pids and cpuacct cgroup for every test is about a
+//! servers): making and removing a v1 memory and pids cgroup for every test is about a
 //! quarter of what a trivial test costs, and takes the kernel's global `cgroup_mutex` that
 //! parallel tests queue on. A cgroup goes back to the pool only when the next run's counters can
 //! be told exactly as in a new one ([`RunCgroup::ready_for_reuse`]); otherwise it is removed.
