@@ -4,7 +4,7 @@
 //! thread's stack by having the kernel format `/proc/self/maps`, and sets up a signal stack for
 //! stack-overflow messages; ~0.1 ms, a fifth of what this launcher added to a run over
 //! `unshare(1)` (BENCHMARKS.md). [`main`] does the parts a launcher needs.
-#![cfg_attr(not(test), no_main)]
+#![no_main]
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -134,7 +134,6 @@ impl RunArgs {
 
 /// The C entry point; arguments come from `std::env::args`, which glibc hands to Rust's
 /// standard library before `main`.
-#[cfg(not(test))] // The test harness brings its own `main`.
 #[unsafe(no_mangle)] // SAFETY: the one `main` symbol of this program, with C's signature.
 extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     sandbox::start_without_runtime();
