@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Commands: `/bin/true` plain, under `unshare(1)`, `sandbox run --pids 20 --mem 100M` (the CLI
-//! as the README installs it, statically linked, which this program builds the same way first;
-//! and as `cargo build` leaves it, dynamically linked), and `bwrap`/`crun` when installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style
+//! as the README installs it, a static musl program, which this program builds the same way
+//! first; and as `cargo build` leaves it, dynamically linked to glibc), and `bwrap`/`crun` when installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style
 //! re-executions without isolation, as `#[isolated]` tests under the stock harness, and under
 //! sandbox's runner (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
 //! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first.
@@ -91,20 +91,21 @@ fn installed(program: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {program}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
-/// What the README's install command passes to `cargo install`: a statically linked CLI
-/// (`--target` keeps the flag away from the proc macros, which must stay dynamic libraries).
-const STATIC_CLI_ARGS: [&str; 4] = ["--target", "host-tuple", "--config", "build.rustflags = [\"-C\", \"target-feature=+crt-static\"]"];
-
 /// Builds the CLI as the README installs it and returns its path.
 fn build_installed_cli() -> PathBuf {
     let output = Command::new(env!("CARGO"))
         .args(["build", "--release", "--message-format=json", "-p", "sandbox", "--bin", "sandbox"])
-        .args(STATIC_CLI_ARGS)
+        // As the README's install command: the musl target, whose programs are static.
+        .args(["--target", &format!("{}-unknown-linux-musl", std::env::consts::ARCH)])
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
         .stderr(Stdio::inherit())
         .output()
-        .expect("running cargo to build the static CLI");
-    assert!(output.status.success(), "building the static CLI failed");
+        .expect("running cargo to build the CLI for musl");
+    assert!(
+        output.status.success(),
+        "building the CLI for musl failed: is its target installed? (rustup target add {}-unknown-linux-musl)",
+        std::env::consts::ARCH
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -113,7 +114,7 @@ fn build_installed_cli() -> PathBuf {
                 .then(|| message["executable"].as_str().map(PathBuf::from))
                 .flatten()
         })
-        .expect("the static CLI built")
+        .expect("the musl CLI built")
 }
 
 /// Builds the fixture test binaries (release) and returns their paths.

@@ -16,7 +16,12 @@ use serde_json::Value;
 mod common;
 use common::*;
 
-const SANDBOX: &str = env!("CARGO_BIN_EXE_sandbox");
+/// The CLI under test: this package's build, or `SANDBOX_CLI` (CI runs these tests again
+/// against the CLI as the README installs it).
+fn sandbox_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| std::env::var("SANDBOX_CLI").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sandbox").to_string()))
+}
 
 /// `sandbox run --json FILE ARGS...` from `/`, asserting the host mount table did not change.
 /// (From `/` because a checkout below `/tmp` would otherwise be bound into the sandbox's /tmp,
@@ -25,7 +30,7 @@ fn sandbox(args: &[&str]) -> Run {
     let json_path = scratch().join(unique("json"));
     let before = mountinfo();
     let started = Instant::now();
-    let output = Command::new(SANDBOX)
+    let output = Command::new(sandbox_bin())
         .arg("run")
         .arg("--json")
         .arg(&json_path)
@@ -144,7 +149,7 @@ fn signals_to_the_launcher_reach_the_command() {
     for (signal, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT"), (libc::SIGHUP, "HUP"), (libc::SIGQUIT, "QUIT")] {
         let script = format!("trap 'echo got-{name}; exit 42' {name}; echo ready; while :; do sleep 0.05; done");
         let mut child = KillOnDrop(
-            Command::new(SANDBOX)
+            Command::new(sandbox_bin())
                 .args(["run", "--timeout", "60s", "--", "sh", "-c", &script])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -211,7 +216,7 @@ fn a_working_directory_below_tmp_stays_reachable() {
     let dir = PathBuf::from("/tmp").join(unique("cwd"));
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("file"), "here\n").unwrap();
-    let output = Command::new(SANDBOX)
+    let output = Command::new(sandbox_bin())
         .args(["run", "--", "sh", "-c", "pwd; cat file; cd \"$PWD\" && echo cd-ok; stat -f -c %T /tmp"])
         .current_dir(&dir)
         .output()
@@ -270,8 +275,9 @@ fn rootfs_switches_root_with_pivot_root() {
 fn an_inherited_descriptor_does_not_lead_out_of_the_rootfs() {
     // The launcher inherits fd 3 open on the host's /; the command must not.
     let root = busybox_rootfs();
+    let sandbox = sandbox_bin();
     let script = format!(
-        "exec 3</ && exec {SANDBOX} run --rootfs {} -- /bin/sh -c \
+        "exec 3</ && exec {sandbox} run --rootfs {} -- /bin/sh -c \
          'test -e /proc/self/fd/3 && echo fd-3-inherited || echo fd-3-closed; cat /proc/self/fd/3/etc/hostname 2>/dev/null'",
         root.display()
     );
@@ -285,9 +291,10 @@ fn an_inherited_descriptor_does_not_lead_out_of_the_rootfs() {
 fn mounts_do_not_propagate_to_a_host_whose_root_is_shared() {
     // A private "host" whose / is a shared mount, as on systemd machines: without making
     // everything private first, the sandbox's /proc and tmpfs mounts would appear out here.
+    let sandbox = sandbox_bin();
     let script = format!(
         "mount --make-rshared / && cat /proc/self/mountinfo > \"$1\" && \
-         {SANDBOX} run --tmpfs /mnt -- sh -c 'grep -c shared: /proc/self/mountinfo >/dev/null; true' && \
+         {sandbox} run --tmpfs /mnt -- sh -c 'grep -c shared: /proc/self/mountinfo >/dev/null; true' && \
          cat /proc/self/mountinfo > \"$2\""
     );
     let before = scratch().join(unique("mi-before"));
@@ -442,7 +449,7 @@ fn outcome_json_and_exit_codes() {
     }
     assert!(run.stderr.starts_with("sandbox: killed by SIGUSR1 · wall "), "{run:#?}");
     // --json - prints after the command's own output.
-    let output = Command::new(SANDBOX).args(["run", "--json", "-", "--", "echo", "hello"]).output().unwrap();
+    let output = Command::new(sandbox_bin()).args(["run", "--json", "-", "--", "echo", "hello"]).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let (first, json) = stdout.split_once('\n').unwrap();
     assert_eq!(first, "hello");
@@ -489,7 +496,7 @@ fn timeout_kills_the_whole_process_tree() {
 fn killing_the_launcher_kills_the_sandbox_and_the_next_start_cleans_up() {
     let marker = format!("1001.{}", std::process::id());
     let mut launcher = KillOnDrop(
-        Command::new(SANDBOX)
+        Command::new(sandbox_bin())
             .args(["run", "--", "sh", "-c", &format!("cat /proc/self/cgroup; sleep {marker} & sleep {marker}")])
             .stdout(Stdio::piped())
             .spawn()
@@ -530,7 +537,7 @@ fn bad_input_is_refused_before_anything_is_created() {
         (&["--frobnicate"], "unexpected argument '--frobnicate'"),
     ];
     for (args, message) in cases {
-        let output = Command::new(SANDBOX)
+        let output = Command::new(sandbox_bin())
             .arg("run")
             .args(["--cgroup-parent", &parent])
             .args(args)
@@ -583,7 +590,7 @@ fn a_failed_setup_step_is_named_and_leaves_nothing() {
 
 #[test]
 fn check_reports_what_works_and_fails_with_the_fix() {
-    let output = Command::new(SANDBOX).arg("check").output().unwrap();
+    let output = Command::new(sandbox_bin()).arg("check").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     for topic in ["cgroup layout: ", "pid namespace: can be created", "mount namespace: can be created", "user namespace: "] {
@@ -592,7 +599,7 @@ fn check_reports_what_works_and_fails_with_the_fix() {
     assert!(stdout.ends_with("sandbox run works here\n"), "{stdout}");
 
     let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", SANDBOX, "check"])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", sandbox_bin(), "check"])
         .output()
         .unwrap();
     // Without root: namespaces from a user namespace, limits weaker without a delegated cgroup.

@@ -107,7 +107,7 @@ pub(crate) struct InitArgs<'a> {
     /// single-threaded launcher, whose copies may allocate).
     pub function: Option<(fn() -> Result<(), String>, Option<RawFd>)>,
     /// Resource limits set in the init before the command starts (rootless fallback).
-    pub rlimits: &'a [(libc::__rlimit_resource_t, u64)],
+    pub rlimits: &'a [(sys::RlimitResource, u64)],
     /// Descriptors the command keeps (their close-on-exec flag is cleared).
     pub kept_fds: &'a [RawFd],
     /// Read end of the "go" pipe: one byte once the launcher has placed us in our cgroup.

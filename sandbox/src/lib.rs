@@ -40,9 +40,13 @@ pub use sandbox_macros::isolated;
 /// does to start faster): what of that start-up a launcher needs. Closed descriptors 0-2 get
 /// `/dev/null`, so that no pipe of the sandbox lands on them and is taken for the command's
 /// stdio; SIGPIPE is ignored, so that writing to a pipe whose reader died is an error, not the
-/// launcher's death. Call it first thing in `main`.
-pub fn start_without_runtime() {
-    sys::start_without_runtime();
+/// launcher's death. Returns the program's arguments. Call it first thing in C's `main`.
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings, as C's `main` receives them.
+pub unsafe fn start_without_runtime(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> Vec<std::ffi::OsString> {
+    // SAFETY: passed on from our caller, who guarantees it.
+    unsafe { sys::start_without_runtime(argc, argv) }
 }
 
 /// What `#[isolated]` expands to refers to these; not a public API.

@@ -250,6 +250,8 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd]) -
 /// kernel refuses to clear them there: EPERM).
 fn locked_flags(path: &Path) -> MsFlags {
     use nix::sys::statvfs::{statvfs, FsFlags};
+    // <sys/statvfs.h>'s ST_RELATIME, which nix names only for glibc.
+    const ST_RELATIME: FsFlags = FsFlags::from_bits_retain(4096);
     let Ok(stat) = statvfs(path) else { return MsFlags::empty() };
     let mut flags = MsFlags::empty();
     for (fs, ms) in [
@@ -258,7 +260,7 @@ fn locked_flags(path: &Path) -> MsFlags {
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (ST_RELATIME, MsFlags::MS_RELATIME),
     ] {
         if stat.flags().contains(fs) {
             flags |= ms;

@@ -416,7 +416,7 @@ impl Sandbox {
             Err(err) => return Err(err),
         };
         let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone());
-        let mut rlimits: Vec<(libc::__rlimit_resource_t, u64)> = Vec::new();
+        let mut rlimits: Vec<(sys::RlimitResource, u64)> = Vec::new();
         if no_cgroup_reason.is_some() {
             if let Some(pids) = self.config.limits.pids {
                 rlimits.push((libc::RLIMIT_NPROC, pids));

@@ -15,6 +15,13 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
 const CLONE_PIDFD: u64 = 0x1000;
+
+/// The type of `setrlimit`'s resource argument: an enum in glibc, an int in musl.
+#[cfg(target_env = "gnu")]
+pub type RlimitResource = libc::__rlimit_resource_t;
+/// The type of `setrlimit`'s resource argument: an enum in glibc, an int in musl.
+#[cfg(not(target_env = "gnu"))]
+pub type RlimitResource = libc::c_int;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `struct clone_args` of `clone3(2)`, version 2 (with `cgroup`).
@@ -350,7 +357,7 @@ pub fn wait_pidfd(pidfd: BorrowedFd<'_>) -> Result<(i32, Usage), Errno> {
 }
 
 /// `setrlimit(2)` with soft and hard limit `value`.
-pub fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Result<(), Errno> {
+pub fn set_rlimit(resource: RlimitResource, value: u64) -> Result<(), Errno> {
     let limit = libc::rlimit { rlim_cur: value, rlim_max: value };
     // SAFETY: a valid rlimit value, passed by pointer for the duration of the call.
     Errno::result(unsafe { libc::setrlimit(resource, &limit) }).map(drop)
@@ -398,11 +405,11 @@ pub fn bring_loopback_up() -> Result<(), Errno> {
         *dst = *src as libc::c_char;
     }
     // SAFETY: `req` is a valid ifreq naming "lo"; SIOCGIFFLAGS fills in ifru_flags.
-    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) })?;
     // SAFETY: SIOCGIFFLAGS initialised the ifru_flags member of the union.
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
-    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) })?;
     Ok(())
 }
 
@@ -416,8 +423,14 @@ pub fn default_sigpipe() {
 /// What Rust's runtime start-up does for a `main` that a program without it (`#![no_main]`,
 /// the `sandbox` CLI) still needs: standard descriptors 0-2 that are closed get `/dev/null`
 /// (so no pipe of ours lands on them and is taken for the command's stdio), and SIGPIPE is
-/// ignored (so a write to a pipe whose reader died is an `EPIPE` error, not our death).
-pub fn start_without_runtime() {
+/// ignored (so a write to a pipe whose reader died is an `EPIPE` error, not our death). Returns
+/// the arguments (`std::env::args` has them only on glibc, which hands them to Rust's standard
+/// library before `main`; on musl only the runtime start-up would).
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings, as C's `main` receives them.
+pub unsafe fn start_without_runtime(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd { fd, events: 0, revents: 0 });
     // SAFETY: `fds` is a valid array of three pollfds for the duration of the call.
     if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0 {
@@ -433,6 +446,13 @@ pub fn start_without_runtime() {
     }
     // SAFETY: sets a disposition, installs no handler.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    (0..argc.max(0) as usize)
+        .map(|i| {
+            // SAFETY: the caller guarantees `argc` valid NUL-terminated strings at `argv`.
+            let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_os_string()
+        })
+        .collect()
 }
 
 /// `_exit(2)`: ends the process at once, without running destructors or atexit handlers

@@ -132,19 +132,19 @@ impl RunArgs {
     }
 }
 
-/// The C entry point; arguments come from `std::env::args`, which glibc hands to Rust's
-/// standard library before `main`.
+/// The C entry point.
 #[unsafe(no_mangle)] // SAFETY: the one `main` symbol of this program, with C's signature.
-extern "C" fn main(_argc: std::ffi::c_int, _argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
-    sandbox::start_without_runtime();
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    // SAFETY: argc and argv are what the C start-up passes to main.
+    let args = unsafe { sandbox::start_without_runtime(argc, argv) };
     // A panic reads as it does under Rust's runtime: its message, then exit status 101.
-    let code = std::panic::catch_unwind(cli_main).unwrap_or(101);
+    let code = std::panic::catch_unwind(|| cli_main(args)).unwrap_or(101);
     let _ = std::io::stdout().flush();
     code.into()
 }
 
-fn cli_main() -> u8 {
-    let cli = Cli::parse();
+fn cli_main(args: Vec<std::ffi::OsString>) -> u8 {
+    let cli = Cli::parse_from(args);
     match cli.command {
         Subcommands::Check { cgroup_parent } => check(cgroup_parent),
         Subcommands::Run(args) => run(args),
