@@ -33,6 +33,7 @@ pub mod units;
 pub use config::{BindMount, Config, Limits, NetMode, TmpfsMount};
 pub use outcome::{Ending, Enforcement, Enforcements, ExitStatus, Outcome};
 pub use runner::{Command, Error, Running, Sandbox};
+pub use sys::LauncherAllocator;
 
 pub use sandbox_macros::isolated;
 

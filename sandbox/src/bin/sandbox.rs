@@ -132,6 +132,11 @@ impl RunArgs {
     }
 }
 
+/// Memory from a static arena: musl's allocator would hand every freed piece back to the kernel,
+/// costly while the sandbox's init shares this process's memory.
+#[global_allocator]
+static ALLOCATOR: sandbox::LauncherAllocator = sandbox::LauncherAllocator::new();
+
 /// The C entry point.
 #[unsafe(no_mangle)] // SAFETY: the one `main` symbol of this program, with C's signature.
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
