@@ -379,11 +379,63 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// Reads this process's mount table.
+    /// Finds the layout where systemd and container runtimes put it with a few `statfs`
+    /// calls ([`Layout::from_standard_mounts`]), otherwise from this process's mount table.
     pub fn detect() -> Result<Layout, CgroupError> {
+        let standard = Layout::from_standard_mounts(Path::new("/sys/fs/cgroup"), fs_kind, || {
+            read_small_file(Path::new("/proc/self/cgroup")).ok()
+        });
+        if let Some(layout) = standard {
+            return Ok(layout);
+        }
         let path = Path::new("/proc/self/mountinfo");
         let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
         Layout::from_mountinfo(&text)
+    }
+
+    /// The layout if it is the usual one below `root` (`/sys/fs/cgroup`): cgroup2 mounted
+    /// there (v2), or a tmpfs there with a directory per v1 hierarchy named after its
+    /// controllers (those `/proc/self/cgroup`, read by `proc_self_cgroup`, lists), plus
+    /// cgroup2 at `unified` where `/proc/self/cgroup` has a v2 line (hybrid). Having the kernel
+    /// format the whole mount table costs ~0.1 ms of a 3 ms `sandbox run`. `None` as soon as
+    /// anything differs (a directory that is not a cgroup mount): the mount table decides then.
+    pub fn from_standard_mounts(
+        root: &Path,
+        fs_kind: impl Fn(&Path) -> Option<FsKind>,
+        proc_self_cgroup: impl FnOnce() -> Option<String>,
+    ) -> Option<Layout> {
+        match fs_kind(root)? {
+            FsKind::Cgroup2 => return Some(Layout::Unified { mount_point: root.to_path_buf() }),
+            FsKind::Tmpfs => {}
+            FsKind::Cgroup1 | FsKind::Other => return None,
+        }
+        let mut hierarchies = Vec::new();
+        let mut unified = None;
+        for line in proc_self_cgroup()?.lines() {
+            // hierarchy-id:controllers:path; "0::path" is cgroup2.
+            let mut fields = line.splitn(3, ':');
+            let (Some(id), Some(names)) = (fields.next(), fields.next()) else { return None };
+            if id == "0" {
+                let mount_point = root.join("unified");
+                (fs_kind(&mount_point)? == FsKind::Cgroup2).then_some(())?;
+                unified = Some(mount_point);
+                continue;
+            }
+            let controllers: Vec<String> =
+                names.split(',').filter(|c| V1_CONTROLLERS.contains(c)).map(str::to_string).collect();
+            if controllers.is_empty() {
+                // name=systemd and other hierarchies without a controller the sandbox knows.
+                continue;
+            }
+            let mount_point = root.join(names);
+            (fs_kind(&mount_point)? == FsKind::Cgroup1).then_some(())?;
+            hierarchies.push(Hierarchy { mount_point, controllers });
+        }
+        match (hierarchies.is_empty(), unified) {
+            (false, Some(unified)) => Some(Layout::Hybrid { hierarchies, unified }),
+            (false, None) => Some(Layout::Legacy { hierarchies }),
+            (true, _) => None,
+        }
     }
 
     /// Parses a `/proc/self/mountinfo` text.
@@ -458,6 +510,31 @@ impl Layout {
     }
 }
 
+/// What kind of file system `statfs` finds at a path, as far as finding cgroups needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsKind {
+    /// cgroup v2.
+    Cgroup2,
+    /// A cgroup v1 hierarchy.
+    Cgroup1,
+    /// tmpfs (what `/sys/fs/cgroup` is on v1 and hybrid systems).
+    Tmpfs,
+    /// Anything else.
+    Other,
+}
+
+/// `statfs(path)`'s file-system magic as an [`FsKind`]; `None` when `path` cannot be reached.
+pub fn fs_kind(path: &Path) -> Option<FsKind> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+    let kind = statfs(path).ok()?.filesystem_type();
+    Some(match kind {
+        k if k == CGROUP2_SUPER_MAGIC => FsKind::Cgroup2,
+        k if k == CGROUP_SUPER_MAGIC => FsKind::Cgroup1,
+        k if k == TMPFS_MAGIC => FsKind::Tmpfs,
+        _ => FsKind::Other,
+    })
+}
+
 /// The v1 controllers the sandbox knows of (others, like `name=systemd`, are not controllers).
 const V1_CONTROLLERS: [&str; 12] =
     ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids"];
@@ -508,9 +585,18 @@ impl Owner {
     }
 }
 
+/// Reads a small file in one `read` where it fits in 4 KiB (`fs::read_to_string` starts with 32
+/// bytes for a `/proc` file, whose size reads as 0, and doubles: six reads for `/proc/PID/stat`).
+fn read_small_file(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(4096);
+    fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.
 fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_small_file(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split(' ').nth(19)?.parse().ok()
@@ -598,6 +684,77 @@ pub(crate) fn clean_stale_once(parent: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `fs_kind` for a made-up machine: these paths and kinds, nothing else.
+    fn kinds(table: &'static [(&'static str, FsKind)]) -> impl Fn(&Path) -> Option<FsKind> {
+        move |path: &Path| table.iter().find(|(p, _)| Path::new(p) == path).map(|(_, kind)| *kind)
+    }
+
+    fn sorted(layout: Layout) -> Layout {
+        match layout {
+            Layout::Legacy { mut hierarchies } => {
+                hierarchies.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+                Layout::Legacy { hierarchies }
+            }
+            Layout::Hybrid { mut hierarchies, unified } => {
+                hierarchies.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
+                Layout::Hybrid { hierarchies, unified }
+            }
+            unified => unified,
+        }
+    }
+
+    #[test]
+    fn standard_mounts_give_the_layout_the_mount_table_gives() {
+        let root = Path::new("/sys/fs/cgroup");
+        let v2 = Layout::from_standard_mounts(root, kinds(&[("/sys/fs/cgroup", FsKind::Cgroup2)]), || None);
+        assert_eq!(v2, Some(Layout::Unified { mount_point: root.into() }));
+
+        let hybrid_cgroup = "12:name=systemd:/user.slice\n7:cpu,cpuacct:/\n5:memory:/x\n3:pids:/x\n0::/user.slice\n";
+        let machine: &[(&str, FsKind)] = &[
+            ("/sys/fs/cgroup", FsKind::Tmpfs),
+            ("/sys/fs/cgroup/cpu,cpuacct", FsKind::Cgroup1),
+            ("/sys/fs/cgroup/memory", FsKind::Cgroup1),
+            ("/sys/fs/cgroup/pids", FsKind::Cgroup1),
+            ("/sys/fs/cgroup/unified", FsKind::Cgroup2),
+        ];
+        let hybrid = Layout::from_standard_mounts(root, kinds(machine), || Some(hybrid_cgroup.into())).unwrap();
+        let mountinfo = "\
+30 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755
+31 30 0:29 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+32 30 0:30 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+33 30 0:31 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+34 30 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+35 30 0:33 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+";
+        assert_eq!(sorted(hybrid), sorted(Layout::from_mountinfo(mountinfo).unwrap()));
+
+        // Without the v2 line: legacy.
+        let legacy = Layout::from_standard_mounts(root, kinds(machine), || Some("5:memory:/\n3:pids:/\n".into()));
+        assert!(matches!(legacy, Some(Layout::Legacy { ref hierarchies }) if hierarchies.len() == 2), "{legacy:?}");
+
+        // Anything unusual leaves it to the mount table.
+        let not_mounted: &[(&str, FsKind)] = &[("/sys/fs/cgroup", FsKind::Tmpfs), ("/sys/fs/cgroup/memory", FsKind::Other)];
+        assert_eq!(Layout::from_standard_mounts(root, kinds(not_mounted), || Some("5:memory:/\n".into())), None);
+        let no_unified: &[(&str, FsKind)] = &[("/sys/fs/cgroup", FsKind::Tmpfs), ("/sys/fs/cgroup/memory", FsKind::Cgroup1)];
+        assert_eq!(Layout::from_standard_mounts(root, kinds(no_unified), || Some("5:memory:/\n0::/\n".into())), None);
+        assert_eq!(Layout::from_standard_mounts(root, kinds(machine), || None), None);
+        assert_eq!(Layout::from_standard_mounts(root, kinds(&[("/sys/fs/cgroup", FsKind::Cgroup1)]), || None), None);
+        assert_eq!(Layout::from_standard_mounts(root, kinds(&[]), || None), None);
+    }
+
+    #[test]
+    fn on_this_machine_the_quick_detection_agrees_with_the_mount_table() {
+        let quick = Layout::from_standard_mounts(Path::new("/sys/fs/cgroup"), fs_kind, || {
+            fs::read_to_string("/proc/self/cgroup").ok()
+        });
+        let table = Layout::from_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap()).unwrap();
+        match quick {
+            Some(quick) => assert_eq!(sorted(quick), sorted(table)),
+            // Only a machine whose cgroups are not where systemd puts them may take the slow way.
+            None => assert!(!Path::new("/sys/fs/cgroup/memory").exists() && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists(), "{table:?}"),
+        }
+    }
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
