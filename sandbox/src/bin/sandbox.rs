@@ -210,7 +210,8 @@ fn run(args: RunArgs) -> u8 {
         Ok(outcome) => outcome,
         Err(err) => return fail(err.to_string(), err.exit_code() as u8),
     };
-    eprintln!("sandbox: {outcome}");
+    // One write: stderr is unbuffered, and the summary's pieces would each be a system call.
+    let _ = std::io::stderr().write_all(format!("sandbox: {outcome}\n").as_bytes());
     if let Some(path) = &args.json {
         let text = outcome.to_json().to_string();
         let written = if path.as_os_str() == "-" {
