@@ -2,7 +2,7 @@
 //! baselines measured in the same run (absolute times on a shared 2-core machine are noise).
 //!
 //! ```text
-//! cargo bench --bench overhead            # full: 101 runs per command, 5 runs per test suite
+//! cargo bench --bench overhead            # full: 105 timed runs per command (back to back), 15 per test suite
 //! cargo bench --bench overhead -- --quick # CI: a few runs, checks that everything works
 //! ```
 //!
