@@ -2,8 +2,9 @@
 //!
 //! The program starts without Rust's runtime start-up (`#![no_main]`): that finds the main
 //! thread's stack by having the kernel format `/proc/self/maps`, and sets up a signal stack for
-//! stack-overflow messages; ~0.1 ms, a fifth of what this launcher added to a run over
-//! `unshare(1)` (BENCHMARKS.md). [`main`] does the parts a launcher needs.
+//! stack-overflow messages: ~0.12 ms of each run (BENCHMARKS.md, session 4). [`main`] does the
+//! parts a launcher needs. Installed as a static musl program (README), it also allocates from
+//! an arena ([`sandbox::LauncherAllocator`]).
 #![no_main]
 
 use std::io::Write;
