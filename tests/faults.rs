@@ -234,8 +234,8 @@ fn signal_mask(pid: u32, field: &str) -> u64 {
 
 // ---------------------------------------------------------------- 1. SIGTERM is not a way out
 
-/// `--timeout` needs no cooperation: the sandbox does not ask with SIGTERM first, it SIGKILLs
-/// every process of the run (cgroup and PID-namespace teardown), so a command that ignores
+/// `--timeout` needs no cooperation: the sandbox does not ask with SIGTERM first, its init
+/// SIGKILLs every process of the run (`kill(-1)`) and reaps them, so a command that ignores
 /// SIGTERM ends on time. Reported as `timed_out`, signal 9 (SIGKILL), exit status 137.
 #[test]
 fn timeout_ends_a_command_that_ignores_sigterm() {
@@ -260,6 +260,36 @@ fn timeout_ends_a_command_that_ignores_sigterm() {
     let wall = Duration::from_millis(json_u64(&run, "wall_ms"));
     assert!(wall >= timeout && wall < timeout + slack, "ended after {wall:?} for a {timeout:?} timeout");
     assert!(run.elapsed < timeout + slack * 2, "the launcher took {:?}", run.elapsed);
+    cgroup_dirs_are_gone(&run.stderr);
+}
+
+/// At a timeout the launcher asks the init to end the run; an init that cannot (stopped from the
+/// host here) does not hold the run up: 2 s later the launcher kills everything at once, and the
+/// outcome is the same timed-out SIGKILL, with nothing left.
+#[test]
+fn a_stopped_init_does_not_hold_up_a_timed_out_run() {
+    const GRACE: Duration = Duration::from_secs(2);
+    let _lock = shared();
+    let marker = marker(2010);
+    let (timeout, slack, timeout_arg) = timeout_and_slack();
+    let script = format!("cat /proc/self/cgroup >&2; exec sleep {marker}");
+    let launcher = launch(&["--timeout", timeout_arg, "--", "sh", "-c", &script], Stdio::null(), Stdio::null());
+    wait_until("the sandboxed sleep started", timeout, || !sleeps_with(&marker).is_empty());
+    let sleep = sleeps_with(&marker)[0];
+    let status = fs::read_to_string(format!("/proc/{sleep}/status")).unwrap();
+    let init: libc::pid_t = status.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap().trim().parse().unwrap();
+    assert_eq!(fs::read_to_string(format!("/proc/{init}/comm")).unwrap().trim(), "sandbox", "the command's parent is the init");
+    // SAFETY (test code): kill(2) of the sandbox's init, a process this test started.
+    assert_eq!(unsafe { libc::kill(init, libc::SIGSTOP) }, 0);
+    let run = launcher.finish(Duration::from_secs(30));
+    assert_eq!(reap_sleeps(&marker), Vec::<u32>::new(), "the command survived its timeout");
+    assert_eq!(run.json["ending"], "timed_out", "{run:#?}");
+    assert_eq!(run.json["signal"], libc::SIGKILL);
+    assert_eq!(run.code, Some(128 + libc::SIGKILL));
+    // The launcher gave the init its grace, and no more.
+    assert!(run.elapsed >= timeout + GRACE, "killed after {:?}, before the grace of the init was over", run.elapsed);
+    assert!(run.elapsed < timeout + GRACE + slack * 2, "the launcher took {:?}", run.elapsed);
+    assert!(!Path::new(&format!("/proc/{init}")).exists(), "the stopped init is still there");
     cgroup_dirs_are_gone(&run.stderr);
 }
 
