@@ -495,9 +495,13 @@ fn timeout_kills_the_whole_process_tree() {
 #[test]
 fn killing_the_launcher_kills_the_sandbox_and_the_next_start_cleans_up() {
     let marker = format!("1001.{}", std::process::id());
+    // A runs directory of this test's own: any launcher's first start in a directory removes
+    // the stale runs there, and the other tests' launchers would race the next start below.
+    let parent = unique("killed");
     let mut launcher = KillOnDrop(
         Command::new(sandbox_bin())
-            .args(["run", "--", "sh", "-c", &format!("cat /proc/self/cgroup; sleep {marker} & sleep {marker}")])
+            .args(["run", "--cgroup-parent", &parent, "--"])
+            .args(["sh", "-c", &format!("cat /proc/self/cgroup; sleep {marker} & sleep {marker}")])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -514,10 +518,13 @@ fn killing_the_launcher_kills_the_sandbox_and_the_next_start_cleans_up() {
         sleeps_with(&marker).is_empty()
     });
     assert!(dirs.iter().all(|d| d.exists()), "the killed launcher's cgroups are expected to stay until the next start");
-    // The next launcher (same PID namespace) removes them before its own run.
-    sh_ok(&[], "true");
+    // The next launcher (same PID namespace) removes them once its own run has started.
+    sh_ok(&["--cgroup-parent", &parent], "true");
     for dir in dirs {
         assert!(!dir.exists(), "stale {} was not removed by the next start", dir.display());
+    }
+    for mount in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"] {
+        let _ = fs::remove_dir(Path::new(mount).join(&parent));
     }
 }
 
