@@ -15,6 +15,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
 const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// The type of `setrlimit`'s resource argument: an enum in glibc, an int in musl.
 #[cfg(target_env = "gnu")]
@@ -22,7 +23,6 @@ pub type RlimitResource = libc::__rlimit_resource_t;
 /// The type of `setrlimit`'s resource argument: an enum in glibc, an int in musl.
 #[cfg(not(target_env = "gnu"))]
 pub type RlimitResource = libc::c_int;
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `struct clone_args` of `clone3(2)`, version 2 (with `cgroup`).
 #[repr(C)]
