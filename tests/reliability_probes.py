@@ -513,11 +513,14 @@ def cmd_kills(sandbox, fixtures, runs, bound_ms):
         if last:
             end_fds.append(last["fds"])
             end_hwm.append(last["VmHWM"])
-    # Kills aimed at set-up come after 0 .. 1.5 x its duration here (some land while the command
-    # already runs); those aimed at teardown 0 .. w after the command's last step, where w starts
-    # at teardown's duration and is adjusted as it goes (some kills come too late: the launcher
-    # has exited); those aimed at its last part when the init has been reaped.
-    setup_window = 1.5 * statistics.median(setup_s)
+    # Kills aimed at set-up come after 0 .. 1.5 x its shortest duration here (some land while the
+    # command already runs; the first comes at once, so that even a short run of this probe
+    # has a kill before the cgroup exists: with the median, all three set-up kills of a
+    # --runs 20 run in the VM once landed after the command had started); those aimed at
+    # teardown 0 .. w after the command's last step, where w starts at teardown's duration and
+    # is adjusted as it goes (some kills come too late: the launcher has exited); those aimed at
+    # its last part when the init has been reaped.
+    setup_window = 1.5 * min(setup_s)
     teardown_window = teardown_first = statistics.median(teardown_s)
 
     # Orphans (the sandbox's init, when its launcher is killed) come to this process.
@@ -541,7 +544,7 @@ def cmd_kills(sandbox, fixtures, runs, bound_ms):
         figures = None
         if aim == "setup":
             # Skewed towards the start, so that some kills come before the cgroup exists.
-            time.sleep(setup_window * random.random() ** 2)
+            time.sleep(0 if i == 0 else setup_window * random.random() ** 2)
         elif aim == "running":
             if wait_for(f"{WORK}/{mark}.started", launcher):
                 time.sleep(random.uniform(0, 0.05))
