@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Pid;
 
 use super::{
-    cpu_quota_and_period_us,
+    child_cgroup_count, cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_events_hierarchical, pids_limit_hits,
     remove_tree, CgroupError, CgroupVersion, Layout, OpenFiles, RunCgroup, Stats,
 };
@@ -208,10 +208,9 @@ impl V1Cgroup {
     }
 }
 
-/// Whether the cgroup directory `dir` has child cgroups: its link count is 2 plus their number.
+/// Whether the cgroup directory `dir` has child cgroups.
 fn has_child_cgroups(dir: &Path) -> Result<bool, CgroupError> {
-    use std::os::unix::fs::MetadataExt;
-    Ok(fs::metadata(dir).map_err(io_err("reading", dir))?.nlink() != 2)
+    Ok(child_cgroup_count(dir)? != 0)
 }
 
 impl RunCgroup for V1Cgroup {
