@@ -537,8 +537,8 @@ impl Sandbox {
             let mut byte = [0u8; 1];
             while nix::unistd::read(started.as_raw_fd(), &mut byte) == Err(Errno::EINTR) {}
         }
-        // Only now may the init's arguments go.
-        let _ = &init_args;
+        // From here on the init reads nothing of `init_args`. (On an early return above,
+        // `running`, declared after them, is dropped first: it kills and reaps the init.)
         drop(go_read);
         if let Some(cgroup) = &running.cgroup {
             cgroup.remove_stale_runs();
