@@ -8,9 +8,10 @@
 //!
 //! Commands: `/bin/true` plain, under `unshare(1)`, `sandbox run --pids 20 --mem 100M` (the CLI
 //! as the README installs it, a static musl program, which this program builds the same way
-//! first; and as `cargo build` leaves it, dynamically linked to glibc), and `bwrap`/`crun` when installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style
-//! re-executions without isolation, as `#[isolated]` tests under the stock harness, and under
-//! sandbox's runner (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
+//! first; and as `cargo build` leaves it, dynamically linked to glibc), and `bwrap`/`crun` when
+//! installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style re-executions
+//! without isolation, as `#[isolated]` tests under the stock harness, and under sandbox's runner
+//! (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
 //! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first.
 
 use std::path::{Path, PathBuf};
@@ -118,56 +119,45 @@ fn installed(program: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {program}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
-/// Builds the CLI as the README installs it and returns its path.
-fn build_installed_cli() -> PathBuf {
+/// Runs `cargo ARGS --message-format=json` in the package and returns the executables it built,
+/// by target name; `what` names the build in its failure message.
+fn cargo_executables(args: &[&str], what: &str) -> Vec<(String, PathBuf)> {
     let output = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--message-format=json", "-p", "sandbox", "--bin", "sandbox"])
-        // As the README's install command: the musl target, whose programs are static.
-        .args(["--target", &format!("{}-unknown-linux-musl", std::env::consts::ARCH)])
+        .args(args)
+        .arg("--message-format=json")
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
         .stderr(Stdio::inherit())
         .output()
-        .expect("running cargo to build the CLI for musl");
-    assert!(
-        output.status.success(),
-        "building the CLI for musl failed: is its target installed? (rustup target add {}-unknown-linux-musl)",
-        std::env::consts::ARCH
-    );
+        .unwrap_or_else(|err| panic!("running cargo to build {what}: {err}"));
+    assert!(output.status.success(), "building {what} failed");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find_map(|message| {
-            (message["target"]["name"] == "sandbox" && message["target"]["kind"][0] == "bin")
-                .then(|| message["executable"].as_str().map(PathBuf::from))
-                .flatten()
+        .filter_map(|message| {
+            let name = message["target"]["name"].as_str()?.to_string();
+            Some((name, PathBuf::from(message["executable"].as_str()?)))
         })
-        .expect("the musl CLI built")
+        .collect()
+}
+
+/// The executable named `name` among `built`.
+fn built(built: &[(String, PathBuf)], name: &str) -> PathBuf {
+    built.iter().find(|(n, _)| n == name).map(|(_, path)| path.clone()).unwrap_or_else(|| panic!("{name} built"))
+}
+
+/// Builds the CLI as the README installs it (the musl target, whose programs are static) and
+/// returns its path.
+fn build_installed_cli() -> PathBuf {
+    let target = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
+    let what = format!("the CLI for musl (is its target installed? rustup target add {target})");
+    built(&cargo_executables(&["build", "--release", "-p", "sandbox", "--bin", "sandbox", "--target", &target], &what), "sandbox")
 }
 
 /// Builds the fixture test binaries (release) and returns their paths.
 fn build_fixtures() -> (PathBuf, PathBuf) {
-    let output = Command::new(env!("CARGO"))
-        .args(["test", "--release", "--no-run", "--message-format=json", "-p", "sandbox"])
-        .args(["--test", "bench_fixtures", "--test", "bench_runner_fixtures"])
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running cargo to build the fixtures");
-    assert!(output.status.success(), "building the benchmark fixtures failed");
-    let mut stock = None;
-    let mut runner = None;
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        let (Some(name), Some(executable)) = (message["target"]["name"].as_str(), message["executable"].as_str()) else {
-            continue;
-        };
-        match name {
-            "bench_fixtures" => stock = Some(PathBuf::from(executable)),
-            "bench_runner_fixtures" => runner = Some(PathBuf::from(executable)),
-            _ => {}
-        }
-    }
-    (stock.expect("bench_fixtures built"), runner.expect("bench_runner_fixtures built"))
+    let args = ["test", "--release", "--no-run", "-p", "sandbox", "--test", "bench_fixtures", "--test", "bench_runner_fixtures"];
+    let executables = cargo_executables(&args, "the benchmark fixtures");
+    (built(&executables, "bench_fixtures"), built(&executables, "bench_runner_fixtures"))
 }
 
 /// Peak RSS in KiB of the largest process `argv` started and waited for (its own included).
@@ -191,13 +181,17 @@ struct Row {
     met: Option<bool>,
 }
 
+/// Runs of a command in a row per round (the first untimed).
+const IN_A_ROW: usize = 6;
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (command_runs, suite_runs) = if quick { (5, 1) } else { (101, 15) };
     println!(
-        "overhead benchmark ({} mode): medians of {command_runs}+ runs per command (back to back, 5 timed in a row), \
+        "overhead benchmark ({} mode): medians of {command_runs}+ runs per command (back to back, {} timed in a row), \
          {suite_runs} per suite",
-        if quick { "quick" } else { "full" }
+        if quick { "quick" } else { "full" },
+        IN_A_ROW - 1
     );
 
     // ---- commands
@@ -223,7 +217,7 @@ fn main() {
     if has_crun {
         commands.push(vec!["crun", "--version"]);
     }
-    let times = time_commands(&commands, command_runs, Regime::BackToBack { in_a_row: 6 });
+    let times = time_commands(&commands, command_runs, Regime::BackToBack { in_a_row: IN_A_ROW });
     let (plain, unshare, sandbox, sandbox_dynamic) = (times[0], times[1], times[2], times[3]);
     let bwrap = has_bwrap.then(|| times[4]);
     let crun = has_crun.then(|| times[times.len() - 1]);
