@@ -358,26 +358,31 @@ fn memory_hog_is_oom_killed_and_reported() {
     inside_cgroup_dirs_are_gone(&run);
 }
 
-/// A shell function that burns 0.3 s of CPU in the shell itself (its own and its children's
-/// time, read from /proc/self/stat with builtins only: no process is forked), then marks it.
-const BURN_300MS: &str = "burn() { while :; do read -r _ _ _ _ _ _ _ _ _ _ _ _ _ u s cu cs _ < /proc/self/stat; \
-     [ $((u + s + cu + cs)) -ge $(($(getconf CLK_TCK) * 3 / 10)) ] && break; done; : > /tmp/burnt; }; ";
+/// A script whose background process burns 0.3 s of CPU in its shell (its own and its
+/// children's time, read from /proc/self/stat with builtins only: no process is forked), then
+/// sleeps on; the command waits for the burn, then goes on with `then`.
+fn burn_in_background_then(then: &str) -> String {
+    "cat /proc/self/cgroup; \
+     burn() { while :; do read -r _ _ _ _ _ _ _ _ _ _ _ _ _ u s cu cs _ < /proc/self/stat; \
+     [ $((u + s + cu + cs)) -ge $(($(getconf CLK_TCK) * 3 / 10)) ] && break; done; : > /tmp/burnt; }; \
+     (burn; exec sleep 1000) & until [ -e /tmp/burnt ]; do sleep 0.05; done"
+        .to_string()
+        + then
+}
 
 #[test]
 fn cpu_time_of_processes_killed_at_the_end_is_counted() {
     // The command ends once a background process has burnt 0.3 s of CPU; that process is still
     // there (sleeping) and is killed when the sandbox ends. Its CPU time must be in the report:
     // on v1 the init's rusage is the source, which misses what the kernel reaps itself.
-    let script = format!("cat /proc/self/cgroup; {BURN_300MS}(burn; exec sleep 1000) & until [ -e /tmp/burnt ]; do sleep 0.05; done");
-    let run = sh_ok(&[], &script);
+    let run = sh_ok(&[], &burn_in_background_then(""));
     assert!(json_u64(&run, "cpu_usec") >= 300_000, "cpu time of the killed process missing: {run:#?}");
     inside_cgroup_dirs_are_gone(&run);
 }
 
 #[test]
 fn cpu_time_of_processes_killed_at_a_timeout_is_counted() {
-    let script = format!("cat /proc/self/cgroup; {BURN_300MS}(burn; exec sleep 1000) & until [ -e /tmp/burnt ]; do sleep 0.05; done; exec sleep 1000");
-    let run = sandbox(&["--timeout", "3s", "--", "sh", "-c", &script]);
+    let run = sandbox(&["--timeout", "3s", "--", "sh", "-c", &burn_in_background_then("; exec sleep 1000")]);
     assert_eq!(run.json["timed_out"], true, "{run:#?}");
     assert_eq!(run.code, Some(137), "killed at the timeout: {run:#?}");
     assert!(json_u64(&run, "cpu_usec") >= 300_000, "cpu time of the processes killed at the timeout missing: {run:#?}");

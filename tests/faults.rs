@@ -212,6 +212,25 @@ fn timeout_and_slack() -> (Duration, Duration, &'static str) {
     }
 }
 
+/// A `sandbox run --timeout` of `sleep MARKER` (after the shell commands `prelude`) that has
+/// started, with the timeout and how late its kill may come.
+struct TimedSleep {
+    launcher: Launcher,
+    /// The sleep's PID on the host.
+    sleep: u32,
+    timeout: Duration,
+    slack: Duration,
+}
+
+fn start_timed_sleep(marker: &str, prelude: &str) -> TimedSleep {
+    // Long enough for the command to start on the emulated VM.
+    let (timeout, slack, timeout_arg) = timeout_and_slack();
+    let script = format!("cat /proc/self/cgroup >&2; {prelude} exec sleep {marker}");
+    let launcher = launch(&["--timeout", timeout_arg, "--", "sh", "-c", &script], Stdio::null(), Stdio::null());
+    wait_until("the sandboxed sleep started", timeout, || !sleeps_with(marker).is_empty());
+    TimedSleep { launcher, sleep: sleeps_with(marker)[0], timeout, slack }
+}
+
 /// Reads lines from `reader` until one equals `line`; returns everything read.
 fn read_through(reader: &mut impl BufRead, line: &str) -> String {
     let mut text = String::new();
@@ -241,12 +260,7 @@ fn signal_mask(pid: u32, field: &str) -> u64 {
 fn timeout_ends_a_command_that_ignores_sigterm() {
     let _lock = shared();
     let marker = marker(2001);
-    // Long enough for the command to start on the emulated VM.
-    let (timeout, slack, timeout_arg) = timeout_and_slack();
-    let script = format!("cat /proc/self/cgroup >&2; trap '' TERM; exec sleep {marker}");
-    let launcher = launch(&["--timeout", timeout_arg, "--", "sh", "-c", &script], Stdio::null(), Stdio::null());
-    wait_until("the sandboxed sleep started", timeout, || !sleeps_with(&marker).is_empty());
-    let sleep = sleeps_with(&marker)[0];
+    let TimedSleep { launcher, sleep, timeout, slack } = start_timed_sleep(&marker, "trap '' TERM;");
     // The command really ignores SIGTERM (SIG_IGN survives exec).
     assert_ne!(signal_mask(sleep, "SigIgn:") & (1 << (libc::SIGTERM - 1)), 0, "SIGTERM is not ignored by the command");
     let run = launcher.finish(Duration::from_secs(20));
@@ -271,11 +285,7 @@ fn a_stopped_init_does_not_hold_up_a_timed_out_run() {
     const GRACE: Duration = Duration::from_secs(2);
     let _lock = shared();
     let marker = marker(2010);
-    let (timeout, slack, timeout_arg) = timeout_and_slack();
-    let script = format!("cat /proc/self/cgroup >&2; exec sleep {marker}");
-    let launcher = launch(&["--timeout", timeout_arg, "--", "sh", "-c", &script], Stdio::null(), Stdio::null());
-    wait_until("the sandboxed sleep started", timeout, || !sleeps_with(&marker).is_empty());
-    let sleep = sleeps_with(&marker)[0];
+    let TimedSleep { launcher, sleep, timeout, slack } = start_timed_sleep(&marker, "");
     let status = fs::read_to_string(format!("/proc/{sleep}/status")).unwrap();
     let init: libc::pid_t = status.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap().trim().parse().unwrap();
     assert_eq!(fs::read_to_string(format!("/proc/{init}/comm")).unwrap().trim(), "sandbox", "the command's parent is the init");
