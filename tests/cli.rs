@@ -473,6 +473,38 @@ fn cgroup_parent_places_the_run() {
     }
 }
 
+/// Every hierarchy that carries a limit holds the command (on v1 the init joins its cgroups
+/// itself, through descriptors opened before the clone), also inside a `--rootfs` whose root
+/// no longer shows `/sys/fs/cgroup` by the time the init joins; the run's directories are gone
+/// afterwards.
+#[test]
+fn the_command_runs_in_its_cgroup_in_every_limited_hierarchy() {
+    let root = busybox_rootfs();
+    let v1 = !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for (opts, v1_controllers) in [
+        (vec!["--pids", "20", "--mem", "100M"], vec!["memory", "pids"]),
+        (vec!["--pids", "20", "--mem", "100M", "--cpu", "0.5", "--rootfs", root.to_str().unwrap()], vec!["cpu", "memory", "pids"]),
+    ] {
+        let run = sh_ok(&opts, "cat /proc/self/cgroup");
+        let dirs = inside_cgroup_dirs_are_gone(&run);
+        let names: std::collections::BTreeSet<_> = dirs.iter().map(|d| d.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names.len(), 1, "one run, one name in every hierarchy: {dirs:?}");
+        if v1 {
+            // /sys/fs/cgroup/<controllers>/sandbox/<run>; cpu may be co-mounted with cpuacct.
+            let mut controllers: Vec<String> = dirs
+                .iter()
+                .flat_map(|d| d.strip_prefix("/sys/fs/cgroup").unwrap().iter().next().unwrap().to_str().unwrap().split(','))
+                .filter(|c| v1_controllers.contains(c))
+                .map(str::to_string)
+                .collect();
+            controllers.sort();
+            assert_eq!(controllers, v1_controllers, "{opts:?}: {}", run.stdout);
+        } else {
+            assert_eq!(dirs.len(), 1, "{opts:?}: {}", run.stdout);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- 6. teardown
 
 /// A launcher started by a test, SIGKILLed when the test ends however it ends.

@@ -43,6 +43,8 @@ pub(crate) enum Report {
     NoNewPrivsFailed { errno: i32 },
     /// Setting the rlimits of the rootless fallback failed.
     RlimitsFailed { errno: i32 },
+    /// Joining cgroup `index` of [`InitArgs::join_cgroups`] failed.
+    JoinFailed { index: u32, errno: i32 },
     /// The command ended with this raw wait status.
     Exited { wait_status: i32 },
 }
@@ -60,6 +62,7 @@ impl Report {
             Report::Exited { wait_status } => (6, 0, wait_status),
             Report::NoNewPrivsFailed { errno } => (7, 0, errno),
             Report::RlimitsFailed { errno } => (8, 0, errno),
+            Report::JoinFailed { index, errno } => (9, index, errno),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -80,6 +83,7 @@ impl Report {
             6 => Report::Exited { wait_status: b },
             7 => Report::NoNewPrivsFailed { errno: b },
             8 => Report::RlimitsFailed { errno: b },
+            9 => Report::JoinFailed { index: a, errno: b },
             _ => return None,
         })
     }
@@ -110,7 +114,16 @@ pub(crate) struct InitArgs<'a> {
     pub rlimits: &'a [(sys::RlimitResource, u64)],
     /// Descriptors the command keeps (their close-on-exec flag is cleared).
     pub kept_fds: &'a [RawFd],
-    /// Read end of the "go" pipe: one byte once the launcher has placed us in our cgroup.
+    /// The cgroup-v1 `tasks` files the init writes `0` into after "go", joining its cgroups
+    /// itself: each a directory opened before the clone (its own mount namespace may hide
+    /// `/sys/fs/cgroup` by then) and the path below it. A single-threaded process moving
+    /// itself is the one migration that skips the kernel's global `cgroup_threadgroup_rwsem`,
+    /// whose first writer after a quiet spell waits ~10 ms for an RCU grace period and which
+    /// holds up every fork and exit on the machine while held.
+    /// Each is an open `tasks` file (path `None`), or a directory and the path below it.
+    pub join_cgroups: &'a [(RawFd, Option<&'a CStr>)],
+    /// Read end of the "go" pipe: one byte once the launcher has made our cgroup (or, where it
+    /// places us, placed us in it).
     pub go_read: RawFd,
     /// The launcher's write end of that pipe, closed here so that its death reads as EOF.
     pub go_write: RawFd,
@@ -148,8 +161,10 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if args.steps_before_go {
         apply_steps(args);
         wait_for_go(args);
+        join_cgroups(args);
     } else {
         wait_for_go(args);
+        join_cgroups(args);
         apply_steps(args);
     }
 
@@ -211,6 +226,22 @@ fn wait_for_go(args: &InitArgs<'_>) {
         sys::exit_immediately(125);
     }
     let _ = nix::unistd::close(args.go_read);
+}
+
+/// Moves this process (one thread: the clone child) into its v1 cgroups; see
+/// [`InitArgs::join_cgroups`].
+fn join_cgroups(args: &InitArgs<'_>) {
+    for (index, (fd, tasks)) in args.join_cgroups.iter().enumerate() {
+        // "0": the writing thread itself.
+        let written = match tasks {
+            Some(tasks) => sys::write_file_at(*fd, tasks, b"0"),
+            None => sys::write_raw(*fd, b"0").and_then(|n| if n == 1 { Ok(()) } else { Err(Errno::EIO) }),
+        };
+        if let Err(errno) = written {
+            send(args.report, Report::JoinFailed { index: index as u32, errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    }
 }
 
 /// Mounts, hostname, root switch: the sandbox's view of the system.
@@ -341,6 +372,7 @@ mod tests {
             Report::ForkFailed { errno: 11 },
             Report::NoNewPrivsFailed { errno: 22 },
             Report::RlimitsFailed { errno: 1 },
+            Report::JoinFailed { index: 1, errno: libc::EACCES },
             Report::Exited { wait_status: 0x8b },
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));

@@ -1,7 +1,7 @@
 //! The launcher: creates the run's cgroup, clones the sandbox's init into new namespaces, waits
 //! for it with the timeout, and turns what the kernel reports into an [`Outcome`].
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -16,7 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use crate::cgroup::{create_run_cgroup, CgroupError, CgroupVersion, Layout, RunCgroup, Stats};
+use crate::cgroup::{plan_run_cgroup, CgroupError, Layout, RunCgroup, Stats};
 use crate::config::{Config, ConfigError, NetMode};
 use crate::init::{InitArgs, Report};
 use crate::mounts::{self, Step};
@@ -389,32 +389,38 @@ impl Sandbox {
         // #[isolated] tests, which have no command line).
         let cgroup_parent =
             self.config.cgroup_parent.clone().or_else(|| std::env::var_os("SANDBOX_CGROUP_PARENT").filter(|v| !v.is_empty()).map(PathBuf::from));
-        // As root on cgroup v1 the run's cgroup directories are made while the init sets up its
-        // mounts (the init only waits for them before it starts the command): the two are the
-        // largest parts of a sandbox's start and need not wait for each other. v2 creates the
-        // init inside its cgroup (CLONE_INTO_CGROUP), so the cgroup comes first there; rootless
-        // runs decide between a cgroup and the rlimit fallback before the clone.
-        let layout = cgroup_layout();
-        let deferred_layout = match &layout {
-            Ok(layout) if !rootless && layout.version() == CgroupVersion::V1 => Some(*layout),
-            _ => None,
-        };
-        let create_cgroup = |layout: Result<&'static Layout, CgroupError>| {
-            let reused = crate::cgroup::pool::take(cgroup_parent.as_deref(), &self.config.limits);
-            match reused.map(Ok).unwrap_or_else(|| {
-                layout.and_then(|layout| create_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits))
-            }) {
-                Ok(cgroup) => Ok(cgroup),
-                Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),
-                Err(cause) => Err(Error::Cgroup(cause)),
-            }
-        };
-        let cgroup = if deferred_layout.is_some() { Ok(None) } else { create_cgroup(layout).map(Some) };
+        // The cgroup is chosen before the clone: v2 creates the init inside it
+        // (CLONE_INTO_CGROUP), and on v1 the init joins its directories itself (opened below).
+        // As root, v1 directories are made while the init sets up its mounts (the init only
+        // waits for them before it starts the command): the two are the largest parts of a
+        // sandbox's start and need not wait for each other. Rootless runs make their cgroup
+        // before the clone, to fall back on rlimits when they cannot.
+        let make_after_clone = !rootless;
+        let cgroup = crate::cgroup::pool::take(cgroup_parent.as_deref(), &self.config.limits)
+            .map(Ok)
+            .unwrap_or_else(|| {
+                cgroup_layout().and_then(|layout| plan_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits))
+            })
+            .and_then(|mut cgroup| {
+                if !make_after_clone {
+                    cgroup.finish_creation()?;
+                }
+                Ok(cgroup)
+            });
         let (cgroup, no_cgroup_reason) = match cgroup {
-            Ok(cgroup) => (cgroup, None),
-            Err(Error::Cgroup(cause)) if rootless => (None, Some(cause.to_string())),
-            Err(err) => return Err(err),
+            Ok(cgroup) => (Some(cgroup), None),
+            Err(cause) if require_cgroup => return Err(Error::CgroupRequired { cause }),
+            Err(cause) if rootless => (None, Some(cause.to_string())),
+            Err(cause) => return Err(Error::Cgroup(cause)),
         };
+        let joins = match &cgroup {
+            Some(cgroup) => open_cgroups_to_join(cgroup.as_ref()).map_err(|cause| match require_cgroup {
+                true => Error::CgroupRequired { cause },
+                false => Error::Cgroup(cause),
+            })?,
+            None => Vec::new(),
+        };
+        let join_cgroups: Vec<(RawFd, Option<&CStr>)> = joins.iter().map(JoinTarget::for_init).collect();
         let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone());
         let mut rlimits: Vec<(sys::RlimitResource, u64)> = Vec::new();
         if no_cgroup_reason.is_some() {
@@ -478,6 +484,7 @@ impl Sandbox {
             report: report_write.as_raw_fd(),
             launcher: launcher.as_ref().map(|fd| fd.as_raw_fd()),
             started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
+            join_cgroups: &join_cgroups,
         };
         let started = Instant::now();
         // SAFETY: the child side runs only `init::run`, which keeps to async-signal-safe calls
@@ -522,13 +529,18 @@ impl Sandbox {
         if rootless {
             write_id_maps(pid)?;
         }
-        if let Some(layout) = deferred_layout {
-            running.cgroup = Some(create_cgroup(Ok(layout))?);
-        }
-        if let (Some(cgroup), false) = (&running.cgroup, placed) {
-            if let Err(err) = cgroup.add_process(pid) {
+        if let Some(cgroup) = running.cgroup.as_mut() {
+            let made = match cgroup.finish_creation() {
+                Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),
+                made => made.map_err(Error::Cgroup),
+            };
+            let placed = made.and_then(|()| match placed || !cgroup.joined_by_init().is_empty() {
+                true => Ok(()),
+                false => cgroup.add_process(pid).map_err(Error::from),
+            });
+            if let Err(err) = placed {
                 // An init that already failed a set-up step is gone: that failure is the news.
-                return Err(running.setup_failure().unwrap_or(err.into()));
+                return Err(running.setup_failure().unwrap_or(err));
             }
         }
         nix::unistd::write(&go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
@@ -545,6 +557,52 @@ impl Sandbox {
         }
         Ok(running)
     }
+}
+
+/// How the init gets into one of its v1 cgroups: the kept `tasks` file of one that exists
+/// (reused), or, for one the launcher makes after the clone, its parent directory (opened, and
+/// made the first time, before the clone) and `<name>/tasks` below it.
+enum JoinTarget {
+    TasksFile(RawFd),
+    Below { parent: OwnedFd, tasks: CString },
+}
+
+impl JoinTarget {
+    fn for_init(&self) -> (RawFd, Option<&CStr>) {
+        match self {
+            JoinTarget::TasksFile(fd) => (*fd, None),
+            JoinTarget::Below { parent, tasks } => (parent.as_raw_fd(), Some(tasks.as_c_str())),
+        }
+    }
+}
+
+/// The [`JoinTarget`]s of the directories `cgroup`'s init joins itself ([`InitArgs::join_cgroups`]).
+fn open_cgroups_to_join(cgroup: &dyn RunCgroup) -> Result<Vec<JoinTarget>, CgroupError> {
+    use crate::cgroup::io_err;
+    let mut joins = Vec::with_capacity(cgroup.joined_by_init().len());
+    for dir in cgroup.joined_by_init() {
+        if let Some(fd) = cgroup.tasks_file(dir)? {
+            joins.push(JoinTarget::TasksFile(fd));
+            continue;
+        }
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+            return Err(CgroupError::Unavailable(format!("{} is not a cgroup directory", dir.display())));
+        };
+        let open = || nix::fcntl::open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
+        let fd = match open() {
+            Err(Errno::ENOENT) => {
+                std::fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
+                open()
+            }
+            opened => opened,
+        }
+        .map_err(|errno| io_err("opening", parent)(errno.into()))?;
+        let mut tasks = name.as_bytes().to_vec();
+        tasks.extend_from_slice(b"/tasks");
+        let tasks = CString::new(tasks).map_err(|_| CgroupError::Unavailable(format!("{} has a NUL byte in its name", dir.display())))?;
+        joins.push(JoinTarget::Below { parent: sys::own_fd(fd), tasks });
+    }
+    Ok(joins)
 }
 
 /// The stack of an init that shares the launcher's memory: a test body forked from it runs on
@@ -750,6 +808,11 @@ impl Running {
                 errno,
             ),
             Report::RlimitsFailed { errno } => setup("setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into(), errno),
+            Report::JoinFailed { index, errno } => {
+                let dir = self.cgroup.as_ref().and_then(|c| c.joined_by_init().get(index as usize).cloned());
+                let tasks = dir.map_or_else(|| format!("cgroup {index}"), |dir| dir.join("tasks").display().to_string());
+                setup(format!("joining the run's cgroup (writing 0 to {tasks})"), errno)
+            }
             Report::StdioFailed { errno } => setup("redirecting the command's stdio".into(), errno),
             Report::ChdirFailed { errno } => setup("changing to the command's working directory".into(), errno),
             Report::ForkFailed { errno } => setup("starting the command (fork)".into(), errno),

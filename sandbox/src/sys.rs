@@ -653,6 +653,21 @@ pub fn write_raw(fd: RawFd, bytes: &[u8]) -> Result<usize, Errno> {
     Errno::result(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }).map(|n| n as usize)
 }
 
+/// Opens `path` below the directory `dir` for writing, writes `bytes` in one call, closes it:
+/// the init's way into its v1 cgroups (`tasks`), with raw calls only (no allocation).
+pub fn write_file_at(dir: RawFd, path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `path` is a valid C string; the flags create nothing.
+    let fd = Errno::result(unsafe { libc::openat(dir, path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let written = write_raw(fd, bytes);
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    match written {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(_) => Err(Errno::EIO),
+        Err(errno) => Err(errno),
+    }
+}
+
 /// Whether this process may create namespaces of `flags`: clones a child with them that exits
 /// at once. Used by `sandbox check`.
 pub fn try_clone_namespaces(flags: u64) -> Result<(), Errno> {

@@ -12,7 +12,7 @@ mod v2;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -176,6 +176,14 @@ impl OpenFiles {
         })
     }
 
+    /// The kept descriptor of `dir/name` opened for writing (opened now if need be); valid
+    /// while `self` lives.
+    pub(crate) fn writable_fd(&self, dir: &Path, name: &'static str) -> Result<RawFd, CgroupError> {
+        use std::os::fd::AsRawFd;
+        self.use_file(dir, name, true, |file| Ok(file.as_raw_fd()))?
+            .ok_or_else(|| CgroupError::Unavailable(format!("{} is missing", dir.join(name).display())))
+    }
+
     /// Like [`write_file`], through a kept descriptor.
     pub(crate) fn write(&self, dir: &Path, name: &'static str, value: &str) -> Result<(), CgroupError> {
         use std::io::Write;
@@ -326,6 +334,21 @@ pub trait RunCgroup: Send {
     fn clone_target(&self) -> Option<BorrowedFd<'_>>;
     /// Moves `pid` (all its threads) into the cgroup.
     fn add_process(&self, pid: Pid) -> Result<(), CgroupError>;
+    /// The directories whose `tasks` file the sandbox's init writes itself into (v1; see
+    /// `InitArgs::join_cgroups`); empty where the launcher places the init.
+    fn joined_by_init(&self) -> &[PathBuf] {
+        &[]
+    }
+    /// An open `tasks` file of `dir` (one of [`joined_by_init`](RunCgroup::joined_by_init)),
+    /// kept for the next run, for the init to write into; `None` while `dir` is not made yet.
+    fn tasks_file(&self, _dir: &Path) -> Result<Option<RawFd>, CgroupError> {
+        Ok(None)
+    }
+    /// Makes the directories of a cgroup that [`plan_run_cgroup`] only named, and writes its
+    /// limits; nothing for one that exists.
+    fn finish_creation(&mut self) -> Result<(), CgroupError> {
+        Ok(())
+    }
     /// SIGKILLs every process in the cgroup.
     fn kill_all(&self);
     /// Reads the counters of the current run.
@@ -650,8 +673,11 @@ pub(crate) fn remove_stale_runs(parent: &Path) -> Vec<PathBuf> {
     removed
 }
 
-/// Creates the cgroup of one run with `limits`, on whatever this machine has.
-pub fn create_run_cgroup(
+/// A new cgroup for one run below `cgroup_parent` (default: `sandbox` in each hierarchy), with
+/// `limits`. v1 directories are only named: the launcher makes them with
+/// [`RunCgroup::finish_creation`] (after the clone, while the init sets up its mounts). A v2
+/// cgroup is made at once: the init is created inside it.
+pub fn plan_run_cgroup(
     layout: &Layout,
     cgroup_parent: Option<&Path>,
     limits: &Limits,
@@ -660,7 +686,7 @@ pub fn create_run_cgroup(
         Layout::Unified { mount_point } => {
             Ok(Box::new(V2Cgroup::create(mount_point, cgroup_parent, limits)?))
         }
-        _ => Ok(Box::new(V1Cgroup::create(layout, cgroup_parent, limits)?)),
+        _ => Ok(Box::new(V1Cgroup::plan(layout, cgroup_parent, limits)?)),
     }
 }
 

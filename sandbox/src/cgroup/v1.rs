@@ -1,11 +1,12 @@
-//! cgroup v1: one directory per hierarchy (`memory`, `pids`, and `cpu` with a CPU limit), the
-//! run's init written into each. CPU time comes from the init's rusage, not a `cpuacct`
+//! cgroup v1: one directory per hierarchy (`memory`, `pids`, and `cpu` with a CPU limit), which
+//! the run's init joins itself (`0` into `tasks`: the one migration that skips the kernel's
+//! global `cgroup_threadgroup_rwsem`, see `InitArgs::join_cgroups`). CPU time comes from the init's rusage, not a `cpuacct`
 //! cgroup: the init reaps every process of the sandbox itself, also at a timeout
 //! ([`crate::init`]), so their CPU time all reaches it, and one hierarchy fewer spares each run a
 //! `mkdir`, a migration and an `rmdir` (BENCHMARKS.md).
 
 use std::fs;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -24,8 +25,12 @@ pub struct V1Cgroup {
     memory: Option<PathBuf>,
     pids: Option<PathBuf>,
     cpu: Option<PathBuf>,
-    /// Every distinct directory created, in creation order.
+    /// Every distinct directory of the run, in creation order.
+    planned: Vec<PathBuf>,
+    /// Those created so far.
     dirs: Vec<PathBuf>,
+    /// The limits to write once the directories are made ([`RunCgroup::finish_creation`]).
+    pending: Option<Limits>,
     removed: bool,
     /// The limits written into the files now.
     limits: Limits,
@@ -60,10 +65,11 @@ struct LastRun {
 const MAX_REUSED_CHARGE_BYTES: u64 = 1 << 20;
 
 impl V1Cgroup {
-    /// Creates `<hierarchy>/<parent or "sandbox">/<run>` in the memory and pids hierarchies
-    /// (and cpu with a CPU limit) and writes the limits. On error, what was created
-    /// is removed again.
-    pub fn create(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V1Cgroup, CgroupError> {
+    /// Names `<hierarchy>/<parent or "sandbox">/<run>` in the memory and pids hierarchies (and
+    /// cpu with a CPU limit) without making them: the launcher plans the cgroup before the
+    /// clone, so that the init knows where to join, and makes it while the init sets up its
+    /// mounts ([`RunCgroup::finish_creation`]; on error, what was made is removed again).
+    pub fn plan(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V1Cgroup, CgroupError> {
         let relative_parent = cgroup_parent
             .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
             .unwrap_or_else(|| PathBuf::from("sandbox"));
@@ -72,7 +78,9 @@ impl V1Cgroup {
             memory: None,
             pids: None,
             cpu: None,
+            planned: Vec::new(),
             dirs: Vec::new(),
+            pending: Some(limits.clone()),
             removed: false,
             limits: Limits::default(),
             start: Counters::default(),
@@ -100,17 +108,8 @@ impl V1Cgroup {
                 continue;
             };
             let dir = hierarchy.mount_point.join(&relative_parent).join(&name);
-            if !cgroup.dirs.contains(&dir) {
-                // The runs directory exists after the first run: try without checking.
-                if let Err(err) = fs::create_dir(&dir) {
-                    let parent = dir.parent().expect("run dir has a parent");
-                    if err.kind() != std::io::ErrorKind::NotFound {
-                        return Err(io_err("creating cgroup", &dir)(err));
-                    }
-                    fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
-                    fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
-                }
-                cgroup.dirs.push(dir.clone());
+            if !cgroup.planned.contains(&dir) {
+                cgroup.planned.push(dir.clone());
             }
             match controller {
                 "memory" => cgroup.memory = Some(dir),
@@ -118,7 +117,6 @@ impl V1Cgroup {
                 _ => cgroup.cpu = Some(dir),
             }
         }
-        cgroup.apply_limits(limits)?;
         Ok(cgroup)
     }
 
@@ -227,6 +225,34 @@ impl RunCgroup for V1Cgroup {
             self.files.write(dir, "cgroup.procs", &pid.to_string())?;
         }
         Ok(())
+    }
+
+    fn joined_by_init(&self) -> &[PathBuf] {
+        &self.planned
+    }
+
+    fn tasks_file(&self, dir: &Path) -> Result<Option<RawFd>, CgroupError> {
+        match self.dirs.iter().any(|d| d == dir) {
+            true => self.files.writable_fd(dir, "tasks").map(Some),
+            false => Ok(None),
+        }
+    }
+
+    fn finish_creation(&mut self) -> Result<(), CgroupError> {
+        let Some(limits) = self.pending.take() else { return Ok(()) };
+        for dir in &self.planned {
+            // The runs directory exists after the first run: try without checking.
+            if let Err(err) = fs::create_dir(dir) {
+                let parent = dir.parent().expect("run dir has a parent");
+                if err.kind() != std::io::ErrorKind::NotFound {
+                    return Err(io_err("creating cgroup", dir)(err));
+                }
+                fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
+                fs::create_dir(dir).map_err(io_err("creating cgroup", dir))?;
+            }
+            self.dirs.push(dir.clone());
+        }
+        self.apply_limits(&limits)
     }
 
     fn kill_all(&self) {
