@@ -197,7 +197,7 @@ fn main() {
     let installed_cli = installed_cli.to_str().unwrap();
     // bwrap as a sandbox is commonly run (every namespace it can make, / read-only, its own
     // /dev, /proc and /tmp): what the performance issue's 6.8 ms for bubblewrap measured (2.7x
-    // its unshare; this invocation is 2.4-2.6x unshare here, the one below 1.5-1.7x).
+    // its unshare; this invocation is 2.5x unshare here, the one below 1.6x).
     let bwrap_usual = vec![
         "bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         "/bin/true",
