@@ -115,12 +115,12 @@ pub(crate) struct InitArgs<'a> {
     /// Descriptors the command keeps (their close-on-exec flag is cleared).
     pub kept_fds: &'a [RawFd],
     /// The cgroup-v1 `tasks` files the init writes `0` into after "go", joining its cgroups
-    /// itself: each a directory opened before the clone (its own mount namespace may hide
-    /// `/sys/fs/cgroup` by then) and the path below it. A single-threaded process moving
-    /// itself is the one migration that skips the kernel's global `cgroup_threadgroup_rwsem`,
-    /// whose first writer after a quiet spell waits ~10 ms for an RCU grace period and which
-    /// holds up every fork and exit on the machine while held.
-    /// Each is an open `tasks` file (path `None`), or a directory and the path below it.
+    /// itself: each an open `tasks` file (path `None`, a reused cgroup's), or a directory and
+    /// `<name>/tasks` below it, both opened before the clone (after `pivot_root` the init's
+    /// root may not show `/sys/fs/cgroup`). A single-threaded process moving itself is the one
+    /// migration that skips the kernel's global `cgroup_threadgroup_rwsem`, whose first writer
+    /// after a quiet spell waits ~10 ms for an RCU grace period and which holds up every fork
+    /// and exit on the machine while held.
     pub join_cgroups: &'a [(RawFd, Option<&'a CStr>)],
     /// Read end of the "go" pipe: one byte once the launcher has made our cgroup (or, where it
     /// places us, placed us in it).

@@ -1,9 +1,9 @@
 //! cgroup v1: one directory per hierarchy (`memory`, `pids`, and `cpu` with a CPU limit), which
 //! the run's init joins itself (`0` into `tasks`: the one migration that skips the kernel's
-//! global `cgroup_threadgroup_rwsem`, see `InitArgs::join_cgroups`). CPU time comes from the init's rusage, not a `cpuacct`
-//! cgroup: the init reaps every process of the sandbox itself, also at a timeout
-//! ([`crate::init`]), so their CPU time all reaches it, and one hierarchy fewer spares each run a
-//! `mkdir`, a migration and an `rmdir` (BENCHMARKS.md).
+//! global `cgroup_threadgroup_rwsem`, see `InitArgs::join_cgroups`). CPU time comes from the
+//! init's rusage, not a `cpuacct` cgroup: the init reaps every process of the sandbox itself,
+//! also at a timeout ([`crate::init`]), so their CPU time all reaches it, and one hierarchy fewer
+//! spares each run a `mkdir`, a migration and an `rmdir` (BENCHMARKS.md).
 
 use std::fs;
 use std::os::fd::{BorrowedFd, RawFd};
