@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 
 use crate::mounts::Step;
 use crate::sys::{self, Reaped};
+use crate::testing::TestBody;
 
 /// Signals the init passes on to the command when a process (not the terminal) sent them.
 pub(crate) const FORWARDED_SIGNALS: [Signal; 6] =
@@ -109,7 +110,7 @@ pub(crate) struct InitArgs<'a> {
     pub no_new_privs: bool,
     /// Instead of exec: call this test body and report through the descriptor (only from a
     /// single-threaded launcher, whose copies may allocate).
-    pub function: Option<(fn() -> Result<(), String>, Option<RawFd>)>,
+    pub function: Option<(TestBody, Option<RawFd>)>,
     /// Resource limits set in the init before the command starts (rootless fallback).
     pub rlimits: &'a [(sys::RlimitResource, u64)],
     /// Descriptors the command keeps (their close-on-exec flag is cleared).

@@ -14,7 +14,7 @@
 //! # Ok::<(), sandbox::Error>(())
 //! ```
 //!
-//! Layout mirrors the kernel's concepts: [`config`] (what to build), [`mounts`] (the file-system
+//! Layout mirrors the kernel's concepts: [`config`] (what to build), `mounts` (the file-system
 //! view), [`cgroup`] (v1 and v2 behind one trait), [`outcome`] (typed results), the launcher in
 //! [`runner`], the sandbox's PID 1 in `init`, and every `unsafe` line in `sys`.
 

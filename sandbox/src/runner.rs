@@ -22,6 +22,7 @@ use crate::init::{InitArgs, Report};
 use crate::mounts::{self, Step};
 use crate::outcome::{Enforcements, ExitStatus, Outcome};
 use crate::sys::{self, Cloned};
+use crate::testing::TestBody;
 
 /// Why a sandbox could not be set up or waited for. The command's own failures are not errors:
 /// they are in the [`Outcome`].
@@ -143,7 +144,7 @@ pub struct Command {
     kept_fds: Vec<OwnedFd>,
     take_terminal: bool,
     /// Call this test body (and report through the descriptor) instead of exec'ing a program.
-    function: Option<fn() -> Result<(), String>>,
+    function: Option<TestBody>,
     report_fd: Option<RawFd>,
 }
 
@@ -166,7 +167,7 @@ impl Command {
 
     /// A "command" that is a copy of this process calling `body`: no exec. Only sound when the
     /// spawning process is single-threaded (see `testing::run_function_isolated`).
-    pub(crate) fn for_function(body: fn() -> Result<(), String>) -> Command {
+    pub(crate) fn for_function(body: TestBody) -> Command {
         let mut command = Command::new("isolated test");
         command.function = Some(body);
         command

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use super::TestBody;
 
 /// Set in the sandboxed child to the name of the test it must run.
 pub const CHILD_ENV: &str = "SANDBOX_ISOLATED_TEST";
@@ -57,7 +58,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs the test body, reports how it ended to the parent through `report_fd` (or the
 /// descriptor named by [`REPORT_FD_ENV`]), and exits (0 when it passed).
-pub(crate) fn run_body_and_exit(body: fn() -> Result<(), String>, report_fd: Option<i32>) -> ! {
+pub(crate) fn run_body_and_exit(body: TestBody, report_fd: Option<i32>) -> ! {
     crate::testing::affinity::release_body();
     let report = match std::panic::catch_unwind(body) {
         Ok(Ok(())) => ChildReport::Passed,

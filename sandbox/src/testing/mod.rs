@@ -3,7 +3,7 @@
 
 mod spec;
 
-pub use spec::{test_name, Expect, Net, ShouldPanic, TestCase, TestReturn, TestSpec};
+pub use spec::{test_name, Expect, Net, ShouldPanic, TestBody, TestCase, TestReturn, TestSpec};
 
 pub(crate) mod affinity;
 mod child;
@@ -24,7 +24,7 @@ use crate::runner::{Command, Error, Sandbox};
 
 /// In the sandboxed child: runs `body`, reports how it ended to the parent through `report_fd`
 /// (`None`: the descriptor named in the environment), and exits.
-pub fn run_child_body(body: fn() -> Result<(), String>, report_fd: Option<i32>) -> ! {
+pub fn run_child_body(body: TestBody, report_fd: Option<i32>) -> ! {
     child::run_body_and_exit(body, report_fd)
 }
 
@@ -45,7 +45,7 @@ fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
 /// [`Running::wait_unless_hung_up`](crate::runner::Running)).
 pub(crate) fn run_function_isolated(
     spec: &TestSpec,
-    body: fn() -> Result<(), String>,
+    body: TestBody,
     output: OutputMode,
     client: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<IsolatedRun, Error> {
@@ -216,7 +216,7 @@ fn forward(source: OwnedFd, mode: OutputMode, strip_preamble: bool) -> Vec<u8> {
 /// verdict's reason when the test failed. In that child (marked by [`CHILD_ENV`]) it runs `body`
 /// and reports the result to the parent.
 #[track_caller]
-pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'static str, body: fn() -> Result<(), String>) {
+pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'static str, body: TestBody) {
     let name = test_name(module_path, name);
     if let Some(wanted) = std::env::var_os(CHILD_ENV) {
         if wanted == OsString::from(&name) {

@@ -100,6 +100,9 @@ impl TestSpec {
     }
 }
 
+/// A test body as the sandbox calls it: `Err` carries the failure's message (see [`TestReturn`]).
+pub type TestBody = fn() -> Result<(), String>;
+
 /// One `#[isolated]` test, registered with `inventory` so that the `harness = false` runner can
 /// find every test of its target.
 #[derive(Debug)]
@@ -111,7 +114,7 @@ pub struct TestCase {
     /// The attribute's arguments.
     pub spec: &'static TestSpec,
     /// The test body, its result already converted by [`TestReturn`].
-    pub body: fn() -> Result<(), String>,
+    pub body: TestBody,
     /// `#[ignore]` was present.
     pub ignore: bool,
     /// `#[should_panic]`, if present.
