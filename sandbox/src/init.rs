@@ -236,7 +236,7 @@ fn join_cgroups(args: &InitArgs<'_>) {
         // "0": the writing thread itself.
         let written = match tasks {
             Some(tasks) => sys::write_file_at(*fd, tasks, b"0"),
-            None => sys::write_raw(*fd, b"0").and_then(|n| if n == 1 { Ok(()) } else { Err(Errno::EIO) }),
+            None => sys::write_whole(*fd, b"0"),
         };
         if let Err(errno) = written {
             send(args.report, Report::JoinFailed { index: index as u32, errno: errno as i32 });

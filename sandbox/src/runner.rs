@@ -16,7 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use thiserror::Error;
 
-use crate::cgroup::{plan_run_cgroup, CgroupError, Layout, RunCgroup, Stats};
+use crate::cgroup::{plan_run_cgroup, CgroupError, InitJoin, Layout, RunCgroup, Stats};
 use crate::config::{Config, ConfigError, NetMode};
 use crate::init::{InitArgs, Report};
 use crate::mounts::{self, Step};
@@ -408,20 +408,17 @@ impl Sandbox {
                 }
                 Ok(cgroup)
             });
+        let cgroup_error = |cause| match require_cgroup {
+            true => Error::CgroupRequired { cause },
+            false => Error::Cgroup(cause),
+        };
         let (cgroup, no_cgroup_reason) = match cgroup {
             Ok(cgroup) => (Some(cgroup), None),
-            Err(cause) if require_cgroup => return Err(Error::CgroupRequired { cause }),
-            Err(cause) if rootless => (None, Some(cause.to_string())),
-            Err(cause) => return Err(Error::Cgroup(cause)),
+            Err(cause) if rootless && !require_cgroup => (None, Some(cause.to_string())),
+            Err(cause) => return Err(cgroup_error(cause)),
         };
-        let joins = match &cgroup {
-            Some(cgroup) => open_cgroups_to_join(cgroup.as_ref()).map_err(|cause| match require_cgroup {
-                true => Error::CgroupRequired { cause },
-                false => Error::Cgroup(cause),
-            })?,
-            None => Vec::new(),
-        };
-        let join_cgroups: Vec<(RawFd, Option<&CStr>)> = joins.iter().map(JoinTarget::for_init).collect();
+        let joins = cgroup.as_ref().map_or_else(|| Ok(Vec::new()), |c| c.init_joins()).map_err(cgroup_error)?;
+        let join_cgroups: Vec<(RawFd, Option<&CStr>)> = joins.iter().map(InitJoin::for_init).collect();
         let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone());
         let mut rlimits: Vec<(sys::RlimitResource, u64)> = Vec::new();
         if no_cgroup_reason.is_some() {
@@ -531,11 +528,8 @@ impl Sandbox {
             write_id_maps(pid)?;
         }
         if let Some(cgroup) = running.cgroup.as_mut() {
-            let made = match cgroup.finish_creation() {
-                Err(cause) if require_cgroup => Err(Error::CgroupRequired { cause }),
-                made => made.map_err(Error::Cgroup),
-            };
-            let placed = made.and_then(|()| match placed || !cgroup.joined_by_init().is_empty() {
+            let made = cgroup.finish_creation().map_err(cgroup_error);
+            let placed = made.and_then(|()| match placed || !joins.is_empty() {
                 true => Ok(()),
                 false => cgroup.add_process(pid).map_err(Error::from),
             });
@@ -558,52 +552,6 @@ impl Sandbox {
         }
         Ok(running)
     }
-}
-
-/// How the init gets into one of its v1 cgroups: the kept `tasks` file of one that exists
-/// (reused), or, for one the launcher makes after the clone, its parent directory (opened, and
-/// made the first time, before the clone) and `<name>/tasks` below it.
-enum JoinTarget {
-    TasksFile(RawFd),
-    Below { parent: OwnedFd, tasks: CString },
-}
-
-impl JoinTarget {
-    fn for_init(&self) -> (RawFd, Option<&CStr>) {
-        match self {
-            JoinTarget::TasksFile(fd) => (*fd, None),
-            JoinTarget::Below { parent, tasks } => (parent.as_raw_fd(), Some(tasks.as_c_str())),
-        }
-    }
-}
-
-/// The [`JoinTarget`]s of the directories `cgroup`'s init joins itself ([`InitArgs::join_cgroups`]).
-fn open_cgroups_to_join(cgroup: &dyn RunCgroup) -> Result<Vec<JoinTarget>, CgroupError> {
-    use crate::cgroup::io_err;
-    let mut joins = Vec::with_capacity(cgroup.joined_by_init().len());
-    for dir in cgroup.joined_by_init() {
-        if let Some(fd) = cgroup.tasks_file(dir)? {
-            joins.push(JoinTarget::TasksFile(fd));
-            continue;
-        }
-        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
-            return Err(CgroupError::Unavailable(format!("{} is not a cgroup directory", dir.display())));
-        };
-        let open = || nix::fcntl::open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
-        let fd = match open() {
-            Err(Errno::ENOENT) => {
-                std::fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
-                open()
-            }
-            opened => opened,
-        }
-        .map_err(|errno| io_err("opening", parent)(errno.into()))?;
-        let mut tasks = name.as_bytes().to_vec();
-        tasks.extend_from_slice(b"/tasks");
-        let tasks = CString::new(tasks).map_err(|_| CgroupError::Unavailable(format!("{} has a NUL byte in its name", dir.display())))?;
-        joins.push(JoinTarget::Below { parent: sys::own_fd(fd), tasks });
-    }
-    Ok(joins)
 }
 
 /// The stack of an init that shares the launcher's memory: a test body forked from it runs on
@@ -810,7 +758,7 @@ impl Running {
             ),
             Report::RlimitsFailed { errno } => setup("setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into(), errno),
             Report::JoinFailed { index, errno } => {
-                let dir = self.cgroup.as_ref().and_then(|c| c.joined_by_init().get(index as usize).cloned());
+                let dir = self.cgroup.as_ref().and_then(|c| c.paths().get(index as usize).cloned());
                 let tasks = dir.map_or_else(|| format!("cgroup {index}"), |dir| dir.join("tasks").display().to_string());
                 setup(format!("joining the run's cgroup (writing 0 to {tasks})"), errno)
             }

@@ -658,13 +658,18 @@ pub fn write_raw(fd: RawFd, bytes: &[u8]) -> Result<usize, Errno> {
 pub fn write_file_at(dir: RawFd, path: &CStr, bytes: &[u8]) -> Result<(), Errno> {
     // SAFETY: `path` is a valid C string; the flags create nothing.
     let fd = Errno::result(unsafe { libc::openat(dir, path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
-    let written = write_raw(fd, bytes);
+    let written = write_whole(fd, bytes);
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
-    match written {
-        Ok(n) if n == bytes.len() => Ok(()),
-        Ok(_) => Err(Errno::EIO),
-        Err(errno) => Err(errno),
+    written
+}
+
+/// [`write_raw`] of `bytes` in one call, a short write being an error (`EIO`): for control
+/// files, which take a value whole or not at all.
+pub fn write_whole(fd: RawFd, bytes: &[u8]) -> Result<(), Errno> {
+    match write_raw(fd, bytes)? {
+        n if n == bytes.len() => Ok(()),
+        _ => Err(Errno::EIO),
     }
 }
 

@@ -12,7 +12,9 @@ mod v2;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::ffi::{CStr, CString};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -334,15 +336,11 @@ pub trait RunCgroup: Send {
     fn clone_target(&self) -> Option<BorrowedFd<'_>>;
     /// Moves `pid` (all its threads) into the cgroup.
     fn add_process(&self, pid: Pid) -> Result<(), CgroupError>;
-    /// The directories whose `tasks` file the sandbox's init writes itself into (v1; see
-    /// `InitArgs::join_cgroups`); empty where the launcher places the init.
-    fn joined_by_init(&self) -> &[PathBuf] {
-        &[]
-    }
-    /// An open `tasks` file of `dir` (one of [`joined_by_init`](RunCgroup::joined_by_init)),
-    /// kept for the next run, for the init to write into; `None` while `dir` is not made yet.
-    fn tasks_file(&self, _dir: &Path) -> Result<Option<RawFd>, CgroupError> {
-        Ok(None)
+    /// How the sandbox's init gets into each of the cgroup's directories itself (v1, in the
+    /// order of [`paths`](RunCgroup::paths); see `InitArgs::join_cgroups`); empty where the
+    /// launcher places the init.
+    fn init_joins(&self) -> Result<Vec<InitJoin>, CgroupError> {
+        Ok(Vec::new())
     }
     /// Makes the directories of a cgroup that [`plan_run_cgroup`] only named, and writes its
     /// limits; nothing for one that exists.
@@ -368,6 +366,55 @@ pub trait RunCgroup: Send {
     fn remove(&mut self) -> Result<(), CgroupError>;
     /// The cgroup directories, for diagnostics and tests.
     fn paths(&self) -> Vec<PathBuf>;
+}
+
+/// How the sandbox's init gets into one cgroup directory itself: by writing `0` (itself) into
+/// its `tasks` file, through descriptors opened before the clone.
+#[derive(Debug)]
+pub enum InitJoin {
+    /// The `tasks` file of a directory that exists, kept open by its cgroup.
+    TasksFile(RawFd),
+    /// For a directory made after the clone: `tasks` (`<name>/tasks`) below `parent`.
+    Below {
+        /// The directory's parent.
+        parent: OwnedFd,
+        /// The path of the `tasks` file below `parent`.
+        tasks: CString,
+    },
+}
+
+impl InitJoin {
+    /// For `dir`, made after the clone: its parent opened now (and made, the first time).
+    fn below(dir: &Path) -> Result<InitJoin, CgroupError> {
+        use nix::fcntl::{open, OFlag};
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+            return Err(CgroupError::Unavailable(format!("{} is not a cgroup directory", dir.display())));
+        };
+        let open_parent = || open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
+        let fd = match open_parent() {
+            Err(nix::errno::Errno::ENOENT) => {
+                fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
+                open_parent()
+            }
+            opened => opened,
+        }
+        .map_err(|errno| io_err("opening", parent)(errno.into()))?;
+        let parent = crate::sys::own_fd(fd);
+        let mut tasks = name.as_bytes().to_vec();
+        tasks.extend_from_slice(b"/tasks");
+        let tasks = CString::new(tasks)
+            .map_err(|_| CgroupError::Unavailable(format!("{} has a NUL byte in its name", dir.display())))?;
+        Ok(InitJoin::Below { parent, tasks })
+    }
+
+    /// What `InitArgs::join_cgroups` takes: a descriptor and, for a directory, the path below it.
+    pub(crate) fn for_init(&self) -> (RawFd, Option<&CStr>) {
+        use std::os::fd::AsRawFd;
+        match self {
+            InitJoin::TasksFile(fd) => (*fd, None),
+            InitJoin::Below { parent, tasks } => (parent.as_raw_fd(), Some(tasks.as_c_str())),
+        }
+    }
 }
 
 /// A cgroup hierarchy mounted on this machine.

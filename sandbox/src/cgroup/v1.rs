@@ -6,7 +6,7 @@
 //! spares each run a `mkdir`, a migration and an `rmdir` (BENCHMARKS.md).
 
 use std::fs;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use super::{
     child_cgroup_count, cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_events_hierarchical, pids_limit_hits,
-    remove_tree, CgroupError, CgroupVersion, Layout, OpenFiles, RunCgroup, Stats,
+    remove_tree, CgroupError, CgroupVersion, InitJoin, Layout, OpenFiles, RunCgroup, Stats,
 };
 use crate::config::Limits;
 
@@ -25,11 +25,11 @@ pub struct V1Cgroup {
     memory: Option<PathBuf>,
     pids: Option<PathBuf>,
     cpu: Option<PathBuf>,
-    /// Every distinct directory of the run, in creation order.
-    planned: Vec<PathBuf>,
-    /// Those created so far.
+    /// Every distinct directory of the run, in creation order. Until they are made, removing
+    /// them finds some or all missing, which [`remove_tree`] takes as done.
     dirs: Vec<PathBuf>,
-    /// The limits to write once the directories are made ([`RunCgroup::finish_creation`]).
+    /// The limits to write once the directories are made ([`RunCgroup::finish_creation`]);
+    /// `Some` while they are not.
     pending: Option<Limits>,
     removed: bool,
     /// The limits written into the files now.
@@ -78,7 +78,6 @@ impl V1Cgroup {
             memory: None,
             pids: None,
             cpu: None,
-            planned: Vec::new(),
             dirs: Vec::new(),
             pending: Some(limits.clone()),
             removed: false,
@@ -108,8 +107,8 @@ impl V1Cgroup {
                 continue;
             };
             let dir = hierarchy.mount_point.join(&relative_parent).join(&name);
-            if !cgroup.planned.contains(&dir) {
-                cgroup.planned.push(dir.clone());
+            if !cgroup.dirs.contains(&dir) {
+                cgroup.dirs.push(dir.clone());
             }
             match controller {
                 "memory" => cgroup.memory = Some(dir),
@@ -227,20 +226,20 @@ impl RunCgroup for V1Cgroup {
         Ok(())
     }
 
-    fn joined_by_init(&self) -> &[PathBuf] {
-        &self.planned
-    }
-
-    fn tasks_file(&self, dir: &Path) -> Result<Option<RawFd>, CgroupError> {
-        match self.dirs.iter().any(|d| d == dir) {
-            true => self.files.writable_fd(dir, "tasks").map(Some),
-            false => Ok(None),
-        }
+    fn init_joins(&self) -> Result<Vec<InitJoin>, CgroupError> {
+        self.dirs
+            .iter()
+            .map(|dir| match self.pending {
+                // Made (a reused cgroup): its `tasks` file, kept open for the runs after.
+                None => self.files.writable_fd(dir, "tasks").map(InitJoin::TasksFile),
+                Some(_) => InitJoin::below(dir),
+            })
+            .collect()
     }
 
     fn finish_creation(&mut self) -> Result<(), CgroupError> {
         let Some(limits) = self.pending.take() else { return Ok(()) };
-        for dir in &self.planned {
+        for dir in &self.dirs {
             // The runs directory exists after the first run: try without checking.
             if let Err(err) = fs::create_dir(dir) {
                 let parent = dir.parent().expect("run dir has a parent");
@@ -250,7 +249,6 @@ impl RunCgroup for V1Cgroup {
                 fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
                 fs::create_dir(dir).map_err(io_err("creating cgroup", dir))?;
             }
-            self.dirs.push(dir.clone());
         }
         self.apply_limits(&limits)
     }
