@@ -1,12 +1,16 @@
 //! `#[isolated]` under the stock libtest harness (`cargo test`, `cargo nextest run`): each test
 //! body asserts what the kernel shows from inside its sandbox, the `expect` tests require the
-//! event to have happened, and the fixtures at the end must fail: `expected_failures_*` runs
-//! them as child processes and asserts their verdicts and messages.
+//! event to have happened, and the fixtures (`isolated_fixtures.rs`, `isolated_runner_fixtures.rs`,
+//! targets of their own that `cargo test` does not run) must fail: the tests at the end run them
+//! as child processes and assert their verdicts and messages.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 use sandbox::isolated;
+
+mod common;
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
@@ -103,12 +107,6 @@ fn should_panic_composes() {
     panic!("expected boom");
 }
 
-#[isolated]
-#[ignore = "proves that #[ignore] composes: never run"]
-fn ignore_composes() {
-    panic!("an ignored isolated test ran");
-}
-
 /// The documented way to run async code: a plain `#[isolated]` fn that blocks on the future
 /// (any executor's `block_on`; a minimal one here to stay dependency-free).
 #[isolated]
@@ -140,51 +138,16 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
-// ---------------------------------------------------------------- fixtures that must fail
-
-#[isolated]
-#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
-fn fixture_panics() {
-    println!("output of the failing test");
-    panic!("fixture boom");
-}
-
-#[isolated(mem = "64M")]
-#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
-fn fixture_oom_without_expect() {
-    leak_forever();
-}
-
-#[isolated(timeout = "300ms")]
-#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
-fn fixture_times_out() {
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-#[isolated(pids = 20, expect = "pids_limit")]
-#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
-fn fixture_expected_event_missing() {}
-
-#[isolated]
-#[ignore = "expected-failure fixture, run by expected_failures_fail_with_their_reason"]
-fn fixture_returns_err() -> Result<(), String> {
-    Err("bad input".to_string())
-}
-
-#[isolated]
-#[ignore = "fixture of a_killed_test_process_leaves_no_server_and_no_test_behind"]
-fn fixture_hangs_without_timeout() {
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 // ---------------------------------------------------------------- checks of the verdicts
 
-fn run_self(args: &[&str]) -> Output {
-    Command::new(std::env::current_exe().unwrap()).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+/// The stock-harness fixtures' test binary (`tests/isolated_fixtures.rs`).
+fn fixtures_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| common::test_binary("isolated_fixtures"))
+}
+
+fn run_fixtures(args: &[&str]) -> Output {
+    Command::new(fixtures_binary()).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
 }
 
 #[test]
@@ -197,7 +160,7 @@ fn expected_failures_fail_with_their_reason() {
         ("fixture_returns_err", "isolated test failed: returned Err: \"bad input\""),
     ];
     for (name, message) in cases {
-        let output = run_self(&["--ignored", "--exact", name, "--test-threads=1"]);
+        let output = run_fixtures(&["--exact", name, "--test-threads=1"]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(101), "{name}: {stdout}");
         assert!(stdout.contains(message), "{name} should fail with {message:?}:\n{stdout}");
@@ -205,10 +168,21 @@ fn expected_failures_fail_with_their_reason() {
         assert!(stdout.contains("\nsandbox: "), "the run's summary line is part of the message: {stdout}");
     }
     // The child's output is captured and shown for the failed test.
-    let output = run_self(&["--ignored", "--exact", "fixture_panics"]);
+    let output = run_fixtures(&["--exact", "fixture_panics"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("---- fixture_panics stdout ----\noutput of the failing test\n"), "{stdout}");
     assert!(!stdout.contains("running 1 test\n\nrunning"), "the child's libtest banner leaked: {stdout}");
+}
+
+/// `#[ignore]` on an isolated test is honoured: the test is reported ignored, and its body (which
+/// panics) never runs.
+#[test]
+fn ignore_composes() {
+    let output = run_fixtures(&["--exact", "ignore_composes"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("test ignore_composes ... ignored, proves that #[ignore] composes: never run"), "{stdout}");
+    assert!(stdout.contains("test result: ok. 0 passed; 0 failed; 1 ignored;"), "{stdout}");
 }
 
 #[test]
@@ -245,37 +219,28 @@ fn without_root_tests_run_rootless_or_fail_cleanly_when_a_cgroup_is_required() {
     assert!(stdout.contains("cannot sandbox this test: a cgroup is required"), "{stdout}");
 }
 
-/// The `harness = false` target's test binary, built by the same `cargo test`.
-fn runner_binary() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir(&deps)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("isolated_runner-") && !name.contains('.') && is_executable(p)
-        })
-        .collect();
-    candidates.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
-    candidates.pop().unwrap_or_else(|| panic!("no isolated_runner test binary in {}", deps.display()))
+/// The `harness = false` example (`tests/isolated_runner.rs`) and its fixtures.
+fn runner_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| common::test_binary("isolated_runner"))
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+fn runner_fixtures_binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| common::test_binary("isolated_runner_fixtures"))
 }
 
 /// The runner pins each fork server (and its thread) to one CPU; the test bodies must get all
 /// of the runner's CPUs back, with one thread and with as many as there are CPUs.
 #[test]
 fn runner_pins_its_servers_but_not_the_test_bodies() {
-    let runner = runner_binary();
+    let runner = runner_fixtures_binary();
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
     let threads = std::thread::available_parallelism().unwrap().get();
     for threads in [1, threads] {
         let output = Command::new(&runner)
-            .args(["--ignored", "--nocapture", "--exact", "probe_body_cpus", &format!("--test-threads={threads}")])
+            .args(["--nocapture", "--exact", "probe_body_cpus", &format!("--test-threads={threads}")])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -294,7 +259,6 @@ fn runner_prints_resources_and_writes_a_report() {
     let bomb = stdout.lines().find(|l| l.starts_with("test fork_bomb_is_contained ... ok (")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(bomb.contains("pids-limit hits ") && bomb.contains("peak mem ") && (bomb.ends_with(" ms)") || bomb.ends_with(" s)")), "{bomb}");
     assert!(stdout.contains("test leak_is_oom_killed ... ok (oom kills 1"), "{stdout}");
-    assert!(stdout.contains("ignored"), "{stdout}");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     std::fs::remove_file(&report).unwrap();
     let tests = json["tests"].as_array().unwrap();
@@ -307,13 +271,23 @@ fn runner_prints_resources_and_writes_a_report() {
     assert_eq!(json["failed"], 0);
 
     // Expected failures, and the flags nextest drives it with.
-    let output = Command::new(&runner).args(["--ignored", "fixture_"]).env("RUST_BACKTRACE", "0").output().unwrap();
+    let fixtures = runner_fixtures_binary();
+    let output = Command::new(fixtures).arg("fixture_").env("RUST_BACKTRACE", "0").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(101), "{stdout}");
     assert!(stdout.contains("test fixture_panics ... FAILED ("), "{stdout}");
     assert!(stdout.contains("isolated test failed: panicked: runner fixture boom"), "{stdout}");
     assert!(stdout.contains("isolated test failed: killed by the OOM killer: memory limit 64.0 MiB"), "{stdout}");
     assert!(stdout.contains("test result: FAILED. 0 passed; 2 failed"), "{stdout}");
+    // `#[ignore]` is honoured: reported, never run (the body panics), and run by `--ignored`.
+    let output = Command::new(fixtures).args(["--exact", "ignored_by_attribute"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("test ignored_by_attribute ... ignored") && stdout.contains("0 failed; 1 ignored;"), "{stdout}");
+    let output = Command::new(fixtures).args(["--ignored", "--exact", "ignored_by_attribute"]).env("RUST_BACKTRACE", "0").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(stdout.contains("an ignored test ran under the runner"), "{stdout}");
     let listed = Command::new(&runner).args(["--list", "--format", "terse"]).output().unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.lines().any(|l| l == "fork_bomb_is_contained: test"), "{listed}");
@@ -340,8 +314,8 @@ fn processes_with(needle: &str) -> Vec<u32> {
 /// end the running test and itself.
 #[test]
 fn a_killed_test_process_leaves_no_server_and_no_test_behind() {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "fixture_hangs_without_timeout", "--test-threads=1"])
+    let mut child = Command::new(fixtures_binary())
+        .args(["--exact", "fixture_hangs_without_timeout", "--test-threads=1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

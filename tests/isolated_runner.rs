@@ -1,7 +1,8 @@
 //! The `harness = false` example: `#[isolated]` tests run by `sandbox::main!()`, which prints
 //! each test's resources (`test fork_bomb_is_contained ... ok (pids-limit hits 1312, peak pids
-//! 20, peak mem 4.1 MiB, 212 ms)`) and writes a JSON report with `--report FILE`. The fixtures
-//! must fail; `tests/isolated.rs` runs this binary and checks both.
+//! 20, peak mem 4.1 MiB, 212 ms)`) and writes a JSON report with `--report FILE`;
+//! `tests/isolated.rs` runs this binary and checks both (its failing fixtures are in
+//! `isolated_runner_fixtures.rs`).
 
 use std::process::Command;
 
@@ -42,36 +43,10 @@ fn tmpfs_is_private_and_sized() {
     assert!(std::fs::write("/tmp/scratch/big", vec![0u8; 2 << 20]).is_err());
 }
 
-/// The runner pins each fork server to one CPU (fewer cross-CPU wake-ups per test); a test body
-/// must still get every CPU the runner may use. Prints the body's CPU list, which
-/// `tests/isolated.rs` compares with its own (run by it, with `--ignored`).
-#[isolated]
-#[ignore = "probe for tests/isolated.rs"]
-fn probe_body_cpus() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim();
-    println!("body cpus: {cpus}");
-}
-
 #[isolated]
 #[should_panic(expected = "as expected")]
 fn should_panic_is_honoured() {
     panic!("panicked as expected");
-}
-
-#[isolated]
-#[ignore = "expected-failure fixture"]
-fn fixture_panics() {
-    panic!("runner fixture boom");
-}
-
-#[isolated(mem = "64M")]
-#[ignore = "expected-failure fixture"]
-fn fixture_oom_without_expect() {
-    let mut blocks = Vec::new();
-    loop {
-        blocks.push(vec![1u8; 1 << 20]);
-    }
 }
 
 sandbox::main!();

@@ -14,16 +14,8 @@ if [[ $(id -u) != 0 ]]; then
   echo "run-all.sh: the suite creates namespaces and cgroups: run it as root (sudo tests/run-all.sh)" >&2
   exit 1
 fi
-# busybox-static: the --rootfs tests build a root from it; gcc + libc6-dev: the chroot-escape
-# test compiles a static program; strace: the reliability suite widens a race window with it.
-missing=()
-command -v busybox >/dev/null || missing+=(busybox-static)
-command -v cc >/dev/null && [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -n $(find /usr/lib -name libc.a -print -quit) ]] || missing+=(gcc libc6-dev)
-command -v strace >/dev/null || missing+=(strace)
-if (( ${#missing[@]} )); then
-  echo "run-all.sh: installing ${missing[*]}"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null
-fi
+# Everything the suite, the benchmark and the VM runner need (quiet when all is there).
+if [[ $host_only == 1 ]]; then tests/install-deps.sh --no-vm; else tests/install-deps.sh; fi
 
 # Scratch of this run, removed however it ends (the outside crate's binaries are needed until the
 # VM runs are over).
@@ -46,9 +38,11 @@ if [[ ! -x $vm ]]; then
   echo "run-all.sh: the cgroup-v2 VM runner is not at $vm: set SANDBOX_CGV2_VM to its path" >&2
   exit 1
 fi
-"$vm" --prepare
-# The test binaries, built here; the VM sees the host's file system at the same paths.
-mapfile -t bins < <(cargo test --workspace --no-run --message-format=json 2>/dev/null | python3 -c '
+# The test binaries, built here; the VM sees the host's file system at the same paths. The
+# fixtures that tests/isolated.rs runs are built too and named to it in SANDBOX_TEST_BIN_<TARGET>
+# (inside the VM it cannot build them itself).
+test_bins() {  # cargo test ARGS... --no-run: prints "<target name> <executable>" per test binary
+  cargo test "$@" --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
@@ -56,7 +50,12 @@ for line in sys.stdin:
     # not run in the VM.
     if (m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]
             and "sandbox-macros" not in m["package_id"]):
-        print(m["executable"])')
+        print(m["target"]["name"], m["executable"])'
+}
+mapfile -t bins < <(test_bins --workspace | cut -d' ' -f2-)
+while read -r name exe; do
+  export "SANDBOX_TEST_BIN_${name^^}=$exe"
+done < <(test_bins -p sandbox --test isolated_fixtures --test isolated_runner_fixtures --test isolated_runner)
 mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
 export SANDBOX_BIN=$PWD/target/debug/sandbox

@@ -105,3 +105,41 @@ pub struct Run {
 pub fn json_u64(run: &Run, key: &str) -> u64 {
     run.json[key].as_u64().unwrap_or_else(|| panic!("{key} in {run:#?}"))
 }
+
+/// The executable of this package's test target `target`, for targets that `cargo test` does not
+/// build (`test = false` fixtures) or that another test runs. `SANDBOX_TEST_BIN_<TARGET>` (upper
+/// case; tests/run-all.sh sets it for the cgroup-v2 VM, which has no cargo build of its own) names
+/// it; otherwise it is built now with the cargo, profile and target directory of this test, so it
+/// is never stale.
+pub fn test_binary(target: &str) -> PathBuf {
+    let variable = format!("SANDBOX_TEST_BIN_{}", target.to_uppercase());
+    if let Some(path) = std::env::var_os(&variable) {
+        return PathBuf::from(path);
+    }
+    // This test runs from <target dir>/<profile dir>/deps/.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap_or_else(|| panic!("{} is not in a deps directory", exe.display()));
+    let target_dir = profile_dir.parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
+    let mut command = std::process::Command::new(&cargo);
+    command.args(["test", "-q", "-p", "sandbox", "--no-run", "--message-format=json", "--test", target]).arg("--target-dir").arg(target_dir);
+    match profile_dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => {}
+        "release" => {
+            command.arg("--release");
+        }
+        other => {
+            command.args(["--profile", other]);
+        }
+    }
+    let output = command.current_dir(env!("CARGO_MANIFEST_DIR")).stderr(std::process::Stdio::inherit()).output().unwrap_or_else(|e| {
+        panic!("cannot run {cargo} to build the test target {target}: {e} (or set {variable} to its executable)")
+    });
+    assert!(output.status.success(), "building the test target {target} failed (or set {variable} to its executable)");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == target && m["executable"].is_string())
+        .map(|m| PathBuf::from(m["executable"].as_str().unwrap()))
+        .unwrap_or_else(|| panic!("cargo built no executable for the test target {target}"))
+}

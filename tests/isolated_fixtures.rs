@@ -1,0 +1,53 @@
+//! Fixtures of `tests/isolated.rs`: `#[isolated]` tests under the stock harness that must fail
+//! (each with its own reason), hang, or stay ignored. `tests/isolated.rs` runs this binary and
+//! asserts the verdicts and messages; `cargo test` does not run it (`test = false`), so that
+//! `cargo test -- --include-ignored` runs the real suite only.
+
+use sandbox::isolated;
+
+/// Allocates 1 MiB blocks (touching every page) until the OOM killer steps in.
+fn leak_forever() -> ! {
+    let mut blocks = Vec::new();
+    loop {
+        blocks.push(vec![1u8; 1 << 20]);
+    }
+}
+
+#[isolated]
+#[ignore = "proves that #[ignore] composes: never run"]
+fn ignore_composes() {
+    panic!("an ignored isolated test ran");
+}
+
+#[isolated]
+fn fixture_panics() {
+    println!("output of the failing test");
+    panic!("fixture boom");
+}
+
+#[isolated(mem = "64M")]
+fn fixture_oom_without_expect() {
+    leak_forever();
+}
+
+#[isolated(timeout = "300ms")]
+fn fixture_times_out() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[isolated(pids = 20, expect = "pids_limit")]
+fn fixture_expected_event_missing() {}
+
+#[isolated]
+fn fixture_returns_err() -> Result<(), String> {
+    Err("bad input".to_string())
+}
+
+#[isolated]
+fn fixture_hangs_without_timeout() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
