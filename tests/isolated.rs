@@ -296,6 +296,41 @@ fn runner_prints_resources_and_writes_a_report() {
     assert!(exact.status.success() && exact_out.contains("1 passed;"), "{exact_out}");
 }
 
+/// A sandbox never lifts a limit its caller is under: an `#[isolated(pids = 1000)]` test run
+/// inside a job bounded by `sandbox run --pids 40` gets its cgroup below the job's (on v1 and
+/// v2), so the job's limit refuses its forks.
+#[test]
+fn isolated_tests_inside_a_bounded_job_stay_inside_its_limits() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args(["run", "--pids", "40", "--json", "-", "--"])
+        .arg(fixtures_binary())
+        .args(["--exact", "fixture_forks_up_to_a_thousand", "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let spawned: usize = stdout
+        .lines()
+        .find_map(|l| l.split("spawned ").nth(1)?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the fixture printed no count: {stdout}\n{stderr}"));
+    // EAGAIN is pids.max refusing the fork.
+    assert!(stdout.contains(&format!("then refused with errno Some({})", libc::EAGAIN)), "{stdout}");
+    assert!(spawned < 40, "the bounded job's 40 pids were exceeded: {spawned} children");
+    // The test's pids cgroup is a run cgroup inside the job's run cgroup.
+    let pids_path = stdout
+        .lines()
+        .skip_while(|l| *l != "cgroups:")
+        .find_map(|l| {
+            let mut fields = l.splitn(3, ':');
+            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            (controllers.split(',').any(|c| c == "pids") || controllers.is_empty()).then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no pids cgroup printed: {stdout}"));
+    let runs = pids_path.split('/').filter(|part| common::is_run_name(part)).count();
+    assert!(runs >= 2, "the test's cgroup {pids_path} is not below the job's run cgroup");
+}
+
 /// PIDs of processes whose command line contains `needle`.
 fn processes_with(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();

@@ -51,3 +51,25 @@ fn fixture_hangs_without_timeout() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Forks up to a thousand children under its own generous limit, and prints how many it got and
+/// its cgroups: run inside a bounded job (`sandbox run --pids 40`), the job's limit must stop it.
+#[isolated(pids = 1000, timeout = "30s")]
+fn fixture_forks_up_to_a_thousand() {
+    let mut children = Vec::new();
+    let refusal = loop {
+        if children.len() == 1000 {
+            break "none".to_string();
+        }
+        match std::process::Command::new("sleep").arg("30").spawn() {
+            Ok(child) => children.push(child),
+            Err(err) => break format!("{:?}", err.raw_os_error()),
+        }
+    };
+    println!("spawned {} children, then refused with errno {refusal}", children.len());
+    print!("cgroups:\n{}", std::fs::read_to_string("/proc/self/cgroup").unwrap());
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

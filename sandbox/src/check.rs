@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{access, AccessFlags, Uid};
 
-use crate::cgroup::{v2_base_dir, v2_resolve_parent, Layout};
+use crate::cgroup::{v1_default_runs_dir, v2_base_dir, v2_resolve_parent, Layout};
 use crate::sys;
 
 /// How one check came out.
@@ -174,7 +174,8 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
             ));
         }
         _ => {
-            let relative = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf()).unwrap_or_else(|| "sandbox".into());
+            let relative = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf());
+            let proc_self_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
             for (controller, required) in [("memory", true), ("pids", true), ("cpu", false)] {
                 let topic = format!("{controller} controller (v1)");
                 match layout.v1_hierarchy(controller) {
@@ -184,7 +185,10 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
                         format!("not mounted: mount -t cgroup -o {controller} none /sys/fs/cgroup/{controller}"),
                     )),
                     Some(h) => {
-                        let dir = h.mount_point.join(&relative);
+                        let dir = match &relative {
+                            Some(parent) => h.mount_point.join(parent),
+                            None => v1_default_runs_dir(h, &proc_self_cgroup),
+                        };
                         let target = existing_ancestor(&dir);
                         if writable(&target) {
                             out.push(finding(Status::Ok, &topic, format!("runs go to {}/<run> (writable)", dir.display())));

@@ -26,6 +26,7 @@ use thiserror::Error;
 use crate::config::Limits;
 
 pub use v1::V1Cgroup;
+pub(crate) use v1::default_runs_dir as v1_default_runs_dir;
 pub use v2::{base_dir as v2_base_dir, resolve_parent as v2_resolve_parent, V2Cgroup};
 
 /// The cgroup version a run's limits and counters came from.
@@ -657,7 +658,7 @@ impl Owner {
 
 /// Reads a small file in one `read` where it fits in 4 KiB (`fs::read_to_string` starts with 32
 /// bytes for a `/proc` file, whose size reads as 0, and doubles: six reads for `/proc/PID/stat`).
-fn read_small_file(path: &Path) -> io::Result<String> {
+pub(crate) fn read_small_file(path: &Path) -> io::Result<String> {
     use std::io::Read;
     let mut text = String::with_capacity(4096);
     fs::File::open(path)?.read_to_string(&mut text)?;

@@ -14,7 +14,8 @@ use nix::unistd::Pid;
 use super::{
     child_cgroup_count, cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_events_hierarchical, pids_limit_hits,
-    remove_tree, CgroupError, CgroupVersion, InitJoin, Layout, OpenFiles, RunCgroup, Stats,
+    read_small_file, remove_tree, CgroupError, CgroupVersion, Hierarchy, InitJoin, Layout, OpenFiles, RunCgroup,
+    Stats,
 };
 use crate::config::Limits;
 
@@ -65,14 +66,20 @@ struct LastRun {
 const MAX_REUSED_CHARGE_BYTES: u64 = 1 << 20;
 
 impl V1Cgroup {
-    /// Names `<hierarchy>/<parent or "sandbox">/<run>` in the memory and pids hierarchies (and
-    /// cpu with a CPU limit) without making them: the launcher plans the cgroup before the
+    /// Names the run's directory in the memory and pids hierarchies (and cpu with a CPU limit)
+    /// without making them: `<hierarchy>/<cgroup_parent>/<run>`, or without a parent below this
+    /// process's own cgroup ([`default_runs_dir`]). The launcher plans the cgroup before the
     /// clone, so that the init knows where to join, and makes it while the init sets up its
     /// mounts ([`RunCgroup::finish_creation`]; on error, what was made is removed again).
     pub fn plan(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V1Cgroup, CgroupError> {
-        let relative_parent = cgroup_parent
-            .map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf())
-            .unwrap_or_else(|| PathBuf::from("sandbox"));
+        let relative_parent = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf());
+        let proc_self_cgroup = match relative_parent {
+            Some(_) => String::new(),
+            None => {
+                let path = Path::new("/proc/self/cgroup");
+                read_small_file(path).map_err(io_err("reading", path))?
+            }
+        };
         let name = new_run_name();
         let mut cgroup = V1Cgroup {
             memory: None,
@@ -106,7 +113,11 @@ impl V1Cgroup {
                 }
                 continue;
             };
-            let dir = hierarchy.mount_point.join(&relative_parent).join(&name);
+            let runs = match &relative_parent {
+                Some(parent) => hierarchy.mount_point.join(parent),
+                None => default_runs_dir(hierarchy, &proc_self_cgroup),
+            };
+            let dir = runs.join(&name);
             if !cgroup.dirs.contains(&dir) {
                 cgroup.dirs.push(dir.clone());
             }
@@ -202,6 +213,34 @@ impl V1Cgroup {
             }
         }
         Ok(true)
+    }
+}
+
+/// Where runs go in `hierarchy` without `--cgroup-parent`: below this process's own cgroup there
+/// (its line in `/proc/self/cgroup`), so that every limit the caller is under (a `sandbox run`
+/// around a test binary, a CI job's cgroup) bounds the runs too: v1 limits are hierarchical.
+/// Directly in the own cgroup, with no runs directory of their own: one left there would keep
+/// the caller's cgroup from being removed when its owner ends (a cgroup with children cannot be
+/// removed). At the hierarchy's root, in `sandbox`, out of the way of the machine's top-level
+/// cgroups. When the own cgroup is not below the mount point (a container that sees only its
+/// own cgroup, bind-mounted without a cgroup namespace), the mount point is that cgroup.
+pub(crate) fn default_runs_dir(hierarchy: &Hierarchy, proc_self_cgroup: &str) -> PathBuf {
+    let own = proc_self_cgroup.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        let listed = controllers.split(',').any(|c| hierarchy.controllers.iter().any(|h| h == c));
+        listed.then(|| path.trim_start_matches('/'))
+    });
+    match own {
+        None | Some("") => hierarchy.mount_point.join("sandbox"),
+        Some(own) => {
+            let dir = hierarchy.mount_point.join(own);
+            if dir.is_dir() {
+                dir
+            } else {
+                hierarchy.mount_point.clone()
+            }
+        }
     }
 }
 
@@ -331,5 +370,30 @@ impl Drop for V1Cgroup {
             self.kill_all();
             let _ = self.remove();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_go_below_the_own_cgroup_of_each_hierarchy() {
+        let root = super::super::tests::tempdir("v1-runs-dir");
+        let memory = Hierarchy { mount_point: root.join("memory"), controllers: vec!["memory".into()] };
+        let cpu = Hierarchy { mount_point: root.join("cpu,cpuacct"), controllers: vec!["cpu".into(), "cpuacct".into()] };
+        fs::create_dir_all(memory.mount_point.join("ci/job-7")).unwrap();
+        fs::create_dir_all(&cpu.mount_point).unwrap();
+        let proc_self_cgroup = "9:name=systemd:/ci/job-7\n4:memory:/ci/job-7\n2:cpu,cpuacct:/\n0::/\n";
+        // Nested in the caller's cgroup, with no directory of the sandbox's own in between.
+        assert_eq!(default_runs_dir(&memory, proc_self_cgroup), memory.mount_point.join("ci/job-7"));
+        // At the root: in `sandbox`.
+        assert_eq!(default_runs_dir(&cpu, proc_self_cgroup), cpu.mount_point.join("sandbox"));
+        // A cgroup the mount does not show (a container's bind mount of its own cgroup): the
+        // mount point is that cgroup.
+        assert_eq!(default_runs_dir(&memory, "4:memory:/docker/abc\n"), memory.mount_point);
+        // No line for the hierarchy: as at the root.
+        assert_eq!(default_runs_dir(&memory, "0::/\n"), memory.mount_point.join("sandbox"));
+        fs::remove_dir_all(&root).unwrap();
     }
 }
