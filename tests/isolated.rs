@@ -239,7 +239,7 @@ fn runner_pins_its_servers_but_not_the_test_bodies() {
     let cpus = status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
     let threads = std::thread::available_parallelism().unwrap().get();
     for threads in [1, threads] {
-        let output = Command::new(&runner)
+        let output = Command::new(runner)
             .args(["--nocapture", "--exact", "probe_body_cpus", &format!("--test-threads={threads}")])
             .output()
             .unwrap();
@@ -253,7 +253,7 @@ fn runner_pins_its_servers_but_not_the_test_bodies() {
 fn runner_prints_resources_and_writes_a_report() {
     let runner = runner_binary();
     let report = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{}.json", std::process::id()));
-    let output = Command::new(&runner).arg("--report").arg(&report).arg("--test-threads=2").output().unwrap();
+    let output = Command::new(runner).arg("--report").arg(&report).arg("--test-threads=2").output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     let bomb = stdout.lines().find(|l| l.starts_with("test fork_bomb_is_contained ... ok (")).unwrap_or_else(|| panic!("{stdout}"));
@@ -288,10 +288,10 @@ fn runner_prints_resources_and_writes_a_report() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(101), "{stdout}");
     assert!(stdout.contains("an ignored test ran under the runner"), "{stdout}");
-    let listed = Command::new(&runner).args(["--list", "--format", "terse"]).output().unwrap();
+    let listed = Command::new(runner).args(["--list", "--format", "terse"]).output().unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.lines().any(|l| l == "fork_bomb_is_contained: test"), "{listed}");
-    let exact = Command::new(&runner).args(["--exact", "hostname_is_set", "--format", "terse"]).output().unwrap();
+    let exact = Command::new(runner).args(["--exact", "hostname_is_set", "--format", "terse"]).output().unwrap();
     let exact_out = String::from_utf8_lossy(&exact.stdout);
     assert!(exact.status.success() && exact_out.contains("1 passed;"), "{exact_out}");
 }

@@ -55,11 +55,26 @@ for line in sys.stdin:
 mapfile -t bins < <(test_bins --workspace | cut -d' ' -f2-)
 while read -r name exe; do
   export "SANDBOX_TEST_BIN_${name^^}=$exe"
-done < <(test_bins -p sandbox --test isolated_fixtures --test isolated_runner_fixtures --test isolated_runner)
+done < <(test_bins -p sandbox --test isolated_fixtures --test isolated_runner_fixtures --test isolated_runner --test isolated)
 mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
 export SANDBOX_BIN=$PWD/target/debug/sandbox
 for mode in leaf root ns; do
   SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-suite.sh "${bins[@]}"
 done
-echo "run-all.sh: host and cgroup v2 (leaf, root, ns) suites passed"
+# Under a real systemd, where systemd hosts put a CI step (root in a plain service) or a user
+# (a service of their user manager, a login session): tests/systemd-placement.sh. The user
+# placements run as uid 1000, which must read what they run: the binaries and the script go to a
+# world-readable directory, which is also the VM's working directory.
+systemd_dir=$(mktemp -d /tmp/sandbox-systemd.XXXXXX)
+chmod 755 "$systemd_dir"
+cp "$SANDBOX_BIN" "$SANDBOX_TEST_BIN_ISOLATED" "$SANDBOX_TEST_BIN_ISOLATED_RUNNER" tests/systemd-placement.sh "$systemd_dir/"
+vm_abs=$(realpath "$vm")
+for placement in system-service user-service user-session; do
+  (cd "$systemd_dir" && "$vm_abs" -t 900 -m 2G --systemd "$placement" -- ./systemd-placement.sh \
+    "$systemd_dir/sandbox" "$systemd_dir/$(basename "$SANDBOX_TEST_BIN_ISOLATED")" \
+    "$systemd_dir/$(basename "$SANDBOX_TEST_BIN_ISOLATED_RUNNER")") \
+    || { rm -rf "$systemd_dir"; echo "run-all.sh: systemd placement $placement failed"; exit 1; }
+done
+rm -rf "$systemd_dir"
+echo "run-all.sh: host, cgroup v2 (leaf, root, ns) and systemd (system-service, user-service, user-session) suites passed"

@@ -4,8 +4,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
 use nix::unistd::{access, AccessFlags, Uid};
 
+use crate::cgroup::systemd::{ensure_own_scope, ScopePlacement};
 use crate::cgroup::{v1_default_runs_dir, v2_base_dir, v2_resolve_parent, Layout};
 use crate::sys;
 
@@ -70,6 +72,9 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
             format!("uid {uid} (not root: namespaces come from a user namespace, limits from a delegated cgroup or rlimits)")
         },
     ));
+    let run_flags = if uid.is_root() { RUN_NAMESPACES } else { RUN_NAMESPACES | libc::CLONE_NEWUSER };
+    let facts = Facts::gather(run_flags);
+    out.extend(facts.blocker_findings());
 
     match Layout::detect() {
         Err(err) => out.push(finding(Status::Fail, "cgroup layout", err.to_string())),
@@ -113,16 +118,15 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
         match sys::try_clone_namespaces(flags as u64) {
             Ok(()) => out.push(finding(Status::Ok, &topic, "can be created")),
             Err(errno) => {
-                let fix = if name == "user" || !uid.is_root() {
-                    user_namespace_blocker()
-                } else {
-                    "creating it needs CAP_SYS_ADMIN: run as root".into()
-                };
+                let facts = Facts { clone_refusal: sys::clone_filter_refusal(flags as u64), ..facts.clone() };
                 let status = if required { Status::Fail } else { Status::Warn };
-                out.push(finding(status, &topic, format!("cannot be created ({errno}): {fix}")));
+                out.push(finding(status, &topic, format!("cannot be created ({errno}): {}", facts.summary(errno))));
             }
         }
     }
+    let user_namespace = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as u64;
+    let facts = Facts { clone_refusal: sys::clone_filter_refusal(user_namespace), ..facts };
+    out.push(facts.user_namespace_finding(&try_user_namespace()));
     out
 }
 
@@ -130,6 +134,19 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
     let mut out = Vec::new();
     match layout {
         Layout::Unified { mount_point } => {
+            // On a systemd host a run first moves its launcher into a delegated scope: so does
+            // this check, which then reports on that scope (and systemd removes it when the
+            // check exits).
+            if cgroup_parent.is_none() {
+                let placement = ensure_own_scope(mount_point);
+                let status = match &placement {
+                    ScopePlacement::Failed(_) => Status::Warn,
+                    ScopePlacement::Scope { missing, .. } if missing.iter().any(|c| c != "cpu") => Status::Fail,
+                    ScopePlacement::Scope { missing, .. } if !missing.is_empty() => Status::Warn,
+                    _ => Status::Ok,
+                };
+                out.push(finding(status, "systemd", placement.describe()));
+            }
             let base = match cgroup_parent {
                 Some(parent) => v2_resolve_parent(mount_point, parent),
                 None => match v2_base_dir(mount_point) {
@@ -211,17 +228,660 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
     out
 }
 
-/// Names the setting that forbids unprivileged user namespaces, if one does.
-pub(crate) fn user_namespace_blocker() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
-        return "forbidden by sysctl kernel.unprivileged_userns_clone=0 (set it to 1)".into();
+/// The namespaces every run creates (with `CLONE_NEWUSER` too without root).
+const RUN_NAMESPACES: libc::c_int = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+
+/// `CAP_SYS_ADMIN`'s bit in the capability sets of `/proc/self/status`.
+const CAP_SYS_ADMIN_BIT: u32 = 21;
+
+/// What `/proc/self/status` says about seccomp and capabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ProcessStatus {
+    /// `Seccomp:`: 0 none, 1 strict, 2 filter.
+    seccomp_mode: u32,
+    /// `Seccomp_filters:` (kernel 5.9 and later).
+    seccomp_filters: Option<u32>,
+    /// `CapEff:`, the effective capability set.
+    effective_caps: Option<u64>,
+}
+
+impl ProcessStatus {
+    fn parse(status: &str) -> ProcessStatus {
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).map(str::trim);
+        ProcessStatus {
+            seccomp_mode: field("Seccomp").and_then(|v| v.parse().ok()).unwrap_or(0),
+            seccomp_filters: field("Seccomp_filters").and_then(|v| v.parse().ok()),
+            effective_caps: field("CapEff").and_then(|v| u64::from_str_radix(v, 16).ok()),
+        }
     }
-    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
-        return "forbidden by sysctl user.max_user_namespaces=0 (raise it)".into();
+
+    fn has_seccomp_filter(&self) -> bool {
+        self.seccomp_mode == 2
     }
-    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
-        return "forbidden by AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns=1)".into();
+
+    /// `None` when `CapEff:` could not be read.
+    fn has_cap_sys_admin(&self) -> Option<bool> {
+        self.effective_caps.map(|caps| caps & (1 << CAP_SYS_ADMIN_BIT) != 0)
     }
-    "refused by the kernel or a seccomp filter".into()
+
+    fn describe_seccomp(&self) -> String {
+        match self.seccomp_filters {
+            Some(n) => format!("Seccomp: {}, Seccomp_filters: {n}", self.seccomp_mode),
+            None => format!("Seccomp: {}", self.seccomp_mode),
+        }
+    }
+}
+
+/// The container this process runs in, and the mark that shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Container {
+    /// `Docker`, `Podman`, `Kubernetes`, or the `container=` value of PID 1 (`lxc`, ...).
+    runtime: String,
+    /// The file or variable that shows it.
+    evidence: String,
+}
+
+impl Container {
+    /// The fix for a seccomp profile that refuses namespaces, as an option of this container.
+    fn seccomp_fix(&self) -> String {
+        match self.runtime.as_str() {
+            "Kubernetes" => "set the pod's securityContext.seccompProfile.type to Unconfined (or privileged: true), \
+                             or use a profile that allows clone and unshare with namespace flags"
+                .into(),
+            _ => format!(
+                "start it with `{} --security-opt seccomp=unconfined` (or `--privileged`), or with a seccomp profile \
+                 that allows clone and unshare with namespace flags",
+                self.run_command()
+            ),
+        }
+    }
+
+    /// The fix for a missing `CAP_SYS_ADMIN`, as an option of this container.
+    fn capability_fix(&self) -> String {
+        match self.runtime.as_str() {
+            "Kubernetes" => "add SYS_ADMIN to the pod's securityContext.capabilities.add (or privileged: true)".into(),
+            _ => format!("start it with `{} --cap-add SYS_ADMIN` (or `--privileged`)", self.run_command()),
+        }
+    }
+
+    fn run_command(&self) -> &'static str {
+        if self.runtime.eq_ignore_ascii_case("podman") {
+            "podman run"
+        } else {
+            "docker run"
+        }
+    }
+}
+
+impl fmt::Display for Container {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} container ({})", self.runtime, self.evidence)
+    }
+}
+
+/// Finds the marks container runtimes leave below `root` (`/`, but for tests): Docker's
+/// `/.dockerenv`, Podman's `/run/.containerenv`, the `container=` variable Podman, LXC and
+/// systemd-nspawn give PID 1 (readable with enough privilege), or PID 1's cgroup path.
+fn detect_container(root: &Path) -> Option<Container> {
+    let found = |runtime: &str, evidence: String| Some(Container { runtime: runtime.into(), evidence });
+    if root.join(".dockerenv").exists() {
+        return found("Docker", "/.dockerenv".into());
+    }
+    if root.join("run/.containerenv").exists() {
+        return found("Podman", "/run/.containerenv".into());
+    }
+    let environ = std::fs::read(root.join("proc/1/environ")).unwrap_or_default();
+    if let Some(value) = environ.split(|&b| b == 0).filter_map(|v| v.strip_prefix(b"container=")).find(|v| !v.is_empty()) {
+        let value = String::from_utf8_lossy(value);
+        return found(&value, format!("container={value} in /proc/1/environ"));
+    }
+    let cgroup = std::fs::read_to_string(root.join("proc/1/cgroup")).unwrap_or_default();
+    for line in cgroup.lines() {
+        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+        let runtime = [("kubepods", "Kubernetes"), ("libpod", "Podman"), ("docker", "Docker"), ("/lxc", "lxc")]
+            .into_iter()
+            .find_map(|(mark, runtime)| path.contains(mark).then_some(runtime));
+        if let Some(runtime) = runtime {
+            return found(runtime, format!("PID 1's cgroup {path}"));
+        }
+    }
+    None
+}
+
+/// The sysctls that restrict unprivileged user namespaces; `None` where the kernel has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct UserNamespaceSysctls {
+    /// Debian's `kernel.unprivileged_userns_clone`.
+    unprivileged_userns_clone: Option<String>,
+    /// `user.max_user_namespaces`.
+    max_user_namespaces: Option<String>,
+    /// Ubuntu's `kernel.apparmor_restrict_unprivileged_userns` (from 23.10).
+    apparmor_restrict: Option<String>,
+}
+
+/// The fix for Ubuntu's AppArmor restriction of user namespaces.
+const APPARMOR_FIX: &str = "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (e.g. as a CI step), \
+                            or an AppArmor profile for this program that grants `userns,`";
+
+impl UserNamespaceSysctls {
+    fn read() -> UserNamespaceSysctls {
+        let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+        UserNamespaceSysctls {
+            unprivileged_userns_clone: read("/proc/sys/kernel/unprivileged_userns_clone"),
+            max_user_namespaces: read("/proc/sys/user/max_user_namespaces"),
+            apparmor_restrict: read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"),
+        }
+    }
+
+    fn apparmor_restricts(&self) -> bool {
+        self.apparmor_restrict.as_deref() == Some("1")
+    }
+
+    /// The sysctl that forbids this process to create a user namespace, with its fix. Root
+    /// is bound only by the namespace limit.
+    fn creation_blocker(&self, root: bool) -> Option<String> {
+        if self.max_user_namespaces.as_deref() == Some("0") {
+            return Some(
+                "forbidden by sysctl user.max_user_namespaces=0: `sudo sysctl -w user.max_user_namespaces=15000`".into(),
+            );
+        }
+        if root {
+            return None;
+        }
+        if self.unprivileged_userns_clone.as_deref() == Some("0") {
+            return Some(
+                "forbidden by sysctl kernel.unprivileged_userns_clone=0: `sudo sysctl -w kernel.unprivileged_userns_clone=1`"
+                    .into(),
+            );
+        }
+        if self.apparmor_restricts() {
+            return Some(format!(
+                "forbidden by AppArmor (sysctl kernel.apparmor_restrict_unprivileged_userns=1): {APPARMOR_FIX}"
+            ));
+        }
+        None
+    }
+}
+
+/// Why namespace creation fails here, in order of precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Blocker {
+    /// A seccomp filter refuses clone with namespace flags before the kernel sees it.
+    SeccompFilter,
+    /// Root without `CAP_SYS_ADMIN` in its effective set.
+    MissingCapability,
+    /// A sysctl forbids the user namespace of a rootless run (the text names it and the fix).
+    Sysctl(String),
+    /// None of the above.
+    Unknown,
+}
+
+/// What decides why this process cannot create namespaces: read from `/proc` and probed.
+#[derive(Debug, Clone, Default)]
+struct Facts {
+    /// The effective uid.
+    uid: u32,
+    /// Seccomp and capabilities.
+    status: ProcessStatus,
+    /// The container this runs in, if any shows.
+    container: Option<Container>,
+    /// The user-namespace sysctls.
+    sysctls: UserNamespaceSysctls,
+    /// What refused `clone` with the run's namespace flags before the kernel's own checks.
+    clone_refusal: Option<Errno>,
+    /// What refused `clone3` before the kernel's own checks.
+    clone3_refusal: Option<Errno>,
+}
+
+impl Facts {
+    /// Reads and probes everything for a clone with `namespace_flags`.
+    fn gather(namespace_flags: libc::c_int) -> Facts {
+        Facts {
+            uid: Uid::effective().as_raw(),
+            status: ProcessStatus::parse(&std::fs::read_to_string("/proc/self/status").unwrap_or_default()),
+            container: detect_container(Path::new("/")),
+            sysctls: UserNamespaceSysctls::read(),
+            clone_refusal: sys::clone_filter_refusal(namespace_flags as u64),
+            clone3_refusal: sys::clone3_filter_refusal(),
+        }
+    }
+
+    fn root(&self) -> bool {
+        self.uid == 0
+    }
+
+    /// A seccomp filter is installed and refused the probe calls (`ENOSYS` from clone3
+    /// alone is not a refusal: runs fall back to clone).
+    fn filter_refuses(&self) -> bool {
+        self.status.has_seccomp_filter() && (self.clone_refusal.is_some() || self.clone3_refusal == Some(Errno::EPERM))
+    }
+
+    fn lacks_cap_sys_admin(&self) -> bool {
+        self.root() && self.status.has_cap_sys_admin() == Some(false)
+    }
+
+    /// The most specific reason: a seccomp filter, then a missing capability, then a
+    /// user-namespace sysctl.
+    fn blocker(&self) -> Blocker {
+        if self.filter_refuses() {
+            Blocker::SeccompFilter
+        } else if self.lacks_cap_sys_admin() {
+            Blocker::MissingCapability
+        } else if let Some(sysctl) = self.sysctls.creation_blocker(self.root()) {
+            Blocker::Sysctl(sysctl)
+        } else {
+            Blocker::Unknown
+        }
+    }
+
+    /// One line: the cause of `errno` from a clone with namespace flags, and the fix.
+    fn explain(&self, errno: Errno) -> String {
+        match self.blocker() {
+            Blocker::SeccompFilter => self.seccomp_explanation(),
+            Blocker::MissingCapability => self.capability_explanation(),
+            Blocker::Sysctl(text) => match &self.container {
+                Some(container) => format!("{text} (a setting of the host, not of this {container})"),
+                None => text,
+            },
+            Blocker::Unknown if errno == Errno::ENOSPC => {
+                "refused: the namespace limit in /proc/sys/user/max_*_namespaces is reached".into()
+            }
+            Blocker::Unknown if self.root() => format!(
+                "refused although uid 0 has CAP_SYS_ADMIN and no seccomp filter stops clone ({errno}): \
+                 most likely a security module's policy (SELinux, AppArmor)"
+            ),
+            Blocker::Unknown => "refused by the kernel or a security module (no seccomp filter stops clone and no \
+                                 sysctl forbids user namespaces)"
+                .into(),
+        }
+    }
+
+    /// The cause for a namespace line of `sandbox check`, pointing at the line with the fix.
+    fn summary(&self, errno: Errno) -> String {
+        match self.blocker() {
+            Blocker::SeccompFilter => "refused by a seccomp filter (see the seccomp line)".into(),
+            Blocker::MissingCapability => "uid 0 lacks CAP_SYS_ADMIN (see the capabilities line)".into(),
+            _ => self.explain(errno),
+        }
+    }
+
+    /// What a failed run says after the kernel's error.
+    fn run_hint(&self, errno: Errno) -> String {
+        let explained = matches!(errno, Errno::EPERM | Errno::ENOSPC | Errno::ENOSYS)
+            || (!self.root() && errno == Errno::EACCES);
+        if !explained {
+            return String::new();
+        }
+        let text = self.explain(errno);
+        match (self.root(), self.blocker()) {
+            (true, _) => format!(" ({text}; `sandbox check` shows what this machine allows)"),
+            (false, Blocker::Sysctl(_) | Blocker::Unknown) => {
+                format!(" (as a non-root user the sandbox needs a user namespace, and it is {text}; or run as root)")
+            }
+            (false, _) => format!(" (as a non-root user the sandbox needs a user namespace: {text})"),
+        }
+    }
+
+    fn seccomp_explanation(&self) -> String {
+        let answers: Vec<String> = [("clone", self.clone_refusal), ("clone3", self.clone3_refusal)]
+            .into_iter()
+            .filter_map(|(call, errno)| errno.map(|e| format!("{call}: {e:?}")))
+            .collect();
+        let fix = match &self.container {
+            Some(container) => format!("the filter comes with this {container}: {}", container.seccomp_fix()),
+            None => "run without it (Docker: `docker run --security-opt seccomp=unconfined` or `--privileged`; systemd: \
+                     no SystemCallFilter= or RestrictNamespaces=), or allow clone and unshare with namespace flags"
+                .into(),
+        };
+        let also = if self.lacks_cap_sys_admin() {
+            "; uid 0 here also lacks CAP_SYS_ADMIN: add `--cap-add SYS_ADMIN` too (Docker's default profile then \
+             allows these calls as well)"
+        } else {
+            ""
+        };
+        format!(
+            "a seccomp filter refuses clone with namespace flags ({}; {} in /proc/self/status): {fix}{also}",
+            answers.join(", "),
+            self.status.describe_seccomp()
+        )
+    }
+
+    fn capability_explanation(&self) -> String {
+        let rootless = "run the sandbox as a normal user instead (it then uses a user namespace, which needs no capability)";
+        let fix = match &self.container {
+            Some(container) => format!("in this {container}, {}; or {rootless}", container.capability_fix()),
+            None => format!(
+                "give it CAP_SYS_ADMIN (a full root shell, a service's CapabilityBoundingSet=, `docker run --cap-add \
+                 SYS_ADMIN`), or {rootless}"
+            ),
+        };
+        format!(
+            "uid 0 lacks CAP_SYS_ADMIN (CapEff: {:016x}), which creating PID, mount and UTS namespaces needs: {fix}",
+            self.status.effective_caps.unwrap_or_default()
+        )
+    }
+
+    /// The seccomp, capabilities and container lines of `sandbox check`.
+    fn blocker_findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let seccomp = self.status.describe_seccomp();
+        out.push(match self.status.seccomp_mode {
+            _ if self.filter_refuses() => finding(Status::Fail, "seccomp", self.seccomp_explanation()),
+            0 => finding(Status::Ok, "seccomp", "no filter (Seccomp: 0)"),
+            2 => {
+                let clone3 = match self.clone3_refusal {
+                    Some(errno) => format!("; clone3 answers {errno:?}, so runs use clone"),
+                    None => String::new(),
+                };
+                let detail = format!("a filter is installed ({seccomp}), but it lets clone with namespace flags through{clone3}");
+                finding(Status::Ok, "seccomp", detail)
+            }
+            _ => finding(Status::Warn, "seccomp", format!("unexpected mode ({seccomp})")),
+        });
+        out.push(match (self.root(), self.status.effective_caps) {
+            (_, None) => finding(Status::Warn, "capabilities", "CapEff: not readable in /proc/self/status"),
+            (true, Some(caps)) if !self.lacks_cap_sys_admin() => {
+                finding(Status::Ok, "capabilities", format!("uid 0 has CAP_SYS_ADMIN (CapEff: {caps:016x})"))
+            }
+            (true, Some(_)) => finding(Status::Fail, "capabilities", self.capability_explanation()),
+            (false, Some(caps)) => {
+                let uid = self.uid;
+                let detail = format!("none needed as uid {uid}: the sandbox's user namespace gives it its own (CapEff: {caps:016x})");
+                finding(Status::Ok, "capabilities", detail)
+            }
+        });
+        out.push(match &self.container {
+            None => {
+                let detail = "none found (no /.dockerenv, /run/.containerenv, container= or container cgroup of PID 1)";
+                finding(Status::Ok, "container", detail)
+            }
+            Some(container) if self.filter_refuses() || self.lacks_cap_sys_admin() => finding(
+                Status::Warn,
+                "container",
+                format!("in a {container}: the fixes above are options for starting the container"),
+            ),
+            Some(container) => finding(Status::Ok, "container", format!("in a {container}")),
+        });
+        out
+    }
+
+    /// The "user namespaces" line: whether a user namespace of this user can be created,
+    /// mapped, and mounted in (which is what a rootless run needs).
+    fn user_namespace_finding(&self, trial: &sys::UserNamespaceTrial<String>) -> Finding {
+        use sys::UserNamespaceTrial::*;
+        let (works, detail) = match trial {
+            Mounted => (
+                true,
+                format!(
+                    "usable: in a new user namespace (uid {} mapped to 0) making / private and mounting a tmpfs on \
+                     /tmp worked",
+                    self.uid
+                ),
+            ),
+            NotCreated(errno) => (false, format!("cannot be created ({errno}): {}", self.summary(*errno))),
+            NotPrepared(err) => (false, format!("created, but its id maps could not be written: {err}")),
+            MountRefused(step, errno @ (Errno::EPERM | Errno::EACCES)) => {
+                let done = format!("created, but it has no capabilities inside ({}: {errno:?})", step.describe());
+                let cause = if self.sysctls.apparmor_restricts() {
+                    format!(
+                        "AppArmor restricts unprivileged user namespaces \
+                         (sysctl kernel.apparmor_restrict_unprivileged_userns=1): {APPARMOR_FIX}"
+                    )
+                } else {
+                    let seccomp = match self.status.has_seccomp_filter() {
+                        true => ", or this process's seccomp filter refuses mount",
+                        false => "",
+                    };
+                    format!(
+                        "most likely a security module restricts user namespaces (AppArmor, SELinux){seccomp}; \
+                         with AppArmor, a profile for this program that grants `userns,` lifts it"
+                    )
+                };
+                (false, format!("{done}: {cause}"))
+            }
+            MountRefused(step, errno) => (false, format!("created, but {} in it failed ({errno:?})", step.describe())),
+        };
+        match (works, self.root()) {
+            (true, _) => finding(Status::Ok, "user namespaces", detail),
+            (false, false) => finding(Status::Fail, "user namespaces", detail),
+            (false, true) => finding(Status::Warn, "user namespaces", format!("{detail}; runs as root do not use one")),
+        }
+    }
+}
+
+/// Creates a user namespace as a rootless run does (id maps written from outside) and mounts
+/// in it; see [`sys::try_mount_in_user_namespace`].
+fn try_user_namespace() -> sys::UserNamespaceTrial<String> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let write_maps = |pid: nix::unistd::Pid| {
+        let maps = [("setgroups", "deny".to_string()), ("uid_map", format!("0 {uid} 1")), ("gid_map", format!("0 {gid} 1"))];
+        for (file, text) in maps {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, text).map_err(|err| format!("writing {path}: {err}"))?;
+        }
+        Ok(())
+    };
+    sys::try_mount_in_user_namespace(write_maps).unwrap_or_else(|errno| {
+        sys::UserNamespaceTrial::NotPrepared(format!("the trial child gave no answer ({errno})"))
+    })
+}
+
+/// The hint after a failed clone of a run's namespaces: the cause and the fix.
+pub(crate) fn namespace_refusal_hint(errno: Errno) -> String {
+    let root = nix::unistd::geteuid().is_root();
+    let flags = if root { RUN_NAMESPACES } else { RUN_NAMESPACES | libc::CLONE_NEWUSER };
+    Facts::gather(flags).run_hint(errno)
+}
+
+/// The hint after a mount refused inside a rootless run's user namespace, when AppArmor's
+/// restriction explains it (the namespace was created, but has no capabilities).
+pub(crate) fn user_namespace_mount_hint() -> Option<String> {
+    UserNamespaceSysctls::read().apparmor_restricts().then(|| {
+        format!(
+            " (the sandbox's user namespace has no capabilities: AppArmor restricts unprivileged user namespaces, \
+             sysctl kernel.apparmor_restrict_unprivileged_userns=1: {APPARMOR_FIX})"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use nix::errno::Errno;
+
+    use super::*;
+    use crate::sys::{TrialMount, UserNamespaceTrial};
+
+    /// An empty directory standing in for `/`.
+    fn fake_root(tag: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("sandbox-check-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("proc/1")).unwrap();
+        std::fs::create_dir_all(root.join("run")).unwrap();
+        root
+    }
+
+    const DOCKER_STATUS: &str = "Name:\tsandbox\nCapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\n\
+                                 CapEff:\t00000000a80425fb\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+
+    fn docker() -> Option<Container> {
+        Some(Container { runtime: "Docker".into(), evidence: "/.dockerenv".into() })
+    }
+
+    /// Root in a default Docker container: seccomp filter, no CAP_SYS_ADMIN.
+    fn docker_root() -> Facts {
+        Facts {
+            uid: 0,
+            status: ProcessStatus::parse(DOCKER_STATUS),
+            container: docker(),
+            clone_refusal: Some(Errno::EPERM),
+            clone3_refusal: Some(Errno::ENOSYS),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn status_fields_are_parsed() {
+        let status = ProcessStatus::parse(DOCKER_STATUS);
+        assert_eq!(status, ProcessStatus { seccomp_mode: 2, seccomp_filters: Some(1), effective_caps: Some(0xa80425fb) });
+        assert_eq!(status.has_cap_sys_admin(), Some(false));
+        let full = ProcessStatus::parse("CapEff:\t000001ffffffffff\nSeccomp:\t0\n");
+        assert_eq!((full.has_cap_sys_admin(), full.has_seccomp_filter(), full.seccomp_filters), (Some(true), false, None));
+        assert_eq!(ProcessStatus::parse("").has_cap_sys_admin(), None);
+    }
+
+    #[test]
+    fn containers_are_found_by_their_marks() {
+        let root = fake_root("bare");
+        assert_eq!(detect_container(&root), None);
+        std::fs::write(root.join("proc/1/cgroup"), "0::/init.scope\n").unwrap();
+        std::fs::write(root.join("proc/1/environ"), b"PATH=/bin\0HOME=/\0").unwrap();
+        assert_eq!(detect_container(&root), None);
+
+        std::fs::write(root.join("proc/1/cgroup"), "12:pids:/kubepods/besteffort/pod1/abc\n").unwrap();
+        assert_eq!(detect_container(&root).unwrap().runtime, "Kubernetes");
+        std::fs::write(root.join("proc/1/environ"), b"PATH=/bin\0container=lxc\0").unwrap();
+        assert_eq!(
+            detect_container(&root),
+            Some(Container { runtime: "lxc".into(), evidence: "container=lxc in /proc/1/environ".into() })
+        );
+        std::fs::write(root.join("run/.containerenv"), "").unwrap();
+        assert_eq!(detect_container(&root).unwrap().runtime, "Podman");
+        std::fs::write(root.join(".dockerenv"), "").unwrap();
+        assert_eq!(detect_container(&root), docker());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn precedence_is_seccomp_then_capability_then_sysctls() {
+        let mut facts = docker_root();
+        facts.sysctls.max_user_namespaces = Some("0".into());
+        assert_eq!(facts.blocker(), Blocker::SeccompFilter);
+        facts.clone_refusal = None;
+        // clone3's ENOSYS alone is no refusal: runs fall back to clone.
+        assert_eq!(facts.blocker(), Blocker::MissingCapability);
+        facts.status.effective_caps = Some(!0);
+        assert!(matches!(facts.blocker(), Blocker::Sysctl(s) if s.contains("user.max_user_namespaces=0")));
+        facts.sysctls = UserNamespaceSysctls::default();
+        assert_eq!(facts.blocker(), Blocker::Unknown);
+        // A refusal without a filter is not blamed on seccomp.
+        facts.status.seccomp_mode = 0;
+        facts.clone_refusal = Some(Errno::EPERM);
+        assert_eq!(facts.blocker(), Blocker::Unknown);
+        // EPERM from clone3 stops a run (it does not fall back on EPERM).
+        let facts = Facts { clone_refusal: None, clone3_refusal: Some(Errno::EPERM), ..docker_root() };
+        assert_eq!(facts.blocker(), Blocker::SeccompFilter);
+    }
+
+    #[test]
+    fn seccomp_message_names_the_filter_the_container_and_the_fix() {
+        let hint = docker_root().run_hint(Errno::EPERM);
+        let cause = " (a seccomp filter refuses clone with namespace flags (clone: EPERM, clone3: ENOSYS; Seccomp: 2, \
+                     Seccomp_filters: 1 in /proc/self/status)";
+        assert!(hint.starts_with(cause), "{hint}");
+        let fix = "this Docker container (/.dockerenv): start it with `docker run --security-opt seccomp=unconfined` (or \
+                   `--privileged`)";
+        assert!(hint.contains(fix), "{hint}");
+        assert!(hint.contains("also lacks CAP_SYS_ADMIN: add `--cap-add SYS_ADMIN` too"), "{hint}");
+        assert!(!hint.contains("run as root"), "{hint}");
+        let bare = Facts { container: None, status: ProcessStatus { effective_caps: Some(!0), ..docker_root().status }, ..docker_root() };
+        let text = bare.explain(Errno::EPERM);
+        assert!(text.contains("run without it (Docker: `docker run --security-opt seccomp=unconfined`"), "{text}");
+        assert!(!text.contains("container (") && !text.contains("CAP_SYS_ADMIN"), "{text}");
+        let podman = Facts { container: Some(Container { runtime: "Podman".into(), evidence: "/run/.containerenv".into() }), ..bare };
+        assert!(podman.explain(Errno::EPERM).contains("`podman run --security-opt seccomp=unconfined`"));
+    }
+
+    #[test]
+    fn capability_message_names_cap_sys_admin_and_the_fix() {
+        let facts = Facts { status: ProcessStatus { seccomp_mode: 0, ..docker_root().status }, ..docker_root() };
+        let hint = facts.run_hint(Errno::EPERM);
+        assert!(hint.contains("uid 0 lacks CAP_SYS_ADMIN (CapEff: 00000000a80425fb)"), "{hint}");
+        let fix = "in this Docker container (/.dockerenv), start it with `docker run --cap-add SYS_ADMIN` (or `--privileged`)";
+        assert!(hint.contains(fix), "{hint}");
+        assert!(hint.contains("run the sandbox as a normal user"), "{hint}");
+        assert!(!hint.contains("run as root"), "{hint}");
+        let findings = facts.blocker_findings();
+        let topics: Vec<_> = findings.iter().map(|f| (f.topic.as_str(), f.status)).collect();
+        assert_eq!(topics, [("seccomp", Status::Ok), ("capabilities", Status::Fail), ("container", Status::Warn)]);
+        // Not root: no capability is needed, whatever CapEff holds.
+        let rootless = Facts { uid: 1000, ..facts };
+        assert_ne!(rootless.blocker(), Blocker::MissingCapability);
+        assert_eq!(rootless.blocker_findings()[1].status, Status::Ok);
+    }
+
+    #[test]
+    fn user_namespace_sysctls_are_named_with_their_fix() {
+        let rootless = |sysctls: UserNamespaceSysctls| Facts { uid: 1000, sysctls, ..Facts::default() };
+        let no_limit = UserNamespaceSysctls { max_user_namespaces: Some("0".into()), ..Default::default() };
+        let debian_off = UserNamespaceSysctls { unprivileged_userns_clone: Some("0".into()), ..Default::default() };
+        let apparmor = UserNamespaceSysctls { apparmor_restrict: Some("1".into()), ..Default::default() };
+
+        let hint = rootless(no_limit).run_hint(Errno::ENOSPC);
+        // tests/vm-suite.sh looks for this phrase.
+        let named = "needs a user namespace, and it is forbidden by sysctl user.max_user_namespaces=0: `sudo sysctl -w";
+        assert!(hint.contains(named), "{hint}");
+        let hint = rootless(debian_off.clone()).run_hint(Errno::EPERM);
+        let named = "forbidden by sysctl kernel.unprivileged_userns_clone=0: `sudo sysctl -w kernel.unprivileged_userns_clone=1`";
+        assert!(hint.contains(named), "{hint}");
+        let hint = rootless(apparmor).run_hint(Errno::EPERM);
+        assert!(hint.contains("forbidden by AppArmor") && hint.contains("userns,"), "{hint}");
+
+        // Root is bound by the namespace limit only.
+        let capable = ProcessStatus { effective_caps: Some(!0), ..Default::default() };
+        let root = Facts { uid: 0, status: capable, ..rootless(debian_off.clone()) };
+        assert_eq!(root.blocker(), Blocker::Unknown);
+        let hint = root.run_hint(Errno::EPERM);
+        assert!(hint.contains("refused although uid 0 has CAP_SYS_ADMIN and no seccomp filter stops clone"), "{hint}");
+        // In a container the sysctl is the host's.
+        let contained = Facts { container: docker(), ..rootless(debian_off) };
+        let text = contained.explain(Errno::EPERM);
+        assert!(text.contains("a setting of the host, not of this Docker container (/.dockerenv)"), "{text}");
+        assert_eq!(rootless(UserNamespaceSysctls::default()).run_hint(Errno::EINVAL), "");
+    }
+
+    #[test]
+    fn a_user_namespace_without_capabilities_is_blamed_on_apparmor() {
+        let refused = UserNamespaceTrial::MountRefused(TrialMount::MakeRootPrivate, Errno::EPERM);
+        let ubuntu = Facts {
+            uid: 1000,
+            sysctls: UserNamespaceSysctls { apparmor_restrict: Some("1".into()), ..Default::default() },
+            ..Facts::default()
+        };
+        let line = ubuntu.user_namespace_finding(&refused);
+        assert_eq!(line.status, Status::Fail);
+        let named = "created, but it has no capabilities inside (making / private: EPERM): AppArmor restricts \
+                     unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=1)";
+        assert!(line.detail.starts_with(named), "{line}");
+        assert!(line.detail.contains("`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (e.g. as a CI step)"), "{line}");
+        assert!(line.detail.contains("grants `userns,`"), "{line}");
+
+        // No such sysctl (other kernels): the missing capabilities, with AppArmor as the likely cause.
+        let other = Facts { sysctls: UserNamespaceSysctls::default(), ..ubuntu.clone() };
+        let line = other.user_namespace_finding(&UserNamespaceTrial::MountRefused(TrialMount::TmpfsOnTmp, Errno::EPERM));
+        assert_eq!(line.status, Status::Fail);
+        assert!(line.detail.contains("no capabilities inside (mounting a tmpfs on /tmp: EPERM): most likely a security module"), "{line}");
+        assert!(line.detail.contains("AppArmor") && !line.detail.contains("seccomp"), "{line}");
+
+        assert_eq!(ubuntu.user_namespace_finding(&UserNamespaceTrial::Mounted).status, Status::Ok);
+        let root = Facts { uid: 0, ..ubuntu.clone() };
+        assert_eq!(root.user_namespace_finding(&refused).status, Status::Warn, "root does not need one");
+        let line = ubuntu.user_namespace_finding(&UserNamespaceTrial::NotCreated(Errno::EPERM));
+        assert!(line.detail.contains("forbidden by AppArmor"), "{line}");
+        // The rootless run's mount error names it too (this reads the real sysctl).
+        let real = UserNamespaceSysctls::read();
+        assert_eq!(user_namespace_mount_hint().is_some(), real.apparmor_restricts());
+    }
+
+    #[test]
+    fn probes_reach_the_kernel_here_and_a_user_namespace_can_mount() {
+        // No filter on this process: the probes' invalid calls reach the kernel's EINVAL.
+        assert_eq!(ProcessStatus::parse(&std::fs::read_to_string("/proc/self/status").unwrap()).seccomp_mode, 0);
+        assert_eq!(sys::clone_filter_refusal((RUN_NAMESPACES | libc::CLONE_NEWUSER) as u64), None);
+        assert_eq!(sys::clone3_filter_refusal(), None);
+        assert!(matches!(try_user_namespace(), UserNamespaceTrial::Mounted));
+        let denied = sys::try_mount_in_user_namespace(|_| Err("refused on purpose")).unwrap();
+        assert!(matches!(denied, UserNamespaceTrial::NotPrepared("refused on purpose")));
+    }
 }

@@ -324,6 +324,13 @@ impl ForkServer {
 fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase], keep_outcomes: bool) -> Vec<ForkServer> {
     let mut servers = Vec::new();
     let cpus = pinned_cpus(count);
+    // On a systemd host the servers share one scope, asked for before they are forked (each
+    // would otherwise ask for its own at its first test).
+    if std::env::var_os("SANDBOX_CGROUP_PARENT").is_none_or(|parent| parent.is_empty()) {
+        if let Ok(crate::cgroup::Layout::Unified { mount_point }) = crate::runner::cgroup_layout() {
+            let _ = crate::cgroup::systemd::ensure_own_scope(mount_point);
+        }
+    }
     for server in 0..count {
         let Ok((ours, theirs)) = UnixStream::pair() else { break };
         let Ok(responses) = ours.try_clone() else { break };

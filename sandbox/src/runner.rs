@@ -105,24 +105,19 @@ impl Error {
     }
 }
 
+/// The cause of a refused namespace clone and its fix: a seccomp filter, else a missing
+/// capability, else a user-namespace sysctl (`sandbox check` probes the same).
 fn namespace_hint(errno: Errno) -> String {
-    let rootless = !nix::unistd::geteuid().is_root();
-    match errno {
-        Errno::EPERM | Errno::EACCES | Errno::ENOSPC if rootless => format!(
-            " (as a non-root user the sandbox needs a user namespace, and it is {}; or run as root)",
-            crate::check::user_namespace_blocker()
-        ),
-        Errno::EPERM => " (creating PID, mount and UTS namespaces needs CAP_SYS_ADMIN: run as root; `sandbox check` tells what this machine allows)".into(),
-        Errno::ENOSPC => " (the namespace limit in /proc/sys/user/max_*_namespaces is reached)".into(),
-        _ => String::new(),
-    }
+    crate::check::namespace_refusal_hint(errno)
 }
 
-fn step_hint(errno: Errno) -> &'static str {
+fn step_hint(errno: Errno) -> String {
     match errno {
-        Errno::EPERM | Errno::EACCES => " (permission denied inside the sandbox: run as root)",
-        Errno::ENOENT => " (the mount point does not exist: create it, or mount below the sandbox's tmpfs)",
-        _ => "",
+        Errno::EPERM | Errno::EACCES if !nix::unistd::geteuid().is_root() => crate::check::user_namespace_mount_hint()
+            .unwrap_or_else(|| " (permission denied inside the sandbox: run as root)".into()),
+        Errno::EPERM | Errno::EACCES => " (permission denied inside the sandbox: run as root)".into(),
+        Errno::ENOENT => " (the mount point does not exist: create it, or mount below the sandbox's tmpfs)".into(),
+        _ => String::new(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! unit tests can point it at a temporary directory.
 
 pub mod pool;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -666,7 +667,7 @@ pub(crate) fn read_small_file(path: &Path) -> io::Result<String> {
 }
 
 /// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.
-fn process_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     let stat = read_small_file(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];

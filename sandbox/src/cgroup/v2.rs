@@ -179,7 +179,15 @@ impl V2Cgroup {
         let cpu_required = limits.cpu_cores.is_some();
         let (required, optional): (&[&str], &[&str]) =
             if cpu_required { (&["memory", "pids", "cpu"], &[]) } else { (&["memory", "pids"], &["cpu"]) };
-        let runs = runs_dir(mount_point, cgroup_parent, required, optional)?;
+        // On a systemd host, this process first moves into a delegated scope of its own.
+        let placement = match cgroup_parent {
+            None => super::systemd::ensure_own_scope(mount_point),
+            Some(_) => super::systemd::ScopePlacement::NoSystemd,
+        };
+        let runs = runs_dir(mount_point, cgroup_parent, required, optional).map_err(|err| match &placement {
+            super::systemd::ScopePlacement::Failed(why) => CgroupError::Unavailable(format!("{err}; {why}")),
+            _ => err,
+        })?;
         let dir = runs.join(new_run_name());
         fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
         // A directory fd for clone3(CLONE_INTO_CGROUP); std opens it O_RDONLY|O_CLOEXEC.
