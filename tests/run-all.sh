@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need, runs the whole suite on this
 # host (cgroup v1 here), then again in the cgroup-v2 VM in its leaf, root and ns modes, and
-# checks after each that no cgroup, mount or process of the sandbox is left.
+# checks after each that no cgroup, mount or process of the sandbox is left; last, the VM under
+# systemd in three placements (tests/systemd-placement.sh), which also checks that no unit is left.
 #
 #   tests/run-all.sh             everything (as root)
 #   tests/run-all.sh --host-only skip the VM (says so loudly; CI never does this)
@@ -60,7 +61,7 @@ mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
 export SANDBOX_BIN=$PWD/target/debug/sandbox
 for mode in leaf root ns; do
-  SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-suite.sh "${bins[@]}"
+  SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-delegate.sh tests/vm-suite.sh "${bins[@]}"
 done
 # Under a real systemd, where systemd hosts put a CI step (root in a plain service) or a user
 # (a service of their user manager, a login session): tests/systemd-placement.sh. The user

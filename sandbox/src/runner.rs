@@ -283,6 +283,16 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
     strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
+/// `SANDBOX_CGROUP_PARENT`: a delegated cgroup for runs that do not name one (e.g. `#[isolated]`
+/// tests, which have no command line). Inherited into a run (a bounded job's tests), it is
+/// ignored: there runs nest in the run's cgroup, under its limits.
+pub fn cgroup_parent_from_environment() -> Option<PathBuf> {
+    std::env::var_os("SANDBOX_CGROUP_PARENT")
+        .filter(|v| !v.is_empty())
+        .filter(|_| !crate::cgroup::inside_a_run())
+        .map(PathBuf::from)
+}
+
 /// This machine's cgroup layout, read once per process.
 pub fn cgroup_layout() -> Result<&'static Layout, CgroupError> {
     static LAYOUT: OnceLock<Layout> = OnceLock::new();
@@ -381,10 +391,7 @@ impl Sandbox {
         // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
         // or, where there is none, from rlimits: weaker, and said so in the outcome.
         let rootless = !nix::unistd::geteuid().is_root();
-        // SANDBOX_CGROUP_PARENT names a delegated cgroup for runs that do not name one (e.g.
-        // #[isolated] tests, which have no command line).
-        let cgroup_parent =
-            self.config.cgroup_parent.clone().or_else(|| std::env::var_os("SANDBOX_CGROUP_PARENT").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let cgroup_parent = self.config.cgroup_parent.clone().or_else(cgroup_parent_from_environment);
         // The cgroup is chosen before the clone: v2 creates the init inside it
         // (CLONE_INTO_CGROUP), and on v1 the init joins its directories itself (opened below).
         // As root, v1 directories are made while the init sets up its mounts (the init only

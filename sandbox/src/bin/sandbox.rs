@@ -37,7 +37,8 @@ enum Subcommands {
     Run(RunArgs),
     /// Show what this machine supports; exits non-zero with the fix when `run` cannot work.
     Check {
-        /// Check this cgroup (path below the cgroup mount) instead of the default place.
+        /// Check this cgroup (path below the cgroup mount) instead of the default place
+        /// (default: SANDBOX_CGROUP_PARENT, as for runs).
         #[arg(long, value_name = "PATH")]
         cgroup_parent: Option<PathBuf>,
     },

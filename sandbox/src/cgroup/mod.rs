@@ -28,7 +28,7 @@ use crate::config::Limits;
 
 pub use v1::V1Cgroup;
 pub(crate) use v1::default_runs_dir as v1_default_runs_dir;
-pub use v2::{base_dir as v2_base_dir, resolve_parent as v2_resolve_parent, V2Cgroup};
+pub use v2::{base_dir as v2_base_dir, foreign_processes_in as v2_foreign_processes, resolve_parent as v2_resolve_parent, V2Cgroup};
 
 /// The cgroup version a run's limits and counters came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -685,6 +685,21 @@ pub(crate) fn new_run_name() -> String {
     let o = owner();
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     format!("{}-{}-{}-{}", o.pid_namespace, o.pid, o.start_time, seq)
+}
+
+/// Whether `name` is a run cgroup's name (`<pid namespace>-<pid>-<start time>-<n>`).
+pub(crate) fn is_run_name(name: &str) -> bool {
+    parse_run_name(name).is_some()
+}
+
+/// Whether this process lives in a run's cgroup (or below one), in any hierarchy: it is a
+/// sandbox's command or test, and what a launcher here starts must nest in that run.
+pub(crate) fn inside_a_run() -> bool {
+    read_small_file(Path::new("/proc/self/cgroup")).is_ok_and(|text| {
+        text.lines().any(|line| {
+            line.splitn(3, ':').nth(2).is_some_and(|path| path.split('/').any(is_run_name))
+        })
+    })
 }
 
 fn parse_run_name(name: &str) -> Option<Owner> {

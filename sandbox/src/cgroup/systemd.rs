@@ -136,7 +136,7 @@ fn decide(mount_point: &Path) -> ScopePlacement {
 }
 
 /// Whether `dir` is a sandbox scope or lies below one.
-fn in_sandbox_scope(dir: &Path) -> bool {
+pub(crate) fn in_sandbox_scope(dir: &Path) -> bool {
     dir.components().any(|c| {
         let name = c.as_os_str().to_string_lossy();
         name.starts_with(SCOPE_PREFIX) && name.ends_with(".scope")

@@ -147,7 +147,11 @@ pub fn enable_controllers(dir: &Path, required: &[&str], optional: &[&str]) -> R
 }
 
 /// Moves every process of `dir` into `dir/leaf`, repeating while new ones appear (a process
-/// of `dir` may fork while we move).
+/// of `dir` may fork while we move). Only processes the sandbox started are moved: this
+/// process and its descendants, or anything in a run's cgroup or a sandbox scope (see
+/// [`foreign_processes`]). A cgroup that also holds others (a CI runner's agent beside the step that runs the
+/// tests, a container's entrypoint) is refused, naming them: moving them would change the
+/// cgroup of processes that are not the sandbox's.
 fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
     let leaf = dir.join(LEAF_NAME);
     for _ in 0..100 {
@@ -155,6 +159,20 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
         let pids: Vec<&str> = procs.split_whitespace().collect();
         if pids.is_empty() {
             return Ok(());
+        }
+        {
+            let foreign = foreign_processes(dir, &pids);
+            if !foreign.is_empty() {
+                return Err(CgroupError::Unavailable(format!(
+                    "{} holds processes the sandbox did not start ({}), and a cgroup with processes cannot have \
+                     child cgroups with controllers: the sandbox does not move them. Run it in a cgroup of its own \
+                     (on a systemd host it makes one itself; elsewhere `exec` it as the only process of a \
+                     delegated cgroup, or have the container's entrypoint move its processes into a child cgroup), \
+                     or pass --cgroup-parent (SANDBOX_CGROUP_PARENT) with a cgroup that holds no processes",
+                    dir.display(),
+                    foreign.join(", ")
+                )));
+            }
         }
         match fs::create_dir(&leaf) {
             Ok(()) => {}
@@ -171,6 +189,54 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
         }
     }
     Err(CgroupError::Unavailable(format!("processes kept appearing in {} while moving them to a leaf", dir.display())))
+}
+
+/// The processes of `dir` that the sandbox would not move (see [`move_processes_to_leaf`]), each
+/// as `PID (comm)`: for `sandbox check`.
+pub fn foreign_processes_in(dir: &Path) -> Vec<String> {
+    let procs = read_optional(dir, "cgroup.procs").ok().flatten().unwrap_or_default();
+    foreign_processes(dir, &procs.split_whitespace().collect::<Vec<_>>())
+}
+
+/// Of the processes `pids` of the cgroup `dir`, those the sandbox did not start, each as
+/// `PID (comm)`: none in a run's cgroup or a sandbox scope (everything there a sandbox started
+/// or moved there itself: a runner shares its scope with its fork servers), otherwise those
+/// that are neither this process nor one of its descendants.
+fn foreign_processes(dir: &Path, pids: &[&str]) -> Vec<String> {
+    if dir.components().any(|c| super::is_run_name(&c.as_os_str().to_string_lossy()))
+        || super::systemd::in_sandbox_scope(dir)
+    {
+        return Vec::new();
+    }
+    let me = std::process::id();
+    let parent_of = |pid: u32| -> Option<u32> {
+        // Field 4 of /proc/PID/stat, after the parenthesised command name.
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    };
+    let ours = |pid: u32| {
+        let mut current = pid;
+        for _ in 0..4096 {
+            if current == me {
+                return true;
+            }
+            match parent_of(current) {
+                Some(parent) if parent > 0 && parent != current => current = parent,
+                // Gone meanwhile (it exited: nothing to move) or reached the top.
+                None => return fs::metadata(format!("/proc/{pid}")).is_err(),
+                _ => return false,
+            }
+        }
+        false
+    };
+    pids.iter()
+        .filter_map(|pid| pid.parse::<u32>().ok())
+        .filter(|pid| !ours(*pid))
+        .map(|pid| {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            format!("{pid} ({})", comm.trim())
+        })
+        .collect()
 }
 
 impl V2Cgroup {

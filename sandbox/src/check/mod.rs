@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::{access, AccessFlags, Uid};
 
 use crate::cgroup::systemd::{ensure_own_scope, ScopePlacement};
-use crate::cgroup::{v1_default_runs_dir, v2_base_dir, v2_resolve_parent, Layout};
+use crate::cgroup::{v1_default_runs_dir, v2_base_dir, v2_foreign_processes, v2_resolve_parent, Layout};
 use crate::sys;
 
 mod diagnose;
@@ -61,8 +61,11 @@ fn existing_ancestor(path: &Path) -> PathBuf {
     path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/")).to_path_buf()
 }
 
-/// Runs every check. `cgroup_parent` is `--cgroup-parent`, if given.
+/// Runs every check. `cgroup_parent` is `--cgroup-parent`, if given; otherwise the runs'
+/// default applies (`SANDBOX_CGROUP_PARENT`).
 pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
+    let inherited = crate::runner::cgroup_parent_from_environment();
+    let cgroup_parent = cgroup_parent.or(inherited.as_deref());
     let mut out = Vec::new();
     let uid = Uid::effective();
     let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
@@ -178,6 +181,26 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
                 out.push(finding(status, &format!("{controller} controller (v2)"), detail));
             }
             let target = existing_ancestor(&runs);
+            // The cgroup whose controllers a run would enable: its processes must be the
+            // sandbox's to move (the root cgroup may keep its own).
+            let enabled_in = if cgroup_parent.is_some() { target.clone() } else { base.clone() };
+            let foreign =
+                if enabled_in.join("cgroup.type").exists() { v2_foreign_processes(&enabled_in) } else { Vec::new() };
+            if !foreign.is_empty() {
+                out.push(finding(
+                    Status::Fail,
+                    "cgroup placement",
+                    format!(
+                        "{} holds processes the sandbox did not start ({}), which it does not move: run it in a \
+                         cgroup of its own (`exec` it as the only process of a delegated cgroup, or have the \
+                         container's entrypoint move its processes into a child cgroup), or pass --cgroup-parent \
+                         with a cgroup that holds no processes",
+                        enabled_in.display(),
+                        foreign.join(", ")
+                    ),
+                ));
+                return out;
+            }
             let ok = writable(&target) && writable(&base.join("cgroup.subtree_control"));
             out.push(finding(
                 if ok { Status::Ok } else { Status::Fail },
