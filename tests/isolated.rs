@@ -301,8 +301,11 @@ fn runner_prints_resources_and_writes_a_report() {
 /// v2), so the job's limit refuses its forks.
 #[test]
 fn isolated_tests_inside_a_bounded_job_stay_inside_its_limits() {
+    // The fixture stays reachable when the checkout lies below /tmp (the job's private /tmp
+    // would hide it).
+    let deps = fixtures_binary().parent().unwrap().display().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args(["run", "--pids", "40", "--json", "-", "--"])
+        .args(["run", "--pids", "40", "--bind", &format!("{deps}:{deps}:ro"), "--json", "-", "--"])
         .arg(fixtures_binary())
         .args(["--exact", "fixture_forks_up_to_a_thousand", "--nocapture", "--test-threads=1"])
         .output()
