@@ -148,12 +148,12 @@ fn built(built: &[(String, PathBuf)], name: &str) -> PathBuf {
 fn build_installed_cli() -> PathBuf {
     let target = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
     let what = format!("the CLI for musl (is its target installed? rustup target add {target})");
-    built(&cargo_executables(&["build", "--release", "-p", "sandbox", "--bin", "sandbox", "--target", &target], &what), "sandbox")
+    built(&cargo_executables(&["build", "--release", "-p", "test-sandbox", "--bin", "sandbox", "--target", &target], &what), "sandbox")
 }
 
 /// Builds the fixture test binaries (release) and returns their paths.
 fn build_fixtures() -> (PathBuf, PathBuf) {
-    let args = ["test", "--release", "--no-run", "-p", "sandbox", "--test", "bench_fixtures", "--test", "bench_runner_fixtures"];
+    let args = ["test", "--release", "--no-run", "-p", "test-sandbox", "--test", "bench_fixtures", "--test", "bench_runner_fixtures"];
     let executables = cargo_executables(&args, "the benchmark fixtures");
     (built(&executables, "bench_fixtures"), built(&executables, "bench_runner_fixtures"))
 }

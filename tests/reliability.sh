@@ -47,7 +47,7 @@ fi
 if [[ -n ${SANDBOX_BIN:-} ]]; then
   sandbox=$SANDBOX_BIN
 else
-  cargo build --release -q -p sandbox
+  cargo build --release -q -p test-sandbox
   sandbox=$PWD/target/release/sandbox
 fi
 if [[ -n ${SANDBOX_RELIABILITY_FIXTURES:-} ]]; then
@@ -57,11 +57,11 @@ elif [[ -n ${SANDBOX_BIN:-} ]]; then
     -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2-)
   if [[ -z $fixtures ]]; then
     echo "reliability: no reliability_fixtures-* in $(dirname "$SANDBOX_BIN")/deps: build it with" \
-      "cargo test --release -p sandbox --test reliability_fixtures --no-run, or set SANDBOX_RELIABILITY_FIXTURES" >&2
+      "cargo test --release -p test-sandbox --test reliability_fixtures --no-run, or set SANDBOX_RELIABILITY_FIXTURES" >&2
     exit 1
   fi
 else
-  fixtures=$(cargo test --release -q -p sandbox --test reliability_fixtures --no-run --message-format=json |
+  fixtures=$(cargo test --release -q -p test-sandbox --test reliability_fixtures --no-run --message-format=json |
     python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)

@@ -56,7 +56,7 @@ for line in sys.stdin:
 mapfile -t bins < <(test_bins --workspace | cut -d' ' -f2-)
 while read -r name exe; do
   export "SANDBOX_TEST_BIN_${name^^}=$exe"
-done < <(test_bins -p sandbox --test isolated_fixtures --test isolated_runner_fixtures --test isolated_runner --test isolated)
+done < <(test_bins -p test-sandbox --test isolated_fixtures --test isolated_runner_fixtures --test isolated_runner --test isolated)
 mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
 export SANDBOX_BIN=$PWD/target/debug/sandbox

@@ -15,10 +15,7 @@ use syn::{Expr, ExprLit, Lit, LitStr, Token, UnOp};
 
 // The same parser the CLI uses, so that sizes and durations mean the same and are rejected with
 // the same messages.
-#[path = "../../sandbox/src/units.rs"]
-#[allow(dead_code, missing_docs)]
-mod units;
-
+use sandbox_units as units;
 use units::{MAX_CPU_CORES, MAX_PIDS, MIN_CPU_CORES};
 
 /// The longest hostname the kernel accepts (`HOST_NAME_MAX`).
@@ -948,7 +945,7 @@ mod tests {
 /// wraps around `$x:expr`, that no text lexes to).
 ///
 /// The number of cases comes from `PROPTEST_CASES` (proptest's default, 256, in a plain
-/// `cargo test`); a long run is e.g. `PROPTEST_CASES=200000 cargo test -p sandbox-macros --lib
+/// `cargo test`); a long run is e.g. `PROPTEST_CASES=200000 cargo test -p test-sandbox-macros --lib
 /// args::fuzz --release`.
 #[cfg(test)]
 mod fuzz {

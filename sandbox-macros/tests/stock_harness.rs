@@ -3,7 +3,7 @@
 //! registry entries, and the registry names the tests the way libtest does.
 //!
 //! The sandboxed tests are ignored because running them needs a machine that allows namespaces
-//! and cgroups; `cargo test -p sandbox-macros --test stock_harness -- --ignored` runs them there.
+//! and cgroups; `cargo test -p test-sandbox-macros --test stock_harness -- --ignored` runs them there.
 
 use sandbox::__private::{inventory, TestCase};
 use sandbox::isolated;

@@ -3,7 +3,7 @@
 //! without `--test`, like a `harness = false` target (tests/ui/pass).
 //!
 //! After changing a message, regenerate the `.stderr` files with
-//! `TRYBUILD=overwrite cargo test -p sandbox-macros --test ui` and read the diff.
+//! `TRYBUILD=overwrite cargo test -p test-sandbox-macros --test ui` and read the diff.
 
 #[test]
 fn ui() {

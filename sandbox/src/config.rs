@@ -410,7 +410,7 @@ mod tests {
 /// and every rejection names the offending text and what to write instead.
 ///
 /// The number of cases comes from `PROPTEST_CASES` (proptest's default, 256, in a plain
-/// `cargo test`); a long run is e.g. `PROPTEST_CASES=200000 cargo test -p sandbox --lib
+/// `cargo test`); a long run is e.g. `PROPTEST_CASES=200000 cargo test -p test-sandbox --lib
 /// config::fuzz --release`.
 #[cfg(test)]
 mod fuzz {

@@ -28,7 +28,7 @@ pub mod outcome;
 pub mod runner;
 mod sys;
 pub mod testing;
-pub mod units;
+pub use sandbox_units as units;
 
 pub use config::{BindMount, Config, Limits, NetMode, TmpfsMount};
 pub use outcome::{Ending, Enforcement, Enforcements, ExitStatus, Outcome};

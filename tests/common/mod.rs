@@ -122,7 +122,7 @@ pub fn test_binary(target: &str) -> PathBuf {
     let target_dir = profile_dir.parent().unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_string());
     let mut command = std::process::Command::new(&cargo);
-    command.args(["test", "-q", "-p", "sandbox", "--no-run", "--message-format=json", "--test", target]).arg("--target-dir").arg(target_dir);
+    command.args(["test", "-q", "-p", "test-sandbox", "--no-run", "--message-format=json", "--test", target]).arg("--target-dir").arg(target_dir);
     match profile_dir.file_name().unwrap().to_str().unwrap() {
         "debug" => {}
         "release" => {

@@ -68,7 +68,7 @@ const MAX_REUSED_CHARGE_BYTES: u64 = 1 << 20;
 impl V1Cgroup {
     /// Names the run's directory in the memory and pids hierarchies (and cpu with a CPU limit)
     /// without making them: `<hierarchy>/<cgroup_parent>/<run>`, or without a parent below this
-    /// process's own cgroup ([`default_runs_dir`]). The launcher plans the cgroup before the
+    /// process's own cgroup (`default_runs_dir`). The launcher plans the cgroup before the
     /// clone, so that the init knows where to join, and makes it while the init sets up its
     /// mounts ([`RunCgroup::finish_creation`]; on error, what was made is removed again).
     pub fn plan(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V1Cgroup, CgroupError> {

@@ -191,9 +191,9 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
     Err(CgroupError::Unavailable(format!("processes kept appearing in {} while moving them to a leaf", dir.display())))
 }
 
-/// The processes of `dir` that the sandbox would not move (see [`move_processes_to_leaf`]), each
+/// The processes of `dir` that the sandbox would not move (see `move_processes_to_leaf`), each
 /// as `PID (comm)`: for `sandbox check`.
-pub fn foreign_processes_in(dir: &Path) -> Vec<String> {
+pub(crate) fn foreign_processes_in(dir: &Path) -> Vec<String> {
     let procs = read_optional(dir, "cgroup.procs").ok().flatten().unwrap_or_default();
     foreign_processes(dir, &procs.split_whitespace().collect::<Vec<_>>())
 }

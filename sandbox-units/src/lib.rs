@@ -1,9 +1,9 @@
 //! Parsing of the sizes and durations users write (`100M`, `500ms`), and the bounds of the
 //! limits they write.
 //!
-//! This module has no dependencies on purpose: the `#[isolated]` proc macro includes the same file
-//! so that `mem = "100Q"` is rejected at compile time with exactly the message the CLI prints, and
-//! `pids`/`cpu` have the same bounds as `--pids`/`--cpu`.
+//! A crate of its own, without dependencies, shared by the library (`sandbox::units`) and the
+//! `#[isolated]` proc macro: `mem = "100Q"` is rejected at compile time with exactly the message
+//! the CLI prints, and `pids`/`cpu` have the same bounds as `--pids`/`--cpu`.
 
 use std::fmt;
 use std::time::Duration;
@@ -212,7 +212,7 @@ mod tests {
 /// Property-based fuzzing of [`parse_size`] and [`parse_duration`] (RELIABILITY.md, "Bad input").
 ///
 /// The number of cases comes from `PROPTEST_CASES` (proptest's default, 256, in a plain
-/// `cargo test`); a long run is e.g. `PROPTEST_CASES=200000 cargo test -p sandbox --lib
+/// `cargo test`); a long run is e.g. `PROPTEST_CASES=200000 cargo test -p test-sandbox-units
 /// units::fuzz --release`. This module is compiled into the `#[isolated]` macro crate too (it
 /// includes this file), so both copies of the parser are fuzzed.
 #[cfg(test)]
