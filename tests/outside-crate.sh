@@ -26,12 +26,16 @@ print("outside-crate: wrote", ", ".join(p for p, _ in blocks), "to", out)
 PY
 cd "$dir"
 export CARGO_TARGET_DIR=$dir/target
-cargo test 2>&1 | tee test.log
-grep -q "test fork_bomb_is_contained ... ok (pids-limit hits " test.log
-grep -q "test leak_is_oom_killed ... ok" test.log
-grep -q "test should_panic_composes - should panic ... ok" test.log
-cargo nextest run 2>&1 | tee nextest.log
-grep -Eq "Summary .* [0-9]+ tests? run: [0-9]+ passed" nextest.log
+# cargo test (both runners) and cargo nextest run in the current directory, with their verdicts.
+run_suite() {
+  cargo test 2>&1 | tee test.log
+  grep -q "test fork_bomb_is_contained ... ok (pids-limit hits " test.log
+  grep -q "test leak_is_oom_killed ... ok" test.log
+  grep -q "test should_panic_composes - should panic ... ok" test.log
+  cargo nextest run 2>&1 | tee nextest.log
+  grep -Eq "Summary .* [0-9]+ tests? run: [0-9]+ passed" nextest.log
+}
+run_suite
 if { true >&3; } 2>/dev/null; then
   cargo test --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
@@ -40,4 +44,35 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])' >&3
 fi
-echo "outside-crate: README crate passes under cargo test and cargo nextest run"
+
+# The same crate as a crates.io user gets it: against the packaged crates (cargo package's
+# tarballs, unpacked, patched in for crates.io), with the library renamed in Cargo.toml
+# (`sbx = { package = "test-sandbox", .. }`): #[isolated] and main!() find it under its new name.
+(cd "$repo" && cargo package --workspace --no-verify --allow-dirty -q)
+packages=$dir/packages
+mkdir -p "$packages"
+for crate in test-sandbox test-sandbox-macros test-sandbox-units; do
+  tar xzf "$(ls "$CARGO_TARGET_DIR"/package/"$crate"-[0-9]*.crate | tail -n1)" -C "$packages"
+done
+renamed=$dir/renamed
+mkdir -p "$renamed"
+cp -r src tests "$renamed/"
+cd "$renamed"
+python3 - "$dir/Cargo.toml" "$packages" <<'PY'
+import glob, os, re, sys
+manifest, packages = sys.argv[1:]
+text = open(manifest).read()
+text = re.sub(r'^test-sandbox = \{[^}]*\}$', 'sbx = { package = "test-sandbox", version = "0.1" }', text, flags=re.M)
+text += "\n[patch.crates-io]\n"
+for crate in ["test-sandbox", "test-sandbox-macros", "test-sandbox-units"]:
+    path = sorted(glob.glob(os.path.join(packages, crate + "-[0-9]*")))[-1]
+    text += f'{crate} = {{ path = "{path}" }}\n'
+open("Cargo.toml", "w").write(text)
+for path in glob.glob("tests/*.rs"):
+    code = open(path).read()
+    open(path, "w").write(re.sub(r"\bsandbox::", "sbx::", code))
+PY
+grep -q '^sbx = { package = "test-sandbox"' Cargo.toml
+if grep -rq '\bsandbox::' tests; then echo "outside-crate: the renamed copy still names sandbox::" >&2; exit 1; fi
+run_suite
+echo "outside-crate: README crate passes under cargo test and cargo nextest run, also against the packaged crates with the library renamed"

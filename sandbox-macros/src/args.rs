@@ -65,6 +65,9 @@ pub(crate) struct Args {
     pub(crate) expect: Expect,
     /// `require = "cgroup"`: fail rather than fall back to rlimits (rootless, no delegated cgroup).
     pub(crate) require_cgroup: bool,
+    /// `crate = "path"`: where the runtime is, for a dependency renamed or re-exported in a way
+    /// the Cargo.toml lookup does not see; a checked path.
+    pub(crate) krate: Option<String>,
 }
 
 /// The keys `#[isolated]` understands.
@@ -79,12 +82,23 @@ enum Key {
     Net,
     Expect,
     Require,
+    Crate,
 }
 
 impl Key {
     /// Every key, in the order the error messages list them.
-    const ALL: [Key; 9] =
-        [Key::Pids, Key::Mem, Key::Cpu, Key::Timeout, Key::Hostname, Key::Tmpfs, Key::Net, Key::Expect, Key::Require];
+    const ALL: [Key; 10] = [
+        Key::Pids,
+        Key::Mem,
+        Key::Cpu,
+        Key::Timeout,
+        Key::Hostname,
+        Key::Tmpfs,
+        Key::Net,
+        Key::Expect,
+        Key::Require,
+        Key::Crate,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -97,6 +111,7 @@ impl Key {
             Key::Net => "net",
             Key::Expect => "expect",
             Key::Require => "require",
+            Key::Crate => "crate",
         }
     }
 
@@ -112,6 +127,7 @@ impl Key {
             Key::Net => "net = \"none\"",
             Key::Expect => "expect = \"oom\"",
             Key::Require => "require = \"cgroup\"",
+            Key::Crate => "crate = \"my_sandbox\"",
         }
     }
 
@@ -281,6 +297,7 @@ impl Builder {
             Key::Net => self.set_net(value),
             Key::Expect => self.set_expect(value),
             Key::Require => self.set_require(value),
+            Key::Crate => self.set_crate(value),
         }
     }
 
@@ -471,6 +488,22 @@ impl Builder {
             ));
         }
         self.args.require_cgroup = true;
+        Ok(())
+    }
+
+    /// `crate = "path"`: a path such as `my_sandbox` or `::reexports::sandbox`.
+    fn set_crate(&mut self, value: &Expr) -> syn::Result<()> {
+        let text = string(value, Key::Crate, "the path of the test-sandbox library as your code names it")?;
+        text.parse_with(syn::Path::parse_mod_style).map_err(|_| {
+            syn::Error::new_spanned(
+                value,
+                format!(
+                    "`crate` must be a path such as \"my_sandbox\" or \"::reexports::sandbox\", not \"{}\"",
+                    text.value()
+                ),
+            )
+        })?;
+        self.args.krate = Some(text.value());
         Ok(())
     }
 
@@ -668,6 +701,7 @@ mod tests {
             net = "none",
             expect = "oom",
             require = "cgroup",
+            crate = "::reexports::sandbox",
         ));
         assert_eq!(
             args,
@@ -684,6 +718,7 @@ mod tests {
                 net: Net::None,
                 expect: Expect::Oom,
                 require_cgroup: true,
+                krate: Some("::reexports::sandbox".into()),
             }
         );
     }
@@ -897,7 +932,7 @@ mod tests {
 
     #[test]
     fn unknown_and_duplicate_keys() {
-        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require";
+        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate";
         assert_eq!(err(quote!(foo = 1)), format!("unknown argument `foo`; {valid}"));
         assert_eq!(
             err(quote!(memory = "1M")),
@@ -922,7 +957,7 @@ mod tests {
         assert_eq!(err(quote!(pids = 1 mem = "1M")), "expected `,`");
         assert_eq!(err(quote!(pids = )), "unexpected end of input, expected an expression");
         assert!(parse(quote!("pids")).is_err());
-        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require";
+        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate";
         assert_eq!(err(quote!(type = 1)), format!("unknown argument `type`; {valid}"));
     }
 
@@ -931,7 +966,7 @@ mod tests {
         assert_eq!(
             errs(quote!(foo = 1, pids = 0, net = "wifi")),
             [
-                "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require",
+                "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate",
                 "`pids` must be a whole number of at least 1, e.g. `pids = 20`: with `pids = 0` not even the test \
                  process could start",
                 "unknown network mode \"wifi\"; valid values are \"none\" (only loopback) and \"host\"",
@@ -1452,7 +1487,7 @@ mod fuzz {
             .unwrap_err()
             .starts_with("`pids = 4194305` is too large: the kernel allows at most 4194304 processes in a cgroup; "));
         // syn's bare "expected identifier" / "expected `,`" did not say what to write.
-        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require";
+        let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate";
         assert_eq!(
             one(quote!("pids" = 1)).unwrap_err(),
             format!("expected an argument name, e.g. `pids = 20`; {valid} (write `pids` without quotes)")

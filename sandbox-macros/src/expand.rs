@@ -245,24 +245,34 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
     let vis = std::mem::replace(&mut function.vis, Visibility::Inherited);
     function.attrs = inner;
 
-    let spec = spec(args);
+    let private = runtime(args);
+    let spec = spec(args, &private);
     let should_panic = match should_panic {
-        ShouldPanic::No => quote!(::sandbox::__private::ShouldPanic::No),
-        ShouldPanic::Yes => quote!(::sandbox::__private::ShouldPanic::Yes),
-        ShouldPanic::WithMessage(message) => quote!(::sandbox::__private::ShouldPanic::WithMessage(#message)),
+        ShouldPanic::No => quote!(#private::ShouldPanic::No),
+        ShouldPanic::Yes => quote!(#private::ShouldPanic::Yes),
+        ShouldPanic::WithMessage(message) => quote!(#private::ShouldPanic::WithMessage(#message)),
     };
     // A return type without `TestReturn` is reported at the return type.
     let return_span = match &function.sig.output {
         ReturnType::Default => name.span(),
         ReturnType::Type(_, ty) => ty.span(),
     };
-    let call = quote_spanned!(return_span=> ::sandbox::__private::TestReturn::into_result(#name()));
+    // The whole call at the return type, the runtime's path too: the bound's note points there.
+    let private_at_return: TokenStream = private
+        .clone()
+        .into_iter()
+        .map(|mut token| {
+            token.set_span(return_span);
+            token
+        })
+        .collect();
+    let call = quote_spanned!(return_span=> #private_at_return::TestReturn::into_result(#name()));
 
     quote! {
         #(#cfg)*
         #[allow(non_upper_case_globals)]
         #[doc(hidden)]
-        const #spec_ident: ::sandbox::__private::TestSpec = #spec;
+        const #spec_ident: #private::TestSpec = #spec;
 
         #(#cfg)*
         #[allow(non_snake_case)]
@@ -273,8 +283,8 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
         }
 
         #(#cfg)*
-        ::sandbox::__private::inventory::submit! {
-            ::sandbox::__private::TestCase {
+        #private::inventory::submit! {
+            #private::TestCase {
                 name: #name_str,
                 module_path: ::std::module_path!(),
                 spec: &#spec_ident,
@@ -288,13 +298,36 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
         #[::core::prelude::v1::test]
         #(#outer)*
         #vis fn #name() {
-            ::sandbox::__private::run_test(&#spec_ident, ::std::module_path!(), #name_str, #body_ident)
+            #private::run_test(&#spec_ident, ::std::module_path!(), #name_str, #body_ident)
         }
     }
 }
 
+/// The runtime's hidden module (`<library>::__private`). The library is found, in this order, at
+/// the `crate = "..."` key; under the name the user's Cargo.toml gives the `test-sandbox`
+/// package (a renamed dependency, `my_sandbox = { package = "test-sandbox", .. }`); as
+/// `sandbox`, the library's own name (also when the Cargo.toml cannot be read, as for a
+/// dependency reached through another crate).
+fn runtime(args: &Args) -> TokenStream {
+    if let Some(path) = args.krate.as_deref().and_then(|text| syn::parse_str::<syn::Path>(text).ok()) {
+        return quote!(#path::__private);
+    }
+    use proc_macro_crate::{crate_name, FoundCrate};
+    let name = match crate_name("test-sandbox") {
+        // Not renamed: cargo names it by its library, `sandbox`, not by the package.
+        Ok(FoundCrate::Name(name)) if name != "test_sandbox" => name,
+        // The library's own unit tests.
+        Ok(FoundCrate::Itself) if std::env::var("CARGO_CRATE_NAME").as_deref() == Ok("sandbox") => {
+            return quote!(crate::__private)
+        }
+        _ => "sandbox".to_string(),
+    };
+    let ident = proc_macro2::Ident::new(&name, Span::call_site());
+    quote!(::#ident::__private)
+}
+
 /// The `TestSpec` literal.
-fn spec(args: &Args) -> TokenStream {
+fn spec(args: &Args, private: &TokenStream) -> TokenStream {
     fn option<T: ToTokens>(value: Option<T>) -> TokenStream {
         match value {
             Some(value) => quote!(::std::option::Option::Some(#value)),
@@ -313,18 +346,18 @@ fn spec(args: &Args) -> TokenStream {
         quote!((#path, #size))
     });
     let net = match args.net {
-        Net::Host => quote!(::sandbox::__private::Net::Host),
-        Net::None => quote!(::sandbox::__private::Net::None),
+        Net::Host => quote!(#private::Net::Host),
+        Net::None => quote!(#private::Net::None),
     };
     let expect = match args.expect {
-        Expect::Success => quote!(::sandbox::__private::Expect::Success),
-        Expect::Oom => quote!(::sandbox::__private::Expect::Oom),
-        Expect::PidsLimit => quote!(::sandbox::__private::Expect::PidsLimit),
-        Expect::Timeout => quote!(::sandbox::__private::Expect::Timeout),
+        Expect::Success => quote!(#private::Expect::Success),
+        Expect::Oom => quote!(#private::Expect::Oom),
+        Expect::PidsLimit => quote!(#private::Expect::PidsLimit),
+        Expect::Timeout => quote!(#private::Expect::Timeout),
     };
     let require_cgroup = args.require_cgroup;
     quote! {
-        ::sandbox::__private::TestSpec {
+        #private::TestSpec {
             pids: #pids,
             mem_bytes: #mem_bytes,
             cpu_cores: #cpu_cores,
@@ -351,6 +384,15 @@ mod tests {
     fn normalized(tokens: TokenStream) -> String {
         let file: syn::File = syn::parse2(tokens).unwrap();
         file.to_token_stream().to_string()
+    }
+
+    /// The runtime is found at the `crate` key, else by the name this package's Cargo.toml gives
+    /// test-sandbox (a dev-dependency, not renamed: the library's own name).
+    #[test]
+    fn the_runtime_path_follows_the_crate_key_or_the_dependency_name() {
+        let renamed = Args { krate: Some("my_sandbox".into()), ..Args::default() };
+        assert_eq!(runtime(&renamed).to_string(), quote!(my_sandbox::__private).to_string());
+        assert_eq!(runtime(&Args::default()).to_string(), quote!(::sandbox::__private).to_string());
     }
 
     #[test]
@@ -436,7 +478,7 @@ mod tests {
                 require_cgroup: false,
             }
         };
-        assert_eq!(spec(&args).to_string(), want.to_string());
+        assert_eq!(spec(&args, &quote!(::sandbox::__private)).to_string(), want.to_string());
     }
 
     #[test]
