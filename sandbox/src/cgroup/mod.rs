@@ -667,12 +667,22 @@ pub(crate) fn read_small_file(path: &Path) -> io::Result<String> {
     Ok(text)
 }
 
-/// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.
-pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+/// Field `field` (1-based, as proc(5) numbers them; 3 or later) of `/proc/PID/stat`.
+fn stat_field(pid: u32, field: usize) -> Option<u64> {
     let stat = read_small_file(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
     // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    rest.split(' ').nth(field - 3)?.parse().ok()
+}
+
+/// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)
+}
+
+/// Field 4 of `/proc/PID/stat`: the parent's PID (0 above the top of a PID namespace).
+pub(crate) fn process_parent(pid: u32) -> Option<u32> {
+    stat_field(pid, 4).and_then(|parent| u32::try_from(parent).ok())
 }
 
 fn owner() -> Owner {
@@ -693,14 +703,16 @@ pub(crate) fn is_run_name(name: &str) -> bool {
     parse_run_name(name).is_some()
 }
 
+/// Whether the cgroup `path` is a run's cgroup or lies below one.
+pub(crate) fn in_a_run_cgroup(path: &Path) -> bool {
+    path.components().any(|c| c.as_os_str().to_str().is_some_and(is_run_name))
+}
+
 /// Whether this process lives in a run's cgroup (or below one), in any hierarchy: it is a
 /// sandbox's command or test, and what a launcher here starts must nest in that run.
 pub(crate) fn inside_a_run() -> bool {
-    read_small_file(Path::new("/proc/self/cgroup")).is_ok_and(|text| {
-        text.lines().any(|line| {
-            line.splitn(3, ':').nth(2).is_some_and(|path| path.split('/').any(is_run_name))
-        })
-    })
+    read_small_file(Path::new("/proc/self/cgroup"))
+        .is_ok_and(|text| text.lines().any(|line| line.splitn(3, ':').nth(2).is_some_and(|p| in_a_run_cgroup(Path::new(p)))))
 }
 
 fn parse_run_name(name: &str) -> Option<Owner> {

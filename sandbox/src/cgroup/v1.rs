@@ -75,10 +75,7 @@ impl V1Cgroup {
         let relative_parent = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf());
         let proc_self_cgroup = match relative_parent {
             Some(_) => String::new(),
-            None => {
-                let path = Path::new("/proc/self/cgroup");
-                read_small_file(path).map_err(io_err("reading", path))?
-            }
+            None => own_cgroups()?,
         };
         let name = new_run_name();
         let mut cgroup = V1Cgroup {
@@ -214,6 +211,22 @@ impl V1Cgroup {
         }
         Ok(true)
     }
+}
+
+/// `/proc/self/cgroup`, read once per process: a launcher never changes its own v1 cgroups (its
+/// init joins the run's), and a fork server plans many runs. A copy of the process (a test body,
+/// whose sandbox may start its own) has another PID and reads its own.
+fn own_cgroups() -> Result<String, CgroupError> {
+    static OWN: std::sync::Mutex<Option<(u32, String)>> = std::sync::Mutex::new(None);
+    let pid = std::process::id();
+    let mut own = OWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, text)) = own.as_ref().filter(|(owner, _)| *owner == pid) {
+        return Ok(text.clone());
+    }
+    let path = Path::new("/proc/self/cgroup");
+    let text = read_small_file(path).map_err(io_err("reading", path))?;
+    *own = Some((pid, text.clone()));
+    Ok(text)
 }
 
 /// Where runs go in `hierarchy` without `--cgroup-parent`: below this process's own cgroup there

@@ -160,19 +160,17 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
         if pids.is_empty() {
             return Ok(());
         }
-        {
-            let foreign = foreign_processes(dir, &pids);
-            if !foreign.is_empty() {
-                return Err(CgroupError::Unavailable(format!(
-                    "{} holds processes the sandbox did not start ({}), and a cgroup with processes cannot have \
-                     child cgroups with controllers: the sandbox does not move them. Run it in a cgroup of its own \
-                     (on a systemd host it makes one itself; elsewhere `exec` it as the only process of a \
-                     delegated cgroup, or have the container's entrypoint move its processes into a child cgroup), \
-                     or pass --cgroup-parent (SANDBOX_CGROUP_PARENT) with a cgroup that holds no processes",
-                    dir.display(),
-                    foreign.join(", ")
-                )));
-            }
+        let foreign = foreign_processes(dir, &pids);
+        if !foreign.is_empty() {
+            return Err(CgroupError::Unavailable(format!(
+                "{} holds processes the sandbox did not start ({}), and a cgroup with processes cannot have \
+                 child cgroups with controllers: the sandbox does not move them. Run it in a cgroup of its own \
+                 (on a systemd host it makes one itself; elsewhere `exec` it as the only process of a \
+                 delegated cgroup, or have the container's entrypoint move its processes into a child cgroup), \
+                 or pass --cgroup-parent (SANDBOX_CGROUP_PARENT) with a cgroup that holds no processes",
+                dir.display(),
+                foreign.join(", ")
+            )));
         }
         match fs::create_dir(&leaf) {
             Ok(()) => {}
@@ -203,24 +201,17 @@ pub(crate) fn foreign_processes_in(dir: &Path) -> Vec<String> {
 /// or moved there itself: a runner shares its scope with its fork servers), otherwise those
 /// that are neither this process nor one of its descendants.
 fn foreign_processes(dir: &Path, pids: &[&str]) -> Vec<String> {
-    if dir.components().any(|c| super::is_run_name(&c.as_os_str().to_string_lossy()))
-        || super::systemd::in_sandbox_scope(dir)
-    {
+    if super::in_a_run_cgroup(dir) || super::systemd::in_sandbox_scope(dir) {
         return Vec::new();
     }
     let me = std::process::id();
-    let parent_of = |pid: u32| -> Option<u32> {
-        // Field 4 of /proc/PID/stat, after the parenthesised command name.
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-    };
     let ours = |pid: u32| {
         let mut current = pid;
         for _ in 0..4096 {
             if current == me {
                 return true;
             }
-            match parent_of(current) {
+            match super::process_parent(current) {
                 Some(parent) if parent > 0 && parent != current => current = parent,
                 // Gone meanwhile (it exited: nothing to move) or reached the top.
                 None => return fs::metadata(format!("/proc/{pid}")).is_err(),
