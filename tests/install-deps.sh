@@ -11,6 +11,7 @@
 #   util-linux         setpriv (tests as uid 65534), unshare (benchmark baseline)
 #   python3            the reliability probes and the scripts that read cargo's JSON
 #   <arch>-unknown-linux-musl (rustup)   the README's static CLI build, which CI installs
+#   x86_64-apple-darwin, x86_64-pc-windows-msvc (rustup)   outside-crate.sh's off-Linux checks
 #   cargo-nextest      tests/outside-crate.sh runs the README crate under nextest too
 #   the VM runner's --prepare (QEMU, a cached kernel; systemd for its --systemd placements)
 #
@@ -60,6 +61,15 @@ if ! rustup target list --installed | grep -qx "$musl"; then
   rustup target add "$musl" >/dev/null 2>&1 || { rustup target add "$musl"; exit 1; }
   installed+=("$musl")
 fi
+# The standard libraries a crate with isolated tests is checked against off Linux
+# (tests/outside-crate.sh): `cargo check` needs no linker for them.
+for target in x86_64-apple-darwin x86_64-pc-windows-msvc; do
+  if ! rustup target list --installed | grep -qx "$target"; then
+    echo "install-deps.sh: rustup target add $target"
+    rustup target add "$target" >/dev/null 2>&1 || { rustup target add "$target"; exit 1; }
+    installed+=("$target")
+  fi
+done
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps.sh: cargo install --locked cargo-nextest"

@@ -67,7 +67,28 @@ pub(crate) struct Args {
     pub(crate) require_cgroup: bool,
     /// `crate = "path"`: where the runtime is, for a dependency renamed or re-exported in a way
     /// the Cargo.toml lookup does not see; a checked path.
-    pub(crate) krate: Option<String>,
+    pub(crate) krate: Option<CratePath>,
+}
+
+/// The `crate = "..."` path, with the string's span: a path that does not resolve is reported
+/// at the string.
+#[derive(Debug, Clone)]
+pub(crate) struct CratePath {
+    pub(crate) path: syn::Path,
+}
+
+impl CratePath {
+    /// The path as written, without spaces (`::reexports::sandbox`).
+    pub(crate) fn text(&self) -> String {
+        self.path.to_token_stream().to_string().replace(' ', "")
+    }
+}
+
+/// Paths are equal when they are written the same (spans aside).
+impl PartialEq for CratePath {
+    fn eq(&self, other: &CratePath) -> bool {
+        self.text() == other.text()
+    }
 }
 
 /// The keys `#[isolated]` understands.
@@ -494,7 +515,7 @@ impl Builder {
     /// `crate = "path"`: a path such as `my_sandbox` or `::reexports::sandbox`.
     fn set_crate(&mut self, value: &Expr) -> syn::Result<()> {
         let text = string(value, Key::Crate, "the path of the test-sandbox library as your code names it")?;
-        text.parse_with(syn::Path::parse_mod_style).map_err(|_| {
+        let path = text.parse_with(syn::Path::parse_mod_style).map_err(|_| {
             syn::Error::new_spanned(
                 value,
                 format!(
@@ -503,7 +524,7 @@ impl Builder {
                 ),
             )
         })?;
-        self.args.krate = Some(text.value());
+        self.args.krate = Some(CratePath { path });
         Ok(())
     }
 
@@ -718,7 +739,7 @@ mod tests {
                 net: Net::None,
                 expect: Expect::Oom,
                 require_cgroup: true,
-                krate: Some("::reexports::sandbox".into()),
+                krate: Some(CratePath { path: syn::parse_quote!(::reexports::sandbox) }),
             }
         );
     }

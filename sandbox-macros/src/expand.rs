@@ -165,7 +165,9 @@ fn sort_attributes(attrs: &[Attribute]) -> syn::Result<TestAttrs> {
                     Ok(value) => sorted.should_panic = value,
                     Err(err) => errors.push(Err(err)),
                 }
-                sorted.outer.push(attr.clone());
+                // Off Linux the test fails because it cannot run: that must not pass.
+                let meta = &attr.meta;
+                sorted.outer.push(syn::parse_quote!(#[cfg_attr(target_os = "linux", #meta)]));
             }
             (Some("doc"), _) => sorted.outer.push(attr.clone()),
             (Some("cfg"), _) => sorted.cfg.push(attr.clone()),
@@ -267,6 +269,10 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
         })
         .collect();
     let call = quote_spanned!(return_span=> #private_at_return::TestReturn::into_result(#name()));
+    // Off Linux an isolated test cannot run: reported ignored, with the reason.
+    let off_linux = (!ignore).then(|| {
+        quote!(#[cfg_attr(not(target_os = "linux"), ignore = "isolated tests need Linux (namespaces and cgroups)")])
+    });
 
     quote! {
         #(#cfg)*
@@ -297,6 +303,7 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
         #(#cfg)*
         #[::core::prelude::v1::test]
         #(#outer)*
+        #off_linux
         #vis fn #name() {
             #private::run_test(&#spec_ident, ::std::module_path!(), #name_str, #body_ident)
         }
@@ -306,20 +313,21 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
 /// The runtime's hidden module (`<library>::__private`). The library is found, in this order, at
 /// the `crate = "..."` key; under the name the user's Cargo.toml gives the `test-sandbox`
 /// package (a renamed dependency, `my_sandbox = { package = "test-sandbox", .. }`); as
-/// `sandbox`, the library's own name (also when the Cargo.toml cannot be read, as for a
-/// dependency reached through another crate).
+/// `sandbox`, the library's own name (also in the library itself, and when the Cargo.toml cannot
+/// be read, as for a dependency reached through another crate).
 fn runtime(args: &Args) -> TokenStream {
-    if let Some(path) = args.krate.as_deref().and_then(|text| syn::parse_str::<syn::Path>(text).ok()) {
-        return quote!(#path::__private);
+    if let Some(krate) = &args.krate {
+        // `__private` at the string too, so that an unresolved path is reported there.
+        let path = &krate.path;
+        let private = proc_macro2::Ident::new("__private", path.span());
+        return quote!(#path::#private);
     }
     use proc_macro_crate::{crate_name, FoundCrate};
     let name = match crate_name("test-sandbox") {
         // Not renamed: cargo names it by its library, `sandbox`, not by the package.
         Ok(FoundCrate::Name(name)) if name != "test_sandbox" => name,
-        // The library's own unit tests.
-        Ok(FoundCrate::Itself) if std::env::var("CARGO_CRATE_NAME").as_deref() == Ok("sandbox") => {
-            return quote!(crate::__private)
-        }
+        // `Itself` (the library's unit tests and doc tests, where `::sandbox` names it) and a
+        // manifest that cannot be read: the library's own name.
         _ => "sandbox".to_string(),
     };
     let ident = proc_macro2::Ident::new(&name, Span::call_site());
@@ -390,7 +398,7 @@ mod tests {
     /// test-sandbox (a dev-dependency, not renamed: the library's own name).
     #[test]
     fn the_runtime_path_follows_the_crate_key_or_the_dependency_name() {
-        let renamed = Args { krate: Some("my_sandbox".into()), ..Args::default() };
+        let renamed = Args { krate: Some(args::CratePath { path: syn::parse_quote!(my_sandbox) }), ..Args::default() };
         assert_eq!(runtime(&renamed).to_string(), quote!(my_sandbox::__private).to_string());
         assert_eq!(runtime(&Args::default()).to_string(), quote!(::sandbox::__private).to_string());
     }
@@ -444,7 +452,7 @@ mod tests {
             #[::core::prelude::v1::test]
             /// doc
             #[ignore]
-            #[should_panic(expected = "x")]
+            #[cfg_attr(target_os = "linux", should_panic(expected = "x"))]
             pub fn name() {
                 ::sandbox::__private::run_test(&__ISOLATED_SPEC_name, ::std::module_path!(), "name", __isolated_body_name)
             }
@@ -497,6 +505,8 @@ mod tests {
         assert!(got.contains("name : \"type\""), "{got}");
         assert!(got.contains("ShouldPanic :: Yes"), "{got}");
         assert!(got.contains("ignore : true"), "{got}");
+        assert!(got.contains("# [cfg_attr (target_os = \"linux\" , should_panic)]"), "{got}");
+        assert!(!got.contains("isolated tests need Linux"), "ignored already: {got}");
         assert!(got.contains("fn r#type ()"), "{got}");
         let got = expand(
             quote!(),
@@ -514,6 +524,12 @@ mod tests {
         );
         assert!(got.contains("ShouldPanic :: No"), "{got}");
         assert!(got.contains("ignore : false"), "{got}");
+        assert!(
+            got.contains(
+                "# [cfg_attr (not (target_os = \"linux\") , ignore = \"isolated tests need Linux (namespaces and cgroups)\")]"
+            ),
+            "{got}"
+        );
     }
 
     /// The compile errors of an expansion, and whether the item is still there.

@@ -81,6 +81,15 @@ fn split_number(input: &str) -> Result<(u64, &str), &'static str> {
 
 /// Parses a memory size: plain bytes (`4096`) or binary units (`512K`, `100M`, `1G`, `1T`,
 /// also written `100MiB` or `100MB`). Zero is rejected: no limit of zero bytes is meaningful.
+///
+/// ```
+/// use sandbox_units::parse_size;
+///
+/// assert_eq!(parse_size("100M"), Ok(100 << 20));
+/// assert_eq!(parse_size("4096"), Ok(4096));
+/// let err = parse_size("1.5G").unwrap_err().to_string();
+/// assert!(err.starts_with("invalid size '1.5G': fractions are not supported; write a whole number"), "{err}");
+/// ```
 pub fn parse_size(input: &str) -> Result<u64, UnitError> {
     let fail = |reason| UnitError::Size { input: input.to_string(), reason };
     let (number, unit) = split_number(input).map_err(fail)?;
@@ -100,6 +109,15 @@ pub fn parse_size(input: &str) -> Result<u64, UnitError> {
 
 /// Parses a duration: a whole number with a unit, `ms`, `s`, `m` (minutes) or `h`.
 /// A bare number is rejected because `3` could mean seconds or milliseconds.
+///
+/// ```
+/// use std::time::Duration;
+/// use sandbox_units::parse_duration;
+///
+/// assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+/// assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+/// assert!(parse_duration("3").is_err());
+/// ```
 pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
     let fail = |reason| UnitError::Duration { input: input.to_string(), reason };
     let (number, unit) = split_number(input).map_err(fail)?;
@@ -119,6 +137,11 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
 }
 
 /// Formats a byte count for people: `3.1 MiB`.
+///
+/// ```
+/// assert_eq!(sandbox_units::format_bytes(3_250_000), "3.1 MiB");
+/// assert_eq!(sandbox_units::format_bytes(512), "512 B");
+/// ```
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
@@ -135,6 +158,13 @@ pub fn format_bytes(bytes: u64) -> String {
 }
 
 /// Formats a duration for people: `12 ms`, `3.0 s`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(sandbox_units::format_duration(Duration::from_millis(12)), "12 ms");
+/// assert_eq!(sandbox_units::format_duration(Duration::from_millis(3_040)), "3.0 s");
+/// ```
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
     if millis < 1_000 {

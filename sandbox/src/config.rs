@@ -50,6 +50,25 @@ pub enum NetMode {
 }
 
 /// Everything that describes one sandbox, independent of the command run in it.
+///
+/// ```
+/// use std::time::Duration;
+/// use sandbox::config::{parse_tmpfs, Config, NetMode};
+/// use sandbox::units::parse_size;
+///
+/// let mut config = Config::default();
+/// config.limits.memory_bytes = Some(parse_size("64M")?);
+/// config.limits.pids = Some(50);
+/// config.timeout = Some(Duration::from_secs(5));
+/// config.net = NetMode::None;
+/// // Below the default /tmp tmpfs, so the mount point is created inside.
+/// config.tmpfs.push(parse_tmpfs("/tmp/cache:16M")?);
+/// config.validate()?;
+///
+/// config.limits.pids = Some(0);
+/// assert!(matches!(config.validate(), Err(sandbox::config::ConfigError::ZeroPids)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// cgroup limits.
@@ -189,6 +208,14 @@ pub fn parse_tmpfs(spec: &str) -> Result<TmpfsMount, ConfigError> {
 }
 
 /// Parses `--bind SRC:DST[:ro]`; a bare `SRC` binds the path onto itself.
+///
+/// ```
+/// use std::path::Path;
+///
+/// let bind = sandbox::config::parse_bind("/srv/data:/data:ro")?;
+/// assert_eq!((bind.source.as_path(), bind.target.as_path(), bind.read_only), (Path::new("/srv/data"), Path::new("/data"), true));
+/// # Ok::<(), sandbox::config::ConfigError>(())
+/// ```
 pub fn parse_bind(spec: &str) -> Result<BindMount, ConfigError> {
     let bad = || ConfigError::Spec { what: "--bind", spec: spec.into(), expected: "SRC:DST or SRC:DST:ro, e.g. /data:/data:ro" };
     let parts: Vec<&str> = spec.split(':').collect();

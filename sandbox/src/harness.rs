@@ -26,16 +26,6 @@ use crate::testing::{
     ShouldPanic, TestCase, Verdict, CHILD_ENV,
 };
 
-/// `fn main() { sandbox::harness::main() }` for a `harness = false` test target.
-#[macro_export]
-macro_rules! main {
-    () => {
-        fn main() {
-            $crate::harness::main()
-        }
-    };
-}
-
 /// One test's result in the runner (also what a fork server sends back, as a JSON line).
 #[derive(Serialize, Deserialize)]
 struct Finished {
@@ -58,6 +48,22 @@ enum TestVerdict {
 
 /// Runs the target's `#[isolated]` tests with libtest's command line; exits 0 when all passed,
 /// 101 otherwise. In a sandboxed child it runs the one test it was started for.
+///
+/// A `harness = false` test target (`[[test]] name = "contained", harness = false` in
+/// Cargo.toml) is its `#[isolated]` tests and this as `main` (`sandbox::main!();` writes it):
+///
+/// ```no_run
+/// use sandbox::isolated;
+///
+/// #[isolated(pids = 20, expect = "pids_limit")]
+/// fn fork_bomb_is_contained() {
+///     while std::process::Command::new("sleep").arg("30").spawn().is_ok() {}
+/// }
+///
+/// fn main() {
+///     sandbox::harness::main()
+/// }
+/// ```
 pub fn main() -> ! {
     if let Some(name) = std::env::var_os(CHILD_ENV) {
         let name = name.to_string_lossy().into_owned();

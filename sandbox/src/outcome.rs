@@ -120,6 +120,22 @@ pub const RLIMIT_CAVEATS: &str = "RLIMIT_NPROC counts the sandbox's processes an
     instead of OOM-killing; no CPU bandwidth limit";
 
 /// Everything known about one finished run.
+///
+/// ```
+/// use sandbox::{Command, Config, Ending, Sandbox};
+///
+/// let mut config = Config::default();
+/// config.limits.memory_bytes = Some(64 << 20);
+/// let outcome = Sandbox::new(config)?.run(Command::new("sh").args(["-c", "exit 3"]))?;
+/// match outcome.ending() {
+///     Ending::Exited(code) => assert_eq!(code, 3),
+///     Ending::OomKilled => panic!("over {} bytes", outcome.limits.memory_bytes.unwrap()),
+///     Ending::TimedOut(after) => panic!("still running after {after:?}"),
+///     Ending::Signaled(signal) => panic!("killed by {}", sandbox::outcome::signal_name(signal)),
+/// }
+/// assert_eq!(outcome.to_json()["exit_code"], 3);
+/// # Ok::<(), sandbox::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// How the command's process ended.

@@ -127,6 +127,23 @@ fn io_error(action: &'static str) -> impl FnOnce(Errno) -> Error {
 
 /// A program with arguments to run in a sandbox; like [`std::process::Command`], whose spawning
 /// cannot put a process into new namespaces and a cgroup at the same time.
+///
+/// ```
+/// use sandbox::{Command, Config, Sandbox};
+///
+/// let mut config = Config::default();
+/// config.hostname = "box".into();
+/// let path = std::env::temp_dir().join(format!("sandbox-doc-{}", std::process::id()));
+/// let mut command = Command::new("sh");
+/// command.args(["-c", "echo $GREETING from $(uname -n), pid $$"]).env("GREETING", "hello");
+/// command.stdout(std::fs::File::create_new(&path)?);
+/// let outcome = Sandbox::new(config)?.run(&command)?;
+/// assert!(outcome.success(), "{outcome}");
+/// // The shell is the first process after the sandbox's init (PID 1).
+/// assert_eq!(std::fs::read_to_string(&path)?, "hello from box, pid 2\n");
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Command {
     program: OsString,
@@ -286,7 +303,7 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
 /// `SANDBOX_CGROUP_PARENT`: a delegated cgroup for runs that do not name one (e.g. `#[isolated]`
 /// tests, which have no command line). Inherited into a run (a bounded job's tests), it is
 /// ignored: there runs nest in the run's cgroup, under its limits.
-pub fn cgroup_parent_from_environment() -> Option<PathBuf> {
+pub(crate) fn cgroup_parent_from_environment() -> Option<PathBuf> {
     std::env::var_os("SANDBOX_CGROUP_PARENT")
         .filter(|v| !v.is_empty())
         .filter(|_| !crate::cgroup::inside_a_run())
@@ -294,7 +311,7 @@ pub fn cgroup_parent_from_environment() -> Option<PathBuf> {
 }
 
 /// This machine's cgroup layout, read once per process.
-pub fn cgroup_layout() -> Result<&'static Layout, CgroupError> {
+pub(crate) fn cgroup_layout() -> Result<&'static Layout, CgroupError> {
     static LAYOUT: OnceLock<Layout> = OnceLock::new();
     if let Some(layout) = LAYOUT.get() {
         return Ok(layout);
@@ -359,6 +376,16 @@ impl Sandbox {
 
     /// Starts `command` in a new sandbox. The returned [`Running`] must be waited for from the
     /// same thread (the sandbox's init is tied to this thread's life by `PR_SET_PDEATHSIG`).
+    ///
+    /// ```
+    /// use sandbox::{Command, Config, Ending, Sandbox};
+    ///
+    /// let running = Sandbox::new(Config::default())?.spawn(Command::new("sleep").arg("60"))?;
+    /// running.kill();
+    /// let outcome = running.wait()?;
+    /// assert_eq!(outcome.ending(), Ending::Signaled(9));
+    /// # Ok::<(), sandbox::Error>(())
+    /// ```
     pub fn spawn(&self, command: &Command) -> Result<Running, Error> {
         let (config, cwd) = self.with_working_directory(command);
         // Opened here to check them and to reserve descriptor numbers that the init reopens

@@ -1,12 +1,13 @@
 //! Control groups: one per run, with its limits, its counters, and its removal.
 //!
-//! [`Layout`] says which hierarchies this machine has (read from `/proc/self/mountinfo`, so it
-//! works in containers and is testable with a text); [`RunCgroup`] is one run's cgroup on
+//! `Layout` says which hierarchies this machine has (read from `/proc/self/mountinfo`, so it
+//! works in containers and is testable with a text); `RunCgroup` is one run's cgroup on
 //! either version. Every function that touches files takes its directory as a parameter, so
 //! unit tests can point it at a temporary directory.
 
+#[doc(hidden)] // for tests that exercise the reuse of run cgroups
 pub mod pool;
-pub mod systemd;
+pub(crate) mod systemd;
 mod v1;
 mod v2;
 
@@ -26,9 +27,9 @@ use thiserror::Error;
 
 use crate::config::Limits;
 
-pub use v1::V1Cgroup;
+pub(crate) use v1::V1Cgroup;
 pub(crate) use v1::default_runs_dir as v1_default_runs_dir;
-pub use v2::{base_dir as v2_base_dir, resolve_parent as v2_resolve_parent, V2Cgroup};
+pub(crate) use v2::{base_dir as v2_base_dir, resolve_parent as v2_resolve_parent, V2Cgroup};
 pub(crate) use v2::foreign_processes_in as v2_foreign_processes;
 
 /// The cgroup version a run's limits and counters came from.
@@ -332,7 +333,7 @@ pub struct Stats {
 }
 
 /// One run's cgroup, on either version. Dropping it kills what is left inside and removes it.
-pub trait RunCgroup: Send {
+pub(crate) trait RunCgroup: Send {
     /// Which version this is.
     fn version(&self) -> CgroupVersion;
     /// A directory fd for `clone3(CLONE_INTO_CGROUP)`, where the version supports it.
@@ -374,7 +375,7 @@ pub trait RunCgroup: Send {
 /// How the sandbox's init gets into one cgroup directory itself: by writing `0` (itself) into
 /// its `tasks` file, through descriptors opened before the clone.
 #[derive(Debug)]
-pub enum InitJoin {
+pub(crate) enum InitJoin {
     /// The `tasks` file of a directory that exists, kept open by its cgroup.
     TasksFile(RawFd),
     /// For a directory made after the clone: `tasks` (`<name>/tasks`) below `parent`.
@@ -422,7 +423,7 @@ impl InitJoin {
 
 /// A cgroup hierarchy mounted on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
+pub(crate) struct Hierarchy {
     /// Where it is mounted.
     pub mount_point: PathBuf,
     /// Its controllers (v1: from the mount options; empty for v2 here).
@@ -431,7 +432,7 @@ pub struct Hierarchy {
 
 /// The cgroup layout of this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// Only v1 hierarchies.
     Legacy {
         /// The v1 hierarchies.
@@ -553,14 +554,6 @@ impl Layout {
         }
     }
 
-    /// The version whose controllers runs use: v1 for legacy and hybrid layouts.
-    pub fn version(&self) -> CgroupVersion {
-        match self {
-            Layout::Unified { .. } => CgroupVersion::V2,
-            _ => CgroupVersion::V1,
-        }
-    }
-
     /// "v1", "hybrid (v1 controllers, cgroup2 at /sys/fs/cgroup/unified)", "unified (v2)".
     pub fn describe(&self) -> String {
         match self {
@@ -585,7 +578,7 @@ impl Layout {
 
 /// What kind of file system `statfs` finds at a path, as far as finding cgroups needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsKind {
+pub(crate) enum FsKind {
     /// cgroup v2.
     Cgroup2,
     /// A cgroup v1 hierarchy.
@@ -597,7 +590,7 @@ pub enum FsKind {
 }
 
 /// `statfs(path)`'s file-system magic as an [`FsKind`]; `None` when `path` cannot be reached.
-pub fn fs_kind(path: &Path) -> Option<FsKind> {
+pub(crate) fn fs_kind(path: &Path) -> Option<FsKind> {
     use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
     let kind = statfs(path).ok()?.filesystem_type();
     Some(match kind {
@@ -754,7 +747,7 @@ pub(crate) fn remove_stale_runs(parent: &Path) -> Vec<PathBuf> {
 /// `limits`. v1 directories are only named: the launcher makes them with
 /// [`RunCgroup::finish_creation`] (after the clone, while the init sets up its mounts). A v2
 /// cgroup is made at once: the init is created inside it.
-pub fn plan_run_cgroup(
+pub(crate) fn plan_run_cgroup(
     layout: &Layout,
     cgroup_parent: Option<&Path>,
     limits: &Limits,
@@ -886,7 +879,6 @@ mod tests {
     #[test]
     fn detects_hybrid_layout() {
         let layout = Layout::from_mountinfo(HYBRID).unwrap();
-        assert_eq!(layout.version(), CgroupVersion::V1);
         assert!(matches!(&layout, Layout::Hybrid { unified, .. } if unified == Path::new("/sys/fs/cgroup/unified")));
         assert_eq!(layout.v1_hierarchy("memory").unwrap().mount_point, Path::new("/sys/fs/cgroup/memory"));
         assert!(layout.v1_hierarchy("systemd").is_none());

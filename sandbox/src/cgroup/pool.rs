@@ -2,7 +2,7 @@
 //! servers): making and removing a v1 memory and pids cgroup for every test is about a
 //! quarter of what a trivial test costs, and takes the kernel's global `cgroup_mutex` that
 //! parallel tests queue on. A cgroup goes back to the pool only when the next run's counters can
-//! be told exactly as in a new one ([`RunCgroup::ready_for_reuse`]); otherwise it is removed.
+//! be told exactly as in a new one (`RunCgroup::ready_for_reuse`); otherwise it is removed.
 //!
 //! Off unless [`enable`]d; a process that enables it must call [`drain`] before it exits (a
 //! process killed before that leaves its idle cgroups to the stale-run cleanup of the next

@@ -63,6 +63,17 @@ fn existing_ancestor(path: &Path) -> PathBuf {
 
 /// Runs every check. `cgroup_parent` is `--cgroup-parent`, if given; otherwise the runs'
 /// default applies (`SANDBOX_CGROUP_PARENT`).
+///
+/// ```
+/// use sandbox::check::{run_checks, Status};
+///
+/// let findings = run_checks(None);
+/// for finding in &findings {
+///     println!("{finding}");
+/// }
+/// let works = findings.iter().all(|finding| finding.status != Status::Fail);
+/// # let _ = works;
+/// ```
 pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
     let inherited = crate::runner::cgroup_parent_from_environment();
     let cgroup_parent = cgroup_parent.or(inherited.as_deref());

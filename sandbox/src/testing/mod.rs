@@ -1,250 +1,30 @@
 //! Sandboxed tests: the runtime behind `#[isolated]` for the stock harness, and the pieces the
-//! `harness = false` runner shares with it.
+//! `harness = false` runner shares with it. Off Linux only what the attribute expands to is
+//! here, and every isolated test reports that it needs Linux.
 
 mod spec;
 
 pub use spec::{test_name, Expect, Net, ShouldPanic, TestBody, TestCase, TestReturn, TestSpec};
 
+#[cfg(target_os = "linux")]
 pub(crate) mod affinity;
+#[cfg(target_os = "linux")]
 mod child;
+#[cfg(target_os = "linux")]
+mod run;
+#[cfg(target_os = "linux")]
 mod server;
+#[cfg(target_os = "linux")]
 mod verdict;
 
-use std::ffi::OsString;
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::thread;
-
+#[cfg(target_os = "linux")]
 pub use child::{ChildReport, CHILD_ENV};
+#[cfg(target_os = "linux")]
+pub use run::*;
+#[cfg(target_os = "linux")]
 pub use verdict::{judge, resources, Verdict};
 
-use crate::outcome::Outcome;
-use crate::runner::{Command, Error, Sandbox};
-
-/// In the sandboxed child: runs `body`, reports how it ended to the parent through `report_fd`
-/// (`None`: the descriptor named in the environment), and exits.
-pub fn run_child_body(body: TestBody, report_fd: Option<i32>) -> ! {
-    child::run_body_and_exit(body, report_fd)
-}
-
-fn dev_null() -> Result<File, Error> {
-    File::open("/dev/null").map_err(|source| Error::Io { action: "opening /dev/null", source })
-}
-
-/// What the child wrote to the report pipe (nothing when it was killed first).
-fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
-    let mut text = String::new();
-    let _ = File::from(report_read).read_to_string(&mut text);
-    ChildReport::parse(&text)
-}
-
-/// Runs `body` in a new sandbox configured by `spec` *without exec*: the sandbox's command is a
-/// copy of this process that calls `body`. Only for a single-threaded process (a fork server),
-/// where every copy is consistent. With `client`, the run ends early when that pipe reads as ended (see
-/// [`Running::wait_unless_hung_up`](crate::runner::Running)).
-pub(crate) fn run_function_isolated(
-    spec: &TestSpec,
-    body: TestBody,
-    output: OutputMode,
-    client: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Result<IsolatedRun, Error> {
-    let io = |action: &'static str| move |errno: nix::errno::Errno| Error::Io { action, source: errno.into() };
-    let (report_read, report_write) = pipe()?;
-    let mut command = Command::for_function(body);
-    let report_fd = command.keep_fd(report_write);
-    command.report_to(report_fd);
-    command.stdin(dev_null()?);
-    // Output into a memory file, read after the run: no reader needed while waiting.
-    let capture = match output {
-        OutputMode::Collect | OutputMode::Replay => {
-            let memfd = nix::sys::memfd::memfd_create(c"sandbox-test-output", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
-                .map_err(io("creating the output buffer"))?;
-            let stderr = memfd.try_clone().map_err(|source| Error::Io { action: "duplicating a descriptor", source })?;
-            let reader = memfd.try_clone().map_err(|source| Error::Io { action: "duplicating a descriptor", source })?;
-            command.stdout(memfd).stderr(stderr);
-            Some(reader)
-        }
-        OutputMode::PassThrough => None,
-    };
-    let sandbox = Sandbox::new(spec.config())?;
-    let running = sandbox.spawn(&command)?;
-    drop(command);
-    let outcome = match client {
-        Some(client) => running.wait_unless_hung_up(client)?,
-        None => running.wait()?,
-    };
-    let mut captured = Vec::new();
-    if let Some(reader) = capture {
-        let mut file = File::from(reader);
-        use std::io::Seek;
-        let _ = file.seek(std::io::SeekFrom::Start(0));
-        let _ = file.read_to_end(&mut captured);
-    }
-    Ok(IsolatedRun { outcome, report: read_report(report_read), output: captured })
-}
-
-/// Where the child's stdout and stderr go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputMode {
-    /// Replayed through `print!` as it arrives, so that the stock harness's output
-    /// capture shows it only for failed tests (and `--nocapture` live).
-    Replay,
-    /// Kept in memory, for the runner to print for failed tests.
-    Collect,
-    /// Written straight to this process's stdout (`--nocapture` in the runner).
-    PassThrough,
-}
-
-/// Everything known after one sandboxed test ran.
-#[derive(Debug)]
-pub struct IsolatedRun {
-    /// What the kernel saw.
-    pub outcome: Outcome,
-    /// What the child reported, if it got that far.
-    pub report: Option<ChildReport>,
-    /// The child's stdout and stderr, interleaved as written, in [`OutputMode::Collect`].
-    pub output: Vec<u8>,
-}
-
-/// How the child process is told which test to run.
-#[derive(Debug, Clone, Copy)]
-pub enum ChildHarness {
-    /// The stock libtest harness: `--exact NAME` selects the test, whose generated `#[test]`
-    /// function sees [`CHILD_ENV`] and runs the body.
-    Libtest,
-    /// `sandbox::harness::main`, which sees [`CHILD_ENV`] before parsing any argument.
-    Runner,
-}
-
-/// The first bytes a libtest child prints with `-q` before the test runs.
-const LIBTEST_PREAMBLE: &[u8] = b"\nrunning 1 test\n";
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), Error> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| Error::Io { action: "creating a pipe", source: errno.into() })
-}
-
-/// Runs test `name` of this test binary in a new sandbox configured by `spec`.
-pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: OutputMode) -> Result<IsolatedRun, Error> {
-    let exe_path = std::env::current_exe().map_err(|source| Error::Io { action: "finding the test binary", source })?;
-    // Opened here and executed by descriptor: a checkout below /tmp is hidden inside.
-    let exe = File::open(&exe_path).map_err(|source| Error::Io { action: "opening the test binary", source })?;
-    let (report_read, report_write) = pipe()?;
-    // One pipe for stdout and stderr keeps their order, as libtest's capture does.
-    let (output_read, output_write) = pipe()?;
-    let stderr_write = output_write.try_clone().map_err(|source| Error::Io { action: "duplicating a pipe", source })?;
-
-    let mut command = Command::from_executable(OwnedFd::from(exe), &exe_path);
-    if let ChildHarness::Libtest = harness {
-        command.args(["--exact", name, "--nocapture", "--test-threads=1", "--include-ignored", "-q"]);
-    }
-    let report_fd = command.keep_fd(report_write);
-    command
-        .env(CHILD_ENV, name)
-        .env(child::REPORT_FD_ENV, report_fd.to_string())
-        .env_remove("RUST_TEST_THREADS")
-        .stdin(dev_null()?)
-        .stdout(output_write)
-        .stderr(stderr_write);
-
-    let sandbox = Sandbox::new(spec.config())?;
-    let running = sandbox.spawn(&command)?;
-    // The pipes' write ends live on only in the sandbox: EOF comes when it is gone.
-    drop(command);
-
-    let strip = matches!(harness, ChildHarness::Libtest);
-    // Read on another thread while this one waits (it must: the sandbox's init is tied to the
-    // thread that spawned it). Spawned threads share the test's output capture.
-    let reader = thread::spawn(move || forward(output_read, output, strip));
-    let outcome = running.wait();
-    let output = reader.join().unwrap_or_default();
-    let outcome = outcome?;
-
-    Ok(IsolatedRun { outcome, report: read_report(report_read), output })
-}
-
-/// Copies the child's output as `mode` says until EOF; returns what was collected.
-fn forward(source: OwnedFd, mode: OutputMode, strip_preamble: bool) -> Vec<u8> {
-    let mut source = File::from(source);
-    let mut collected = Vec::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut preamble_left = if strip_preamble { LIBTEST_PREAMBLE } else { &[][..] };
-    let mut buffer = [0u8; 8192];
-    loop {
-        let n = match source.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut chunk = &buffer[..n];
-        // Drop the libtest child's "running 1 test" banner, byte by byte as it arrives.
-        while !preamble_left.is_empty() && !chunk.is_empty() && chunk[0] == preamble_left[0] {
-            chunk = &chunk[1..];
-            preamble_left = &preamble_left[1..];
-        }
-        if !chunk.is_empty() {
-            preamble_left = &[];
-        }
-        match mode {
-            OutputMode::Collect => collected.extend_from_slice(chunk),
-            OutputMode::PassThrough => {
-                let _ = std::io::stdout().write_all(chunk);
-            }
-            OutputMode::Replay => {
-                // print! (not io::stdout) is what the test harness captures; keep UTF-8
-                // sequences split across reads together.
-                pending.extend_from_slice(chunk);
-                let valid = match std::str::from_utf8(&pending) {
-                    Ok(_) => pending.len(),
-                    Err(err) if err.error_len().is_none() => err.valid_up_to(),
-                    Err(_) => pending.len(),
-                };
-                print!("{}", String::from_utf8_lossy(&pending[..valid]));
-                pending.drain(..valid);
-            }
-        }
-    }
-    if mode == OutputMode::Replay && !pending.is_empty() {
-        print!("{}", String::from_utf8_lossy(&pending));
-    }
-    collected
-}
-
-/// The stock-harness entry point of an `#[isolated]` test (called by the generated `#[test]`).
-///
-/// In the test process it re-executes the test binary for exactly this test inside a new
-/// sandbox, replays the child's output through this test's output capture, and panics with the
-/// verdict's reason when the test failed. In that child (marked by [`CHILD_ENV`]) it runs `body`
-/// and reports the result to the parent.
-#[track_caller]
-pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'static str, body: TestBody) {
-    let name = test_name(module_path, name);
-    if let Some(wanted) = std::env::var_os(CHILD_ENV) {
-        if wanted == OsString::from(&name) {
-            run_child_body(body, None);
-        }
-        // Another test of the same binary, in a child started for `wanted`: libtest was told
-        // `--exact`, so this only happens if the name computation is wrong. Never run unisolated.
-        panic!("sandbox: test '{name}' started inside the sandboxed child of '{}'", wanted.to_string_lossy());
-    }
-    if std::env::var_os(server::SERVER_ENV).is_some() {
-        server::serve();
-    }
-    // A fork server copies a process that is already running instead of executing the test
-    // binary again; where none can run the test, it is re-executed.
-    if let Some(answer) = server::run(&name) {
-        print!("{}", answer.output);
-        if let Some(reason) = answer.failure {
-            panic!("{reason}");
-        }
-        return;
-    }
-    let run = match run_isolated(spec, &name, ChildHarness::Libtest, OutputMode::Replay) {
-        Ok(run) => run,
-        Err(err) => panic!(
-            "cannot sandbox this test: {err}\n(the test was not run; `sandbox check` shows what this machine allows)"
-        ),
-    };
-    if let Verdict::Failed(reason) = judge(spec, &run.outcome, run.report.as_ref()) {
-        panic!("{reason}");
-    }
-}
+#[cfg(not(target_os = "linux"))]
+mod off_linux;
+#[cfg(not(target_os = "linux"))]
+pub use off_linux::{run_test, NEEDS_LINUX};

@@ -1,11 +1,4 @@
-//! `sandbox run` / `sandbox check`: the command-line face of the library.
-//!
-//! The program starts without Rust's runtime start-up (`#![no_main]`): that finds the main
-//! thread's stack by having the kernel format `/proc/self/maps`, and sets up a signal stack for
-//! stack-overflow messages: ~0.12 ms of each run (BENCHMARKS.md, session 4). [`main`] does the
-//! parts a launcher needs. Installed as a static musl program (README), it also allocates from
-//! an arena ([`sandbox::LauncherAllocator`]).
-#![no_main]
+//! The command line: `sandbox run` and `sandbox check`.
 
 use std::io::Write;
 use std::path::PathBuf;
