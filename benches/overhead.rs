@@ -249,7 +249,7 @@ fn main() {
     println!("{:<62} {:>9.2}", "/bin/true", ms(plain));
     println!("{:<62} {:>9.2}", "unshare --fork --pid --mount --uts --mount-proc (no limits)", ms(unshare));
     println!("{:<62} {:>9.2}", "sandbox run --pids 20 --mem 100M (cgroup limits), installed", ms(sandbox));
-    println!("{:<62} {:>9.2}", "  the same, dynamically linked (cargo build, plain cargo install)", ms(sandbox_dynamic));
+    println!("{:<62} {:>9.2}", "  the same, dynamically linked (plain cargo install)", ms(sandbox_dynamic));
     println!("{:<62} {:>9.2}", "  the same, a static glibc program (+crt-static)", ms(sandbox_static_glibc));
     println!("{:<62} {:>9.2}", "  unshare after 100 ms idle", ms(unshare_after_idle));
     println!("{:<62} {:>9.2}", "  sandbox run after 100 ms idle", ms(sandbox_after_idle));
@@ -315,7 +315,7 @@ fn main() {
             met: Some(ratio(ms(sandbox), ms(unshare)) <= 1.2),
         },
         Row {
-            what: "  dynamically linked (plain cargo install) / unshare",
+            what: "  dynamic (plain cargo install) / unshare",
             value: format!("{:.2}x", ratio(ms(sandbox_dynamic), ms(unshare))),
             target: "<= 1.2x".into(),
             met: Some(ratio(ms(sandbox_dynamic), ms(unshare)) <= 1.2),

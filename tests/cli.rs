@@ -161,7 +161,7 @@ fn signals_to_the_launcher_reach_the_command() {
         stdout.read_line(&mut line).unwrap();
         assert_eq!(line, "ready\n");
         // Signal the launcher process only, as a CI runner or `kill PID` would.
-        // SAFETY (test code): kill(2) of our own, not yet reaped, child.
+        // SAFETY: test code; kill(2) of our own, not yet reaped, child.
         assert_eq!(unsafe { libc::kill(child.0.id() as i32, signal) }, 0);
         let status = child.0.wait().unwrap();
         let mut rest = String::new();

@@ -91,7 +91,7 @@ impl Launcher {
     }
 
     fn signal(&self, signal: libc::c_int) {
-        // SAFETY (test code): kill(2) of our own, not yet reaped, child.
+        // SAFETY: test code; kill(2) of our own, not yet reaped, child.
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0, "kill({}, {signal})", self.pid());
     }
 
@@ -160,7 +160,7 @@ fn cgroup_dirs_are_gone(proc_self_cgroup: &str) -> Vec<PathBuf> {
 fn reap_sleeps(marker: &str) -> Vec<u32> {
     let found = sleeps_with(marker);
     for pid in &found {
-        // SAFETY (test code): kill(2) with a PID; at worst ESRCH.
+        // SAFETY: test code; kill(2) with a PID; at worst ESRCH.
         unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
     }
     found
@@ -289,7 +289,7 @@ fn a_stopped_init_does_not_hold_up_a_timed_out_run() {
     let status = fs::read_to_string(format!("/proc/{sleep}/status")).unwrap();
     let init: libc::pid_t = status.lines().find_map(|l| l.strip_prefix("PPid:")).unwrap().trim().parse().unwrap();
     assert_eq!(fs::read_to_string(format!("/proc/{init}/comm")).unwrap().trim(), "sandbox", "the command's parent is the init");
-    // SAFETY (test code): kill(2) of the sandbox's init, a process this test started.
+    // SAFETY: test code; kill(2) of the sandbox's init, a process this test started.
     assert_eq!(unsafe { libc::kill(init, libc::SIGSTOP) }, 0);
     let run = launcher.finish(Duration::from_secs(30));
     assert_eq!(reap_sleeps(&marker), Vec::<u32>::new(), "the command survived its timeout");

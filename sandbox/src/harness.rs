@@ -257,7 +257,9 @@ fn run_case(case: &'static TestCase, output: OutputMode, isolation: Isolation, k
     let name = case.test_name();
     let run = match isolation {
         Isolation::ReExec => run_isolated(case.spec, &name, ChildHarness::Runner, output),
-        Isolation::InProcess => run_function_isolated(case.spec, case.body, output, None),
+        // SAFETY: `InProcess` is chosen only in a fork server or a runner that has not started
+        // a thread (see `Isolation`).
+        Isolation::InProcess => unsafe { run_function_isolated(case.spec, case.body, output, None) },
     };
     match run {
         Err(err) => Finished {
@@ -340,7 +342,8 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase], k
     for server in 0..count {
         let Ok((ours, theirs)) = UnixStream::pair() else { break };
         let Ok(responses) = ours.try_clone() else { break };
-        match crate::sys::fork_copy(crate::sys::ForkFrom::OnlyThread) {
+        // SAFETY: `OnlyThread` asks nothing of the caller.
+        match unsafe { crate::sys::fork_copy(crate::sys::ForkFrom::OnlyThread) } {
             Ok(None) => {
                 // Only the runner may hold the ends of the other servers' connections: their EOF
                 // is how they learn it is gone.

@@ -6,7 +6,7 @@
 //! and results go back as fixed-size [`Report`]s over a pipe.
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
@@ -134,7 +134,7 @@ pub(crate) struct InitArgs<'a> {
     /// Write end of the report pipe.
     pub report: RawFd,
     /// A pidfd of the launcher, opened before the clone (where pidfds exist).
-    pub launcher: Option<RawFd>,
+    pub launcher: Option<BorrowedFd<'a>>,
     /// Where the init, when it shares the launcher's memory, writes one byte once the command
     /// has started: from then on it reads nothing of the launcher's, which may go on.
     pub started: Option<RawFd>,

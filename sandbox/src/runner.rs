@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
@@ -177,9 +178,13 @@ impl Command {
         }
     }
 
-    /// A "command" that is a copy of this process calling `body`: no exec. Only sound when the
-    /// spawning process is single-threaded (see `testing::run_function_isolated`).
-    pub(crate) fn for_function(body: TestBody) -> Command {
+    /// A "command" that is a copy of this process calling `body`: no exec.
+    ///
+    /// # Safety
+    /// The process that spawns it must be single-threaded: the sandbox's init forks a full copy
+    /// of it to run `body`, and a copy of a multi-threaded process may find a lock held forever
+    /// by a thread that does not exist there (see `testing::run_function_isolated`).
+    pub(crate) unsafe fn for_function(body: TestBody) -> Command {
         let mut command = Command::new("isolated test");
         command.function = Some(body);
         command
@@ -394,7 +399,8 @@ impl Sandbox {
         for bind in &config.binds {
             let fd = nix::fcntl::open(&bind.source, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
                 .map_err(|errno| ConfigError::Missing { what: "--bind source", path: bind.source.clone(), source: errno.into() })?;
-            bind_sources.push(sys::own_fd(fd));
+            // SAFETY: `open` just returned `fd`; nothing else has it.
+            bind_sources.push(unsafe { sys::own_fd(fd) });
         }
         let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
         // Shared with `Running` (which names a failed step): the init reads them meanwhile.
@@ -479,16 +485,10 @@ impl Sandbox {
             (None, None, None)
         };
 
-        let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
-        if rootless {
-            flags |= libc::CLONE_NEWUSER;
-        }
-        if self.config.net == NetMode::None {
-            flags |= libc::CLONE_NEWNET;
-        }
-        if self.config.private_ipc {
-            flags |= libc::CLONE_NEWIPC;
-        }
+        let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+        flags.set(CloneFlags::CLONE_NEWUSER, rootless);
+        flags.set(CloneFlags::CLONE_NEWNET, self.config.net == NetMode::None);
+        flags.set(CloneFlags::CLONE_NEWIPC, self.config.private_ipc);
         let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
         let kept_fds: Vec<RawFd> = command.kept_fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let init_args = InitArgs {
@@ -509,7 +509,7 @@ impl Sandbox {
             // In a user namespace the mounts need the id maps the launcher writes first.
             steps_before_go: !rootless,
             report: report_write.as_raw_fd(),
-            launcher: launcher.as_ref().map(|fd| fd.as_raw_fd()),
+            launcher: launcher.as_ref().map(|fd| fd.as_fd()),
             started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
             join_cgroups: &join_cgroups,
         };
@@ -524,14 +524,15 @@ impl Sandbox {
             // goes into `Running`, which reaps the init before dropping it), and this thread
             // allocates nothing between "go" and that sign, so that a test body forked from the
             // init copies a consistent heap.
-            Some(stack) => unsafe { sys::clone_sharing_memory(flags as u64, stack, crate::init::run, &init_args) }
+            Some(stack) => unsafe { sys::clone_sharing_memory(flags, stack, crate::init::run, &init_args) }
                 .map(|(pid, pidfd)| Cloned::Parent { pid, pidfd, placed_in_cgroup: false }),
-            None => unsafe { sys::clone_process(flags as u64, cgroup.as_ref().and_then(|c| c.clone_target())) },
+            // SAFETY: as above; the child gets a copy of this process and runs only `init::run`.
+            None => unsafe { sys::clone_process(flags, cgroup.as_ref().and_then(|c| c.clone_target())) },
         };
         let (pid, pidfd, placed) = match cloned {
             Ok(Cloned::Child) => crate::init::run(&init_args),
             Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
-            Err(source) => return Err(Error::Namespaces { flags: describe_flags(flags), source }),
+            Err(source) => return Err(Error::Namespaces { flags: sys::clone_flag_names(flags), source }),
         };
         // `go_read` stays open here until "go" is written: an init that failed a set-up step and
         // exited must not turn that write into a SIGPIPE.
@@ -550,6 +551,7 @@ impl Sandbox {
             enforcement,
             waited: false,
             _init_stack: stack,
+            _spawning_thread: std::marker::PhantomData,
         };
         // From here on, an error drops `running`: it kills the init (still waiting for "go")
         // and removes the cgroup.
@@ -598,22 +600,6 @@ fn write_id_maps(pid: Pid) -> Result<(), Error> {
     Ok(())
 }
 
-fn describe_flags(flags: libc::c_int) -> String {
-    [
-        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
-        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
-        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
-        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
-    ]
-    .iter()
-    .filter(|(bit, _)| flags & bit != 0)
-    .map(|(_, name)| *name)
-    .collect::<Vec<_>>()
-    .join("|")
-}
-
 /// How long the init may take to end the sandbox at its timeout before everything is killed at once.
 const END_GRACE: Duration = Duration::from_secs(2);
 
@@ -636,6 +622,9 @@ pub struct Running {
     waited: bool,
     /// The stack of an init that shares our memory; dropped after the init was reaped.
     _init_stack: Option<sys::ChildStack>,
+    /// Not `Send`: the init is tied to the spawning thread's life (`PR_SET_PDEATHSIG`), so the
+    /// run must be waited for there.
+    _spawning_thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Running {

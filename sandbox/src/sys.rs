@@ -11,6 +11,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
@@ -23,6 +24,21 @@ pub type RlimitResource = libc::__rlimit_resource_t;
 /// The type of `setrlimit`'s resource argument: an enum in glibc, an int in musl.
 #[cfg(not(target_env = "gnu"))]
 pub type RlimitResource = libc::c_int;
+
+/// `flags` as `clone(2)` takes them (an `unsigned long`; the flags are the low 32 bits).
+fn clone_flags(flags: CloneFlags) -> libc::c_ulong {
+    flags.bits() as u32 as libc::c_ulong
+}
+
+/// `flags` as `clone3(2)`'s `clone_args.flags` takes them.
+fn clone3_flags(flags: CloneFlags) -> u64 {
+    flags.bits() as u32 as u64
+}
+
+/// Flag names joined by `|`, for messages: `CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWPID`.
+pub fn clone_flag_names(flags: CloneFlags) -> String {
+    flags.iter_names().map(|(name, _)| name).collect::<Vec<_>>().join("|")
+}
 
 /// `struct clone_args` of `clone3(2)`, version 2 (with `cgroup`).
 #[repr(C)]
@@ -65,12 +81,12 @@ pub enum Cloned {
 /// The child side must only make async-signal-safe calls and must end in `exec` or `_exit`: it
 /// is a copy of one thread of a possibly multi-threaded process.
 pub unsafe fn clone_process(
-    namespace_flags: u64,
+    namespace_flags: CloneFlags,
     cgroup_dir: Option<BorrowedFd<'_>>,
 ) -> Result<Cloned, Errno> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
-        flags: namespace_flags | CLONE_PIDFD,
+        flags: clone3_flags(namespace_flags) | CLONE_PIDFD,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
@@ -114,7 +130,7 @@ pub unsafe fn clone_process(
 ///
 /// # Safety
 /// As for [`clone_process`].
-unsafe fn clone_fallback(namespace_flags: u64) -> Result<Cloned, Errno> {
+unsafe fn clone_fallback(namespace_flags: CloneFlags) -> Result<Cloned, Errno> {
     // SAFETY: forwarded contract.
     match unsafe { clone_raw(namespace_flags) }? {
         None => Ok(Cloned::Child),
@@ -127,8 +143,8 @@ unsafe fn clone_fallback(namespace_flags: u64) -> Result<Cloned, Errno> {
 ///
 /// # Safety
 /// As for [`clone_process`].
-unsafe fn clone_raw(namespace_flags: u64) -> Result<Option<Pid>, Errno> {
-    let flags = namespace_flags as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+unsafe fn clone_raw(namespace_flags: CloneFlags) -> Result<Option<Pid>, Errno> {
+    let flags = clone_flags(namespace_flags) | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: a zero stack pointer gives fork semantics (the child runs on a copy of this
     // stack); no pointer arguments are passed. The caller upholds the child-side contract.
     let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
@@ -145,7 +161,7 @@ unsafe fn clone_raw(namespace_flags: u64) -> Result<Option<Pid>, Errno> {
 /// As for [`clone_process`]: the child must keep to async-signal-safe calls.
 pub unsafe fn fork_raw() -> Result<Option<Pid>, Errno> {
     // SAFETY: forwarded contract.
-    unsafe { clone_raw(0) }
+    unsafe { clone_raw(CloneFlags::empty()) }
 }
 
 /// Runs `child(arg)` in a new process that borrows this one's memory until it calls `exec` or
@@ -219,13 +235,13 @@ impl Drop for ChildStack {
 /// to must stay unchanged until the child no longer reads it (the caller waits for a sign),
 /// and `stack` must stay mapped until the child has been reaped.
 pub unsafe fn clone_sharing_memory<T>(
-    namespace_flags: u64,
+    namespace_flags: CloneFlags,
     stack: &ChildStack,
     child: fn(&T) -> !,
     arg: &T,
 ) -> Result<(Pid, OwnedFd), Errno> {
     let mut pidfd: libc::c_int = -1;
-    let flags = namespace_flags as libc::c_int | libc::CLONE_VM | libc::CLONE_PIDFD;
+    let flags = (namespace_flags | CloneFlags::CLONE_VM).bits() | libc::CLONE_PIDFD;
     // SAFETY: CLONE_PIDFD stores the pidfd in `pidfd` (the parent_tid argument); the caller
     // upholds the rest of the contract above.
     let pid = unsafe { clone_on_stack(flags, stack, child, arg, &mut pidfd) }?;
@@ -281,11 +297,8 @@ pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Whether the process behind the pidfd `fd` has exited (a zero-timeout `poll`). For the
-/// sandbox's init, which holds the launcher's pidfd as a raw descriptor.
-pub fn pidfd_has_exited(fd: RawFd) -> bool {
-    // SAFETY: the caller's descriptor stays open for this call.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+/// Whether the process behind the pidfd `fd` has exited (a zero-timeout `poll`).
+pub fn pidfd_has_exited(fd: BorrowedFd<'_>) -> bool {
     matches!(poll_either(fd, None, Some(std::time::Duration::ZERO)), Ok((true, _)))
 }
 
@@ -463,8 +476,8 @@ const LAUNCHER_ARENA_BYTES: usize = 256 << 10;
 /// static arena and not given back, except that the last piece can grow, shrink or be freed in
 /// place (a growing `Vec`, a temporary); once the arena is used up, the system allocator takes
 /// over. musl's allocator returns freed memory to the kernel at once (`munmap`), and while the
-/// init shares the launcher's memory each `munmap` costs a TLB shoot-down on the init's CPU:
-/// ~0.25 ms of a 3 ms run here (BENCHMARKS.md).
+/// init shares the launcher's memory each `munmap` costs a TLB shoot-down on the init's CPU
+/// (BENCHMARKS.md).
 pub struct LauncherAllocator {
     arena: std::cell::UnsafeCell<[u8; LAUNCHER_ARENA_BYTES]>,
     /// Bytes of the arena handed out, from its start.
@@ -675,7 +688,7 @@ pub fn write_whole(fd: RawFd, bytes: &[u8]) -> Result<(), Errno> {
 
 /// Whether this process may create namespaces of `flags`: clones a child with them that exits
 /// at once. Used by `sandbox check`.
-pub fn try_clone_namespaces(flags: u64) -> Result<(), Errno> {
+pub fn try_clone_namespaces(flags: CloneFlags) -> Result<(), Errno> {
     // SAFETY: the child only calls _exit.
     match unsafe { clone_process(flags, None)? } {
         Cloned::Child => exit_immediately(0),
@@ -687,11 +700,8 @@ pub fn try_clone_namespaces(flags: u64) -> Result<(), Errno> {
 /// anything: the call adds `CLONE_NEWNS | CLONE_FS`, a combination the kernel refuses with
 /// `EINVAL` before it looks at any other flag or capability, so any other error came from a
 /// seccomp filter. `None`: the call reached the kernel's own checks.
-pub fn clone_filter_refusal(namespace_flags: u64) -> Option<Errno> {
-    let flags = namespace_flags as libc::c_ulong
-        | libc::CLONE_NEWNS as libc::c_ulong
-        | libc::CLONE_FS as libc::c_ulong
-        | libc::SIGCHLD as libc::c_ulong;
+pub fn clone_filter_refusal(namespace_flags: CloneFlags) -> Option<Errno> {
+    let flags = clone_flags(namespace_flags | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS) | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: no pointer arguments; the kernel refuses these flags before it creates a process,
     // and a child it created anyway would only call _exit.
     let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
@@ -762,7 +772,7 @@ pub fn try_mount_in_user_namespace<E>(
 ) -> Result<UserNamespaceTrial<E>, Errno> {
     let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let flags = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) as u64;
+    let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
     // SAFETY: the child runs only `mount_trial_child`, which makes raw system calls on
     // descriptors and C string literals and ends in _exit.
     let pidfd = match unsafe { clone_process(flags, None) } {
@@ -830,9 +840,16 @@ fn mount_trial_child(go_read: RawFd, go_write: RawFd, report: RawFd) -> ! {
 }
 
 /// Takes ownership of a descriptor that `nix` returned as a bare `RawFd`.
-pub fn own_fd(fd: RawFd) -> OwnedFd {
+///
+/// # Safety
+/// `fd` must be open, and nothing else may own it: no other `OwnedFd`, `File` or code that
+/// closes it (the descriptor a successful `open` just returned, for example).
+///
+/// # Panics
+/// If `fd` is negative.
+pub unsafe fn own_fd(fd: RawFd) -> OwnedFd {
     assert!(fd >= 0, "a valid descriptor");
-    // SAFETY: the caller just received `fd` from a successful open and hands it over.
+    // SAFETY: the caller guarantees that `fd` is open and handed over to us alone.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
@@ -883,6 +900,22 @@ pub fn thread_count() -> Option<usize> {
     status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|n| n.trim().parse().ok())
 }
 
+std::thread_local! {
+    /// Set on the libtest thread that runs an `#[isolated]` test (see [`mark_libtest_test_thread`]).
+    static LIBTEST_TEST_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as the one libtest runs an `#[isolated]` test on: called by the
+/// stock harness's entry point, and only there.
+pub(crate) fn mark_libtest_test_thread() {
+    LIBTEST_TEST_THREAD.with(|mark| mark.set(true));
+}
+
+/// Whether [`mark_libtest_test_thread`] was called on this thread.
+pub(crate) fn on_libtest_test_thread() -> bool {
+    LIBTEST_TEST_THREAD.with(|mark| mark.get())
+}
+
 /// Which threads may be running when [`fork_copy`] copies the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForkFrom {
@@ -897,7 +930,13 @@ pub enum ForkFrom {
 /// glibc's `fork(2)` (which leaves the allocator consistent in the copy), for a copy that has
 /// one thread and may run any code. Refuses (`EAGAIN`) when more threads run than `from`
 /// allows. Returns `None` in the child.
-pub fn fork_copy(from: ForkFrom) -> Result<Option<Pid>, Errno> {
+///
+/// # Safety
+/// With [`ForkFrom::TestThread`], the one other thread must be libtest's main thread, blocked
+/// waiting for the calling test (only a test binary run with `--test-threads=1` for this test
+/// is), and the copy must run no code of libtest's: the count of threads cannot tell which
+/// thread the second one is, or what locks it holds. [`ForkFrom::OnlyThread`] asks nothing.
+pub unsafe fn fork_copy(from: ForkFrom) -> Result<Option<Pid>, Errno> {
     let allowed = match from {
         ForkFrom::OnlyThread => 1,
         ForkFrom::TestThread => 2,
@@ -905,8 +944,8 @@ pub fn fork_copy(from: ForkFrom) -> Result<Option<Pid>, Errno> {
     if thread_count().is_none_or(|n| n > allowed) {
         return Err(Errno::EAGAIN);
     }
-    // SAFETY: no other thread can hold a lock the copy needs (see `ForkFrom`); the callers run
-    // no code of libtest's in the copy.
+    // SAFETY: no other thread can hold a lock the copy needs: there is none, or (the caller
+    // guarantees) it is libtest's main thread, blocked, whose code the copy does not run.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Child => Ok(None),
         nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
@@ -932,7 +971,16 @@ pub fn cloexec_from_3() {
 mod tests {
     use std::alloc::{GlobalAlloc, Layout};
 
-    use super::{LauncherAllocator, LAUNCHER_ARENA_BYTES};
+    use super::{clone_flag_names, clone_flags, LauncherAllocator, LAUNCHER_ARENA_BYTES};
+    use nix::sched::CloneFlags;
+
+    #[test]
+    fn clone_flags_keep_their_bits_and_names() {
+        let flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER;
+        assert_eq!(clone_flags(flags), (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUSER) as libc::c_ulong);
+        assert_eq!(clone_flag_names(flags), "CLONE_NEWNS|CLONE_NEWUSER|CLONE_NEWPID");
+        assert_eq!(clone_flag_names(CloneFlags::empty()), "");
+    }
 
     #[test]
     fn launcher_allocator_cuts_aligned_disjoint_pieces_and_falls_back_to_the_system() {
@@ -940,7 +988,7 @@ mod tests {
         let in_arena = |p: *mut u8| ARENA.offset(p).is_some();
         let small = Layout::from_size_align(24, 8).unwrap();
         let aligned = Layout::from_size_align(100, 64).unwrap();
-        // SAFETY (whole test): non-zero layouts; every piece is freed with its own layout.
+        // SAFETY: for the whole test: non-zero layouts; every piece is freed with its own layout.
         unsafe {
             let a = ARENA.alloc(small);
             let b = ARENA.alloc(aligned);

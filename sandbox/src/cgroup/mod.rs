@@ -403,7 +403,8 @@ impl InitJoin {
             opened => opened,
         }
         .map_err(|errno| io_err("opening", parent)(errno.into()))?;
-        let parent = crate::sys::own_fd(fd);
+        // SAFETY: `open` just returned `fd`; nothing else has it.
+        let parent = unsafe { crate::sys::own_fd(fd) };
         let mut tasks = name.as_bytes().to_vec();
         tasks.extend_from_slice(b"/tasks");
         let tasks = CString::new(tasks)

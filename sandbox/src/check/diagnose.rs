@@ -6,13 +6,15 @@ use std::fmt;
 use std::path::Path;
 
 use nix::errno::Errno;
+use nix::sched::CloneFlags;
 use nix::unistd::Uid;
 
 use super::{finding, Finding, Status};
 use crate::sys;
 
 /// The namespaces every run creates (with `CLONE_NEWUSER` too without root).
-pub(super) const RUN_NAMESPACES: libc::c_int = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+pub(super) const RUN_NAMESPACES: CloneFlags =
+    CloneFlags::CLONE_NEWPID.union(CloneFlags::CLONE_NEWNS).union(CloneFlags::CLONE_NEWUTS);
 
 /// `CAP_SYS_ADMIN`'s bit in the capability sets of `/proc/self/status`.
 const CAP_SYS_ADMIN_BIT: u32 = 21;
@@ -220,17 +222,17 @@ impl Facts {
     /// Reads and probes everything for a clone with `namespace_flags`.
     /// The same facts, with the seccomp probe redone for `namespace_flags` (each namespace
     /// type of `sandbox check` is probed on its own).
-    pub(super) fn probing(&self, namespace_flags: libc::c_int) -> Facts {
-        Facts { clone_refusal: sys::clone_filter_refusal(namespace_flags as u64), ..self.clone() }
+    pub(super) fn probing(&self, namespace_flags: CloneFlags) -> Facts {
+        Facts { clone_refusal: sys::clone_filter_refusal(namespace_flags), ..self.clone() }
     }
 
-    pub(super) fn gather(namespace_flags: libc::c_int) -> Facts {
+    pub(super) fn gather(namespace_flags: CloneFlags) -> Facts {
         Facts {
             uid: Uid::effective().as_raw(),
             status: ProcessStatus::parse(&std::fs::read_to_string("/proc/self/status").unwrap_or_default()),
             container: detect_container(Path::new("/")),
             sysctls: UserNamespaceSysctls::read(),
-            clone_refusal: sys::clone_filter_refusal(namespace_flags as u64),
+            clone_refusal: sys::clone_filter_refusal(namespace_flags),
             clone3_refusal: sys::clone3_filter_refusal(),
         }
     }
@@ -458,7 +460,7 @@ pub(super) fn try_user_namespace() -> sys::UserNamespaceTrial<String> {
 /// The hint after a failed clone of a run's namespaces: the cause and the fix.
 pub(crate) fn namespace_refusal_hint(errno: Errno) -> String {
     let root = nix::unistd::geteuid().is_root();
-    let flags = if root { RUN_NAMESPACES } else { RUN_NAMESPACES | libc::CLONE_NEWUSER };
+    let flags = if root { RUN_NAMESPACES } else { RUN_NAMESPACES | CloneFlags::CLONE_NEWUSER };
     Facts::gather(flags).run_hint(errno)
 }
 
@@ -478,6 +480,7 @@ mod tests {
     use std::path::PathBuf;
 
     use nix::errno::Errno;
+use nix::sched::CloneFlags;
 
     use super::*;
     use crate::sys::{TrialMount, UserNamespaceTrial};
@@ -667,7 +670,7 @@ mod tests {
     fn probes_reach_the_kernel_here_and_a_user_namespace_can_mount() {
         // No filter on this process: the probes' invalid calls reach the kernel's EINVAL.
         assert_eq!(ProcessStatus::parse(&std::fs::read_to_string("/proc/self/status").unwrap()).seccomp_mode, 0);
-        assert_eq!(sys::clone_filter_refusal((RUN_NAMESPACES | libc::CLONE_NEWUSER) as u64), None);
+        assert_eq!(sys::clone_filter_refusal(RUN_NAMESPACES | CloneFlags::CLONE_NEWUSER), None);
         assert_eq!(sys::clone3_filter_refusal(), None);
         assert!(matches!(try_user_namespace(), UserNamespaceTrial::Mounted));
         let denied = sys::try_mount_in_user_namespace(|_| Err("refused on purpose")).unwrap();

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use nix::sched::CloneFlags;
 use nix::unistd::{access, AccessFlags, Uid};
 
 use crate::cgroup::systemd::{ensure_own_scope, ScopePlacement};
@@ -90,7 +91,7 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
             format!("uid {uid} (not root: namespaces come from a user namespace, limits from a delegated cgroup or rlimits)")
         },
     ));
-    let run_flags = if uid.is_root() { RUN_NAMESPACES } else { RUN_NAMESPACES | libc::CLONE_NEWUSER };
+    let run_flags = if uid.is_root() { RUN_NAMESPACES } else { RUN_NAMESPACES.union(CloneFlags::CLONE_NEWUSER) };
     let facts = Facts::gather(run_flags);
     out.extend(facts.blocker_findings());
 
@@ -121,19 +122,19 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
     }
 
     for (flag, name) in [
-        (libc::CLONE_NEWPID, "pid"),
-        (libc::CLONE_NEWNS, "mount"),
-        (libc::CLONE_NEWUTS, "uts"),
-        (libc::CLONE_NEWIPC, "ipc"),
-        (libc::CLONE_NEWNET, "net"),
-        (libc::CLONE_NEWUSER, "user"),
-        (libc::CLONE_NEWCGROUP, "cgroup"),
+        (CloneFlags::CLONE_NEWPID, "pid"),
+        (CloneFlags::CLONE_NEWNS, "mount"),
+        (CloneFlags::CLONE_NEWUTS, "uts"),
+        (CloneFlags::CLONE_NEWIPC, "ipc"),
+        (CloneFlags::CLONE_NEWNET, "net"),
+        (CloneFlags::CLONE_NEWUSER, "user"),
+        (CloneFlags::CLONE_NEWCGROUP, "cgroup"),
     ] {
         let required = matches!(name, "pid" | "mount" | "uts");
         let topic = format!("{name} namespace");
         // Without root, every namespace comes with a user namespace that owns it.
-        let flags = if uid.is_root() { flag } else { flag | libc::CLONE_NEWUSER };
-        match sys::try_clone_namespaces(flags as u64) {
+        let flags = if uid.is_root() { flag } else { flag | CloneFlags::CLONE_NEWUSER };
+        match sys::try_clone_namespaces(flags) {
             Ok(()) => out.push(finding(Status::Ok, &topic, "can be created")),
             Err(errno) => {
                 let facts = facts.probing(flags);
@@ -142,7 +143,7 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
             }
         }
     }
-    let facts = facts.probing(libc::CLONE_NEWUSER | libc::CLONE_NEWNS);
+    let facts = facts.probing(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS);
     out.push(facts.user_namespace_finding(&try_user_namespace()));
     out
 }

@@ -33,10 +33,13 @@ fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
 }
 
 /// Runs `body` in a new sandbox configured by `spec` *without exec*: the sandbox's command is a
-/// copy of this process that calls `body`. Only for a single-threaded process (a fork server),
-/// where every copy is consistent. With `client`, the run ends early when that pipe reads as ended (see
-/// [`Running::wait_unless_hung_up`](crate::runner::Running)).
-pub(crate) fn run_function_isolated(
+/// copy of this process that calls `body`. With `client`, the run ends early when that pipe
+/// reads as ended (see [`Running::wait_unless_hung_up`](crate::runner::Running)).
+///
+/// # Safety
+/// This process must be single-threaded (a fork server), where every copy is consistent: see
+/// [`Command::for_function`].
+pub(crate) unsafe fn run_function_isolated(
     spec: &TestSpec,
     body: TestBody,
     output: OutputMode,
@@ -44,7 +47,8 @@ pub(crate) fn run_function_isolated(
 ) -> Result<IsolatedRun, Error> {
     let io = |action: &'static str| move |errno: nix::errno::Errno| Error::Io { action, source: errno.into() };
     let (report_read, report_write) = pipe()?;
-    let mut command = Command::for_function(body);
+    // SAFETY: this process is single-threaded, as our caller guarantees.
+    let mut command = unsafe { Command::for_function(body) };
     let report_fd = command.keep_fd(report_write);
     command.report_to(report_fd);
     command.stdin(dev_null()?);
@@ -211,6 +215,8 @@ fn forward(source: OwnedFd, mode: OutputMode, strip_preamble: bool) -> Vec<u8> {
 #[track_caller]
 pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'static str, body: TestBody) {
     let name = test_name(module_path, name);
+    // The generated `#[test]` calls this on the thread libtest runs the test on.
+    crate::sys::mark_libtest_test_thread();
     if let Some(wanted) = std::env::var_os(CHILD_ENV) {
         if wanted == OsString::from(&name) {
             run_child_body(body, None);

@@ -101,7 +101,9 @@ pub(crate) fn run(name: &str) -> Option<Answer> {
 pub(crate) fn serve() -> ! {
     // A libtest test thread; its one sibling, libtest's main thread, is blocked waiting for this
     // test. A copy made by glibc's fork has one thread and a consistent allocator.
-    if !matches!(crate::sys::fork_copy(crate::sys::ForkFrom::TestThread), Ok(None)) {
+    // SAFETY: started by `Server::start` as `--exact NAME --test-threads=1` for this test, so
+    // the other thread is libtest's main thread waiting for it; the copy never returns to libtest.
+    if !matches!(unsafe { crate::sys::fork_copy(crate::sys::ForkFrom::TestThread) }, Ok(None)) {
         // The test process sees EOF before READY (fork failed) or the copy's READY: either way
         // this process has nothing more to say, and libtest must not report a result.
         crate::sys::exit_immediately(0);
@@ -109,7 +111,9 @@ pub(crate) fn serve() -> ! {
     // Single-threaded now: the tests' own processes need not see the marker.
     std::env::remove_var(SERVER_ENV);
     // The answers bypass Rust's buffered stdout, whose copied buffer belongs to libtest.
-    let (stdin, stdout) = (crate::sys::own_fd(0), crate::sys::own_fd(1));
+    // SAFETY: 0 and 1 are the pipes from the test process; from here on nothing of this
+    // process uses them through std's stdin and stdout (whose copied state belongs to libtest).
+    let (stdin, stdout) = unsafe { (crate::sys::own_fd(0), crate::sys::own_fd(1)) };
     let mut answers = File::from(stdout);
     if writeln!(answers, "{READY}").is_err() {
         crate::sys::exit_immediately(1);
@@ -135,7 +139,8 @@ fn answer(cases: &HashMap<String, &TestCase>, name: &str, client: BorrowedFd<'_>
     let Some(case) = cases.get(name) else {
         return Answer { output: String::new(), failure: Some(format!("sandbox: no #[isolated] test named '{name}' in this binary")) };
     };
-    match run_function_isolated(case.spec, case.body, OutputMode::Collect, Some(client)) {
+    // SAFETY: a fork server is single-threaded (`serve` made it so with `fork_copy`).
+    match unsafe { run_function_isolated(case.spec, case.body, OutputMode::Collect, Some(client)) } {
         Ok(run) => Answer {
             output: String::from_utf8_lossy(&run.output).into_owned(),
             failure: match judge(case.spec, &run.outcome, run.report.as_ref()) {
