@@ -334,8 +334,8 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase], k
     let cpus = pinned_cpus(count);
     // On a systemd host the servers share one scope, asked for before they are forked (each
     // would otherwise ask for its own at its first test).
-    if crate::runner::cgroup_parent_from_environment().is_none() {
-        if let Ok(crate::cgroup::Layout::Unified { mount_point }) = crate::runner::cgroup_layout() {
+    if crate::cgroup::parent_from_environment().is_none() {
+        if let Ok(crate::cgroup::Layout::Unified { mount_point }) = crate::cgroup::Layout::current() {
             let _ = crate::cgroup::systemd::ensure_own_scope(mount_point);
         }
     }

@@ -14,7 +14,6 @@ use nix::unistd::Pid;
 
 use crate::mounts::Step;
 use crate::sys::{self, Reaped};
-use crate::testing::TestBody;
 
 /// Signals the init passes on to the command when a process (not the terminal) sent them.
 pub(crate) const FORWARDED_SIGNALS: [Signal; 6] =
@@ -90,6 +89,19 @@ impl Report {
     }
 }
 
+/// A test body as a function command runs it (the test runtime's `TestBody`).
+pub(crate) type FunctionBody = fn() -> Result<(), String>;
+
+/// What a function command calls in the sandbox instead of an exec: `run(body, report_fd)`
+/// runs the body, reports how it ended on `report_fd` and exits. The test runtime hands it down,
+/// so that this layer knows nothing of tests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FunctionCall {
+    pub run: fn(FunctionBody, Option<RawFd>) -> !,
+    pub body: FunctionBody,
+    pub report_fd: Option<RawFd>,
+}
+
 /// Everything the init needs, prepared by the launcher before the clone.
 pub(crate) struct InitArgs<'a> {
     pub steps: &'a [Step],
@@ -108,9 +120,9 @@ pub(crate) struct InitArgs<'a> {
     /// Set `PR_SET_NO_NEW_PRIVS` for the command: set-user-ID programs and file capabilities
     /// grant it nothing.
     pub no_new_privs: bool,
-    /// Instead of exec: call this test body and report through the descriptor (only from a
-    /// single-threaded launcher, whose copies may allocate).
-    pub function: Option<(TestBody, Option<RawFd>)>,
+    /// Instead of exec: make this call (only from a single-threaded launcher, whose copies may
+    /// allocate).
+    pub function: Option<FunctionCall>,
     /// Resource limits set in the init before the command starts (rootless fallback).
     pub rlimits: &'a [(sys::RlimitResource, u64)],
     /// Descriptors the command keeps (their close-on-exec flag is cleared).
@@ -294,8 +306,8 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             sys::exit_immediately(125);
         }
     }
-    if let Some((body, report_fd)) = args.function {
-        crate::testing::run_child_body(body, report_fd);
+    if let Some(call) = args.function {
+        (call.run)(call.body, call.report_fd);
     }
     // Rust's runtime ignores SIGPIPE in the launcher, and exec keeps an ignored signal ignored:
     // the command gets the default back, as std::process::Command does (tests/faults.rs).

@@ -6,7 +6,6 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -19,11 +18,10 @@ use thiserror::Error;
 
 use crate::cgroup::{plan_run_cgroup, CgroupError, InitJoin, Layout, RunCgroup, Stats};
 use crate::config::{Config, ConfigError, NetMode};
-use crate::init::{InitArgs, Report};
+use crate::init::{FunctionBody, FunctionCall, InitArgs, Report};
 use crate::mounts::{self, Step};
 use crate::outcome::{Enforcements, ExitStatus, Outcome};
 use crate::sys::{self, Cloned};
-use crate::testing::TestBody;
 
 /// Why a sandbox could not be set up or waited for. The command's own failures are not errors:
 /// they are in the [`Outcome`].
@@ -156,9 +154,8 @@ pub struct Command {
     stdio: [Option<OwnedFd>; 3],
     kept_fds: Vec<OwnedFd>,
     take_terminal: bool,
-    /// Call this test body (and report through the descriptor) instead of exec'ing a program.
-    function: Option<TestBody>,
-    report_fd: Option<RawFd>,
+    /// Make this call instead of exec'ing a program.
+    function: Option<FunctionCall>,
 }
 
 impl Command {
@@ -174,25 +171,27 @@ impl Command {
             kept_fds: Vec::new(),
             take_terminal: false,
             function: None,
-            report_fd: None,
         }
     }
 
-    /// A "command" that is a copy of this process calling `body`: no exec.
+    /// A "command" that is a copy of this process calling `run(body, report_fd)` (see
+    /// [`report_to`](Command::report_to)): no exec.
     ///
     /// # Safety
     /// The process that spawns it must be single-threaded: the sandbox's init forks a full copy
     /// of it to run `body`, and a copy of a multi-threaded process may find a lock held forever
     /// by a thread that does not exist there (see `testing::run_function_isolated`).
-    pub(crate) unsafe fn for_function(body: TestBody) -> Command {
+    pub(crate) unsafe fn for_function(run: fn(FunctionBody, Option<RawFd>) -> !, body: FunctionBody) -> Command {
         let mut command = Command::new("isolated test");
-        command.function = Some(body);
+        command.function = Some(FunctionCall { run, body, report_fd: None });
         command
     }
 
     /// Where a function command reports how its body ended.
     pub(crate) fn report_to(&mut self, fd: RawFd) -> &mut Command {
-        self.report_fd = Some(fd);
+        if let Some(call) = &mut self.function {
+            call.report_fd = Some(fd);
+        }
         self
     }
 
@@ -305,26 +304,6 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
     strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
-/// `SANDBOX_CGROUP_PARENT`: a delegated cgroup for runs that do not name one (e.g. `#[isolated]`
-/// tests, which have no command line). Inherited into a run (a bounded job's tests), it is
-/// ignored: there runs nest in the run's cgroup, under its limits.
-pub(crate) fn cgroup_parent_from_environment() -> Option<PathBuf> {
-    std::env::var_os("SANDBOX_CGROUP_PARENT")
-        .filter(|v| !v.is_empty())
-        .filter(|_| !crate::cgroup::inside_a_run())
-        .map(PathBuf::from)
-}
-
-/// This machine's cgroup layout, read once per process.
-pub(crate) fn cgroup_layout() -> Result<&'static Layout, CgroupError> {
-    static LAYOUT: OnceLock<Layout> = OnceLock::new();
-    if let Some(layout) = LAYOUT.get() {
-        return Ok(layout);
-    }
-    let layout = Layout::detect()?;
-    Ok(LAYOUT.get_or_init(|| layout))
-}
-
 /// A validated sandbox configuration, ready to run commands.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
@@ -345,6 +324,22 @@ impl Sandbox {
             None => None,
         };
         Ok(Sandbox { config, rootfs })
+    }
+
+    /// [`Sandbox::new`] with what the environment adds for runs that have no command line of
+    /// their own (the CLI and `#[isolated]` tests use it): `SANDBOX_CGROUP_PARENT` as the cgroup
+    /// parent when `config` names none (ignored inside a run, whose cgroup the run nests in),
+    /// and `SANDBOX_REQUIRE=cgroup` as [`Config::require_cgroup`].
+    pub fn with_environment(mut config: Config) -> Result<Sandbox, Error> {
+        match std::env::var("SANDBOX_REQUIRE") {
+            Ok(value) if value == "cgroup" => config.require_cgroup = true,
+            Ok(value) if !value.is_empty() => return Err(Error::BadRequire(value)),
+            _ => {}
+        }
+        if config.cgroup_parent.is_none() {
+            config.cgroup_parent = crate::cgroup::parent_from_environment();
+        }
+        Sandbox::new(config)
     }
 
     /// The configuration.
@@ -416,15 +411,11 @@ impl Sandbox {
         let envp = null_terminated(&env_strings);
         let cwd = cwd.map(|p| c_string("working directory", p.as_os_str())).transpose()?;
 
-        let require_cgroup = match std::env::var("SANDBOX_REQUIRE") {
-            Ok(value) if value == "cgroup" => true,
-            Ok(value) if !value.is_empty() => return Err(Error::BadRequire(value)),
-            _ => self.config.require_cgroup,
-        };
+        let require_cgroup = self.config.require_cgroup;
         // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
         // or, where there is none, from rlimits: weaker, and said so in the outcome.
         let rootless = !nix::unistd::geteuid().is_root();
-        let cgroup_parent = self.config.cgroup_parent.clone().or_else(cgroup_parent_from_environment);
+        let cgroup_parent = self.config.cgroup_parent.clone();
         // The cgroup is chosen before the clone: v2 creates the init inside it
         // (CLONE_INTO_CGROUP), and on v1 the init joins its directories itself (opened below).
         // As root, v1 directories are made while the init sets up its mounts (the init only
@@ -435,7 +426,7 @@ impl Sandbox {
         let cgroup = crate::cgroup::pool::take(cgroup_parent.as_deref(), &self.config.limits)
             .map(Ok)
             .unwrap_or_else(|| {
-                cgroup_layout().and_then(|layout| plan_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits))
+                Layout::current().and_then(|layout| plan_run_cgroup(layout, cgroup_parent.as_deref(), &self.config.limits))
             })
             .and_then(|mut cgroup| {
                 if !make_after_clone {
@@ -502,7 +493,7 @@ impl Sandbox {
             kept_fds: &kept_fds,
             take_terminal: command.take_terminal,
             no_new_privs: !self.config.allow_new_privileges,
-            function: command.function.map(|body| (body, command.report_fd)),
+            function: command.function,
             rlimits: &rlimits,
             go_read: go_read.as_raw_fd(),
             go_write: go_write.as_raw_fd(),

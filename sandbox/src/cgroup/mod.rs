@@ -454,6 +454,16 @@ pub(crate) enum Layout {
 }
 
 impl Layout {
+    /// This machine's layout, read once per process.
+    pub(crate) fn current() -> Result<&'static Layout, CgroupError> {
+        static LAYOUT: OnceLock<Layout> = OnceLock::new();
+        if let Some(layout) = LAYOUT.get() {
+            return Ok(layout);
+        }
+        let layout = Layout::detect()?;
+        Ok(LAYOUT.get_or_init(|| layout))
+    }
+
     /// Finds the layout where systemd and container runtimes put it with a few `statfs`
     /// calls ([`Layout::from_standard_mounts`]), otherwise from this process's mount table.
     pub fn detect() -> Result<Layout, CgroupError> {
@@ -700,6 +710,13 @@ pub(crate) fn is_run_name(name: &str) -> bool {
 /// Whether the cgroup `path` is a run's cgroup or lies below one.
 pub(crate) fn in_a_run_cgroup(path: &Path) -> bool {
     path.components().any(|c| c.as_os_str().to_str().is_some_and(is_run_name))
+}
+
+/// `SANDBOX_CGROUP_PARENT`: a delegated cgroup for runs that do not name one (e.g. `#[isolated]`
+/// tests, which have no command line). Inherited into a run (a bounded job's tests), it is
+/// ignored: there runs nest in the run's cgroup, under its limits.
+pub(crate) fn parent_from_environment() -> Option<PathBuf> {
+    std::env::var_os("SANDBOX_CGROUP_PARENT").filter(|v| !v.is_empty()).filter(|_| !inside_a_run()).map(PathBuf::from)
 }
 
 /// Whether this process lives in a run's cgroup (or below one), in any hierarchy: it is a

@@ -76,7 +76,7 @@ fn existing_ancestor(path: &Path) -> PathBuf {
 /// # let _ = works;
 /// ```
 pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
-    let inherited = crate::runner::cgroup_parent_from_environment();
+    let inherited = crate::cgroup::parent_from_environment();
     let cgroup_parent = cgroup_parent.or(inherited.as_deref());
     let mut out = Vec::new();
     let uid = Uid::effective();

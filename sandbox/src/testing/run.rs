@@ -48,7 +48,7 @@ pub(crate) unsafe fn run_function_isolated(
     let io = |action: &'static str| move |errno: nix::errno::Errno| Error::Io { action, source: errno.into() };
     let (report_read, report_write) = pipe()?;
     // SAFETY: this process is single-threaded, as our caller guarantees.
-    let mut command = unsafe { Command::for_function(body) };
+    let mut command = unsafe { Command::for_function(run_child_body, body) };
     let report_fd = command.keep_fd(report_write);
     command.report_to(report_fd);
     command.stdin(dev_null()?);
@@ -64,7 +64,7 @@ pub(crate) unsafe fn run_function_isolated(
         }
         OutputMode::PassThrough => None,
     };
-    let sandbox = Sandbox::new(spec.config())?;
+    let sandbox = Sandbox::with_environment(spec.config())?;
     let running = sandbox.spawn(&command)?;
     drop(command);
     let outcome = match client {
@@ -144,7 +144,7 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
         .stdout(output_write)
         .stderr(stderr_write);
 
-    let sandbox = Sandbox::new(spec.config())?;
+    let sandbox = Sandbox::with_environment(spec.config())?;
     let running = sandbox.spawn(&command)?;
     // The pipes' write ends live on only in the sandbox: EOF comes when it is gone.
     drop(command);

@@ -176,7 +176,7 @@ fn run(args: RunArgs) -> u8 {
         eprintln!("sandbox: {message}");
         code
     };
-    let sandbox = match Sandbox::new(args.config()) {
+    let sandbox = match Sandbox::with_environment(args.config()) {
         Ok(sandbox) => sandbox,
         // Bad input found before anything was created: a usage error.
         Err(err) => return fail(err.to_string(), 2),
