@@ -1,0 +1,68 @@
+//! Unit tests of `config`.
+
+use super::*;
+
+#[test]
+fn tmpfs_specs() {
+    assert_eq!(parse_tmpfs("/tmp").unwrap(), TmpfsMount { path: "/tmp".into(), size_bytes: None });
+    assert_eq!(
+        parse_tmpfs("/scratch:64M").unwrap(),
+        TmpfsMount { path: "/scratch".into(), size_bytes: Some(64 << 20) }
+    );
+    assert!(matches!(parse_tmpfs("tmp"), Err(ConfigError::SandboxPath { .. })));
+    assert!(matches!(parse_tmpfs("/a/../b"), Err(ConfigError::SandboxPath { .. })));
+    assert!(matches!(parse_tmpfs("/tmp:lots"), Err(ConfigError::Unit(_))));
+    assert!(matches!(parse_tmpfs(":5M"), Err(ConfigError::Spec { .. })));
+}
+
+#[test]
+fn bind_specs() {
+    assert_eq!(
+        parse_bind("/data:/mnt/data:ro").unwrap(),
+        BindMount { source: "/data".into(), target: "/mnt/data".into(), read_only: true }
+    );
+    assert_eq!(parse_bind("/data").unwrap().target, PathBuf::from("/data"));
+    assert!(!parse_bind("/a:/b").unwrap().read_only);
+    for bad in ["/a:/b:rx", "/a:/b:ro:x", ":/b", "/a:", "/a:b"] {
+        assert!(parse_bind(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn numbers() {
+    assert_eq!(parse_cpu("0.3").unwrap(), 0.3);
+    for bad in ["0", "-1", "nan", "inf", "lots"] {
+        assert!(parse_cpu(bad).is_err(), "{bad}");
+    }
+    assert_eq!(parse_pids("20"), Ok(20));
+    assert!(parse_pids("0").unwrap_err().contains("at least 1"));
+    assert!(parse_pids("-3").unwrap_err().contains("whole number"));
+}
+
+#[test]
+fn validation_catches_missing_host_paths() {
+    let mut config = Config::default();
+    config.validate().unwrap();
+    config.rootfs = Some("/nonexistent/rootfs".into());
+    let err = config.validate().unwrap_err();
+    assert!(err.to_string().starts_with("--rootfs '/nonexistent/rootfs' does not exist"), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("sandbox-rootfs-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    config.rootfs = Some(dir.clone());
+    let err = config.validate().unwrap_err();
+    assert!(matches!(err, ConfigError::RootfsMountPoint { .. }), "{err}");
+    std::fs::create_dir_all(dir.join("proc")).unwrap();
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    config.validate().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    config.rootfs = None;
+    config.tmpfs.push(TmpfsMount { path: "/nonexistent-mount-point".into(), size_bytes: None });
+    assert!(matches!(config.validate(), Err(ConfigError::TmpfsMountPoint { .. })));
+    config.tmpfs.pop();
+    config.tmpfs.push(TmpfsMount { path: "/tmp/created/below".into(), size_bytes: None });
+    config.validate().unwrap();
+    config.hostname = "bad host".into();
+    assert!(matches!(config.validate(), Err(ConfigError::Hostname(_))));
+}
