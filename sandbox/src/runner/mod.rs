@@ -1,0 +1,346 @@
+//! The launcher: creates the run's cgroup, clones the sandbox's init into new namespaces, waits
+//! for it with the timeout, and turns what the kernel reports into an [`Outcome`].
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+use crate::cgroup::{plan_run_cgroup, CgroupError, InitJoin, Layout, RunCgroup};
+use crate::config::{Config, ConfigError, NetMode};
+use crate::init::InitArgs;
+use crate::mounts::{self, Step};
+use crate::outcome::{Enforcements, Outcome};
+use crate::sys::{self, Cloned};
+
+mod command;
+mod error;
+mod running;
+
+use command::ExecStrings;
+pub use command::Command;
+pub use error::Error;
+use error::io_error;
+pub use running::Running;
+
+/// A run's cgroup, or why it has none (then rlimits stand in for the limits).
+type CgroupChoice = (Option<Box<dyn RunCgroup>>, Option<String>);
+
+/// A validated sandbox configuration, ready to run commands.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    config: Config,
+    rootfs: Option<PathBuf>,
+}
+
+impl Sandbox {
+    /// Checks `config` (nothing is created yet).
+    pub fn new(config: Config) -> Result<Sandbox, Error> {
+        config.validate()?;
+        let rootfs = match &config.rootfs {
+            Some(dir) => Some(std::fs::canonicalize(dir).map_err(|source| ConfigError::Missing {
+                what: "--rootfs",
+                path: dir.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(Sandbox { config, rootfs })
+    }
+
+    /// [`Sandbox::new`] with what the environment adds for runs that have no command line of
+    /// their own (the CLI and `#[isolated]` tests use it): `SANDBOX_CGROUP_PARENT` as the cgroup
+    /// parent when `config` names none (ignored inside a run, whose cgroup the run nests in),
+    /// and `SANDBOX_REQUIRE=cgroup` as [`Config::require_cgroup`].
+    pub fn with_environment(mut config: Config) -> Result<Sandbox, Error> {
+        match std::env::var("SANDBOX_REQUIRE") {
+            Ok(value) if value == "cgroup" => config.require_cgroup = true,
+            Ok(value) if !value.is_empty() => return Err(Error::BadRequire(value)),
+            _ => {}
+        }
+        if config.cgroup_parent.is_none() {
+            config.cgroup_parent = crate::cgroup::parent_from_environment();
+        }
+        Sandbox::new(config)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The configuration for one command, and the directory it starts in. Without `--rootfs` the
+    /// command starts where the launcher is (or in [`Command::current_dir`]); when that lies below
+    /// one of the sandbox's tmpfs mounts (a project checked out under `/tmp`), the new tmpfs would
+    /// hide it, so the directory is bound back at its own path.
+    fn with_working_directory(&self, command: &Command) -> (std::borrow::Cow<'_, Config>, Option<PathBuf>) {
+        let config = std::borrow::Cow::Borrowed(&self.config);
+        if self.rootfs.is_some() {
+            return (config, command.cwd.clone());
+        }
+        let Some(cwd) = command.cwd.clone().or_else(|| std::env::current_dir().ok()) else {
+            return (config, None);
+        };
+        let hidden = config.tmpfs.iter().any(|t| cwd != t.path && cwd.starts_with(&t.path));
+        let already_bound = config.binds.iter().any(|b| cwd.starts_with(&b.target));
+        if !hidden || already_bound {
+            return (config, Some(cwd));
+        }
+        let mut config = config.into_owned();
+        config.binds.push(crate::config::BindMount { source: cwd.clone(), target: cwd.clone(), read_only: false });
+        (std::borrow::Cow::Owned(config), Some(cwd))
+    }
+
+    /// Runs `command` to the end and reports what happened.
+    pub fn run(&self, command: &Command) -> Result<Outcome, Error> {
+        self.spawn(command)?.wait()
+    }
+
+    /// Starts `command` in a new sandbox. The returned [`Running`] must be waited for from the
+    /// same thread (the sandbox's init is tied to this thread's life by `PR_SET_PDEATHSIG`).
+    ///
+    /// ```
+    /// use sandbox::{Command, Config, Ending, Sandbox};
+    ///
+    /// let running = Sandbox::new(Config::default())?.spawn(Command::new("sleep").arg("60"))?;
+    /// running.kill();
+    /// let outcome = running.wait()?;
+    /// assert_eq!(outcome.ending(), Ending::Signaled(9));
+    /// # Ok::<(), sandbox::Error>(())
+    /// ```
+    pub fn spawn(&self, command: &Command) -> Result<Running, Error> {
+        let (config, cwd) = self.with_working_directory(command);
+        let bind_sources = open_bind_sources(&config)?;
+        let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
+        // Shared with `Running` (which names a failed step): the init reads them meanwhile.
+        let steps: std::sync::Arc<[Step]> = mounts::plan(&config, self.rootfs.as_deref(), &bind_fds).into();
+        let exec = ExecStrings::new(command, cwd)?;
+
+        // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
+        // or, where there is none, from rlimits: weaker, and said so in the outcome.
+        let rootless = !nix::unistd::geteuid().is_root();
+        let (cgroup, no_cgroup_reason) = self.choose_cgroup(rootless)?;
+        let joins = cgroup.as_ref().map_or_else(|| Ok(Vec::new()), |c| c.init_joins()).map_err(|e| self.cgroup_error(e))?;
+        let join_cgroups: Vec<(RawFd, Option<&CStr>)> = joins.iter().map(InitJoin::for_init).collect();
+        let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone());
+        let rlimits = if no_cgroup_reason.is_some() { rlimits_for(&self.config.limits) } else { Vec::new() };
+
+        let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
+        // For the init to check that this process still lives once its PDEATHSIG is armed.
+        let launcher = sys::pidfd_open(nix::unistd::getpid()).ok();
+        let (report_read, report_write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io_error("creating a pipe"))?;
+        // Only the read end is non-blocking for the launcher: the init writes small reports.
+        nix::fcntl::fcntl(report_write.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
+            .map_err(io_error("configuring a pipe"))?;
+
+        // The init shares this process's memory (no copy of it to make and tear down) unless
+        // it must be created inside its v2 cgroup: CLONE_INTO_CGROUP needs clone3, for which
+        // glibc has no wrapper that runs a function on a new stack.
+        let (stack, started_read, started_write) = if cgroup.as_ref().and_then(|c| c.clone_target()).is_none() {
+            let stack = sys::ChildStack::new(INIT_STACK_BYTES).map_err(io_error("mapping the init's stack"))?;
+            let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
+            (Some(stack), Some(read), Some(write))
+        } else {
+            (None, None, None)
+        };
+
+        let flags = self.namespace_flags(rootless);
+        let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
+        let kept_fds: Vec<RawFd> = command.kept_fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        let init_args = InitArgs {
+            steps: &steps,
+            program: &exec.program,
+            executable: command.executable.as_ref().map(|fd| fd.as_raw_fd()),
+            argv: &exec.argv,
+            envp: &exec.envp,
+            cwd: exec.cwd.as_deref(),
+            stdio,
+            kept_fds: &kept_fds,
+            take_terminal: command.take_terminal,
+            no_new_privs: !self.config.allow_new_privileges,
+            function: command.function,
+            rlimits: &rlimits,
+            go_read: go_read.as_raw_fd(),
+            go_write: go_write.as_raw_fd(),
+            // In a user namespace the mounts need the id maps the launcher writes first.
+            steps_before_go: !rootless,
+            report: report_write.as_raw_fd(),
+            launcher: launcher.as_ref().map(|fd| fd.as_fd()),
+            started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
+            join_cgroups: &join_cgroups,
+        };
+        let started = Instant::now();
+        // SAFETY: the child side runs only `init::run`, which keeps to async-signal-safe calls
+        // on data prepared above, and ends in exec or _exit. The one exception, a function
+        // command (`Command::for_function`), is only created by fork servers (the runner's and
+        // the stock harness's), which are single-threaded, so their copies may allocate.
+        let cloned = match &stack {
+            // SAFETY: as above; and `init_args` with all it refers to stays unchanged until the
+            // init says it has started the command (below), the stack outlives the init (it
+            // goes into `Running`, which reaps the init before dropping it), and this thread
+            // allocates nothing between "go" and that sign, so that a test body forked from the
+            // init copies a consistent heap.
+            Some(stack) => unsafe { sys::clone_sharing_memory(flags, stack, crate::init::run, &init_args) }
+                .map(|(pid, pidfd)| Cloned::Parent { pid, pidfd, placed_in_cgroup: false }),
+            // SAFETY: as above; the child gets a copy of this process and runs only `init::run`.
+            None => unsafe { sys::clone_process(flags, cgroup.as_ref().and_then(|c| c.clone_target())) },
+        };
+        let (pid, pidfd, placed) = match cloned {
+            Ok(Cloned::Child) => crate::init::run(&init_args),
+            Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
+            Err(source) => return Err(Error::Namespaces { flags: sys::clone_flag_names(flags), source }),
+        };
+        // `go_read` stays open here until "go" is written: an init that failed a set-up step and
+        // exited must not turn that write into a SIGPIPE.
+        drop((report_write, bind_sources, launcher, started_write));
+        let mut running = Running {
+            pid,
+            pidfd,
+            cgroup,
+            cgroup_parent: self.config.cgroup_parent.clone(),
+            report: report_read,
+            started,
+            timeout: self.config.timeout,
+            steps: std::sync::Arc::clone(&steps),
+            program: command.program.to_string_lossy().into_owned(),
+            limits: self.config.limits.clone(),
+            enforcement,
+            waited: false,
+            _init_stack: stack,
+            _spawning_thread: std::marker::PhantomData,
+        };
+        // From here on, an error drops `running`: it kills the init (still waiting for "go")
+        // and removes the cgroup.
+        self.start(&mut running, rootless, placed || !joins.is_empty(), &go_write, started_read)?;
+        // From here on the init reads nothing of `init_args`. (On an early return above,
+        // `running`, declared after them, is dropped first: it kills and reaps the init.)
+        drop(go_read);
+        if let Some(cgroup) = &running.cgroup {
+            cgroup.remove_stale_runs();
+        }
+        Ok(running)
+    }
+
+    /// A cgroup failure as an error: one that `--require cgroup` names as such.
+    fn cgroup_error(&self, cause: CgroupError) -> Error {
+        match self.config.require_cgroup {
+            true => Error::CgroupRequired { cause },
+            false => Error::Cgroup(cause),
+        }
+    }
+
+    /// The run's cgroup, or (rootless, no cgroup required) why there is none. It is chosen
+    /// before the clone: v2 creates the init inside it (CLONE_INTO_CGROUP), and on v1 the init
+    /// joins its directories itself. As root, v1 directories are made while the init sets up
+    /// its mounts (the init only waits for them before it starts the command): the two are the
+    /// largest parts of a sandbox's start and need not wait for each other. Rootless runs make
+    /// their cgroup before the clone, to fall back on rlimits when they cannot.
+    fn choose_cgroup(&self, rootless: bool) -> Result<CgroupChoice, Error> {
+        let (parent, limits) = (self.config.cgroup_parent.as_deref(), &self.config.limits);
+        let cgroup = crate::cgroup::pool::take(parent, limits)
+            .map(Ok)
+            .unwrap_or_else(|| Layout::current().and_then(|layout| plan_run_cgroup(layout, parent, limits)))
+            .and_then(|mut cgroup| {
+                if rootless {
+                    cgroup.finish_creation()?;
+                }
+                Ok(cgroup)
+            });
+        match cgroup {
+            Ok(cgroup) => Ok((Some(cgroup), None)),
+            Err(cause) if rootless && !self.config.require_cgroup => Ok((None, Some(cause.to_string()))),
+            Err(cause) => Err(self.cgroup_error(cause)),
+        }
+    }
+
+    /// The namespaces of a run: PID, mount and UTS always, a user namespace without root, and
+    /// network and IPC ones when asked for.
+    fn namespace_flags(&self, rootless: bool) -> CloneFlags {
+        let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+        flags.set(CloneFlags::CLONE_NEWUSER, rootless);
+        flags.set(CloneFlags::CLONE_NEWNET, self.config.net == NetMode::None);
+        flags.set(CloneFlags::CLONE_NEWIPC, self.config.private_ipc);
+        flags
+    }
+
+    /// Lets the cloned init go: writes its id maps (rootless), finishes its cgroup and puts it
+    /// there unless the kernel or the init itself does (`joined`), says "go", and waits until
+    /// an init that shares our memory has started the command (`started`: one byte then, end
+    /// of file when it died first).
+    fn start(
+        &self,
+        running: &mut Running,
+        rootless: bool,
+        joined: bool,
+        go_write: &OwnedFd,
+        started: Option<OwnedFd>,
+    ) -> Result<(), Error> {
+        if rootless {
+            write_id_maps(running.pid)?;
+        }
+        if let Some(cgroup) = running.cgroup.as_mut() {
+            let made = cgroup.finish_creation().map_err(|e| self.cgroup_error(e));
+            let placed = made.and_then(|()| match joined {
+                true => Ok(()),
+                false => cgroup.add_process(running.pid).map_err(Error::from),
+            });
+            if let Err(err) = placed {
+                // An init that already failed a set-up step is gone: that failure is the news.
+                return Err(running.setup_failure().unwrap_or(err));
+            }
+        }
+        nix::unistd::write(go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
+        if let Some(started) = started {
+            let mut byte = [0u8; 1];
+            while nix::unistd::read(started.as_raw_fd(), &mut byte) == Err(Errno::EINTR) {}
+        }
+        Ok(())
+    }
+}
+
+/// The bind mounts' sources, opened here to check them and to reserve descriptor numbers that
+/// the init reopens them onto (see `mounts::Step::OpenSource`).
+fn open_bind_sources(config: &Config) -> Result<Vec<OwnedFd>, Error> {
+    let mut sources = Vec::with_capacity(config.binds.len());
+    for bind in &config.binds {
+        let fd = nix::fcntl::open(&bind.source, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .map_err(|errno| ConfigError::Missing { what: "--bind source", path: bind.source.clone(), source: errno.into() })?;
+        // SAFETY: `open` just returned `fd`; nothing else has it.
+        sources.push(unsafe { sys::own_fd(fd) });
+    }
+    Ok(sources)
+}
+
+/// The rlimits a run without a cgroup gets instead of its limits (weaker: see the outcome's
+/// enforcement).
+fn rlimits_for(limits: &crate::config::Limits) -> Vec<(sys::RlimitResource, u64)> {
+    let mut rlimits = Vec::new();
+    if let Some(pids) = limits.pids {
+        rlimits.push((libc::RLIMIT_NPROC, pids));
+    }
+    if let Some(bytes) = limits.memory_bytes {
+        rlimits.push((libc::RLIMIT_AS, bytes));
+    }
+    rlimits
+}
+
+/// The stack of an init that shares the launcher's memory: a test body forked from it runs on
+/// (a copy of) it, so it is as large as a main thread's usual 8 MiB (reserved lazily).
+const INIT_STACK_BYTES: usize = 8 << 20;
+
+/// Maps the launcher's user and group to root inside the sandbox's user namespace (the one
+/// mapping an unprivileged process may write).
+fn write_id_maps(pid: Pid) -> Result<(), Error> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    for (file, text) in [("setgroups", "deny".to_string()), ("uid_map", format!("0 {uid} 1")), ("gid_map", format!("0 {gid} 1"))] {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, text).map_err(|source| Error::UserNamespace { path, source })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! A sandbox whose command runs: waiting for it (with its timeout, passing signals on), its
+//! reports, and its teardown.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+
+use crate::cgroup::{RunCgroup, Stats};
+use crate::init::Report;
+use crate::mounts::Step;
+use crate::outcome::{Enforcements, ExitStatus, Outcome};
+use crate::sys;
+
+use super::error::io_error;
+use super::Error;
+
+/// How long the init may take to end the sandbox at its timeout before everything is killed at once.
+const END_GRACE: Duration = Duration::from_secs(2);
+
+/// A sandbox whose command is running. Dropping it without [`Running::wait`] kills everything in
+/// it and removes its cgroup.
+pub struct Running {
+    pub(super) pid: Pid,
+    pub(super) pidfd: OwnedFd,
+    /// `None` in rootless mode without a delegated cgroup.
+    pub(super) cgroup: Option<Box<dyn RunCgroup>>,
+    /// Where the cgroup was made (for the pool of reused cgroups).
+    pub(super) cgroup_parent: Option<PathBuf>,
+    pub(super) report: OwnedFd,
+    pub(super) started: Instant,
+    pub(super) timeout: Option<Duration>,
+    pub(super) steps: std::sync::Arc<[Step]>,
+    pub(super) program: String,
+    pub(super) limits: crate::config::Limits,
+    pub(super) enforcement: Enforcements,
+    pub(super) waited: bool,
+    /// The stack of an init that shares our memory; dropped after the init was reaped.
+    pub(super) _init_stack: Option<sys::ChildStack>,
+    /// Not `Send`: the init is tied to the spawning thread's life (`PR_SET_PDEATHSIG`), so the
+    /// run must be waited for there.
+    pub(super) _spawning_thread: std::marker::PhantomData<*const ()>,
+}
+
+impl Running {
+    /// PID of the sandbox's init, in the launcher's PID namespace.
+    pub fn init_pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The run's cgroup directories.
+    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
+        self.cgroup.as_ref().map(|c| c.paths()).unwrap_or_default()
+    }
+
+    /// Sends `signal` to the sandbox's init, which forwards it to the command.
+    pub fn signal(&self, signal: Signal) -> Result<(), Error> {
+        sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(io_error("signalling the sandbox"))
+    }
+
+    /// Makes the launcher's process group the terminal's foreground again, after a command
+    /// started with [`Command::foreground_terminal`](crate::Command::foreground_terminal) ended.
+    pub fn restore_terminal() {
+        let _ = sys::restore_terminal_foreground(0);
+    }
+
+    /// Kills every process of the sandbox at once.
+    pub fn kill(&self) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill_all();
+        }
+        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), Signal::SIGKILL);
+    }
+
+    /// Ends the sandbox at its timeout: asks the init to kill and reap everything (so that all
+    /// of its CPU time is accounted), and kills it all at once if that has not happened within
+    /// [`END_GRACE`] (a process stuck in the kernel, a stopped init).
+    fn end(&self) {
+        let asked = sys::pidfd_send_signal(self.pidfd.as_fd(), crate::init::END_SIGNAL).is_ok();
+        if !(asked && matches!(sys::poll_either(self.pidfd.as_fd(), None, Some(END_GRACE)), Ok((true, _)))) {
+            self.kill();
+        }
+    }
+
+    /// Waits for the command to end (or the timeout to fire), tears the sandbox down and reports.
+    pub fn wait(self) -> Result<Outcome, Error> {
+        self.wait_inner(Watch::Nothing)
+    }
+
+    /// Like [`wait`](Running::wait), and meanwhile passes `signals` sent to this process on to
+    /// the command (this thread must have them blocked). Those a terminal generated are not
+    /// passed: the terminal sent them to the command's process group already.
+    pub fn wait_forwarding(self, signals: &SigSet) -> Result<Outcome, Error> {
+        let signalfd = SignalFd::with_flags(signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(io_error("creating a signalfd"))?;
+        self.wait_inner(Watch::Signals(&signalfd))
+    }
+
+    /// Like [`wait`](Running::wait), but ends the sandbox as soon as `client` (the read end of
+    /// a pipe whose writer sends nothing while this runs) reads as ended: a fork server's test
+    /// must not outlive the test process that asked for it.
+    pub(crate) fn wait_unless_hung_up(self, client: BorrowedFd<'_>) -> Result<Outcome, Error> {
+        self.wait_inner(Watch::HangUp(client))
+    }
+
+    fn wait_inner(mut self, watch: Watch<'_>) -> Result<Outcome, Error> {
+        let deadline = self.timeout.map(|t| self.started + t);
+        let mut timed_out = false;
+        let watched = match &watch {
+            Watch::Nothing => None,
+            Watch::Signals(fd) => Some(fd.as_fd()),
+            Watch::HangUp(fd) => Some(*fd),
+        };
+        loop {
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match sys::poll_either(self.pidfd.as_fd(), watched, remaining) {
+                Ok((true, _)) => break,
+                Ok((false, true)) => match &watch {
+                    Watch::Signals(signals) => {
+                        while let Ok(Some(info)) = signals.read_signal() {
+                            let from_terminal = info.ssi_code == libc::SI_KERNEL;
+                            if let (false, Ok(signal)) = (from_terminal, Signal::try_from(info.ssi_signo as i32)) {
+                                let _ = self.signal(signal);
+                            }
+                        }
+                    }
+                    Watch::HangUp(_) => {
+                        self.kill();
+                        break;
+                    }
+                    Watch::Nothing => {}
+                },
+                Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    timed_out = true;
+                    self.end();
+                    break;
+                }
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(io_error("waiting for the sandbox")(errno)),
+            }
+        }
+        // Reaping the init returns only after every process of its PID namespace is gone.
+        let (init_status, usage) = sys::wait_pidfd(self.pidfd.as_fd()).map_err(io_error("waiting for the sandbox"))?;
+        self.waited = true;
+        let wall = self.started.elapsed();
+        let reports = self.read_reports();
+        let cgroup_version = self.cgroup.as_ref().map(|c| c.version());
+        let stats = match self.cgroup.take() {
+            Some(mut cgroup) => {
+                let stats = cgroup.stats();
+                crate::cgroup::pool::release(self.cgroup_parent.as_deref(), cgroup)?;
+                let mut stats = stats?;
+                stats.cpu_usec = stats.cpu_usec.or(Some(usage.cpu_usec));
+                stats
+            }
+            // Without a cgroup, what the kernel accounted to the init and the processes it reaped.
+            None => Stats { peak_memory_bytes: Some(usage.max_rss_bytes), cpu_usec: Some(usage.cpu_usec), ..Stats::default() },
+        };
+
+        let mut exited = None;
+        for report in reports {
+            if let Report::Exited { wait_status } = report {
+                exited = Some(wait_status);
+            } else if let Some(err) = self.report_error(report, timed_out) {
+                return Err(err);
+            }
+        }
+        // Without a report the init itself was killed (timeout, OOM killer, a SIGKILL from outside):
+        // its own status is the best there is.
+        let status = ExitStatus::from_wait_status(exited.unwrap_or(init_status));
+        Ok(Outcome {
+            status,
+            timed_out,
+            timeout: self.timeout,
+            limits: self.limits.clone(),
+            stats,
+            wall,
+            cgroup_version,
+            enforcement: self.enforcement.clone(),
+        })
+    }
+
+    /// The error a failure report of the init stands for (`None` for an exec failure after the
+    /// timeout killed the sandbox, and for the command's exit).
+    fn report_error(&self, report: Report, timed_out: bool) -> Option<Error> {
+        let setup = |step: String, errno: i32| Some(Error::Setup { step, source: Errno::from_raw(errno) });
+        match report {
+            Report::StepFailed { index, errno } => setup(
+                self.steps.get(index as usize).map(Step::describe).unwrap_or_else(|| format!("set-up step {index}")),
+                errno,
+            ),
+            Report::RlimitsFailed { errno } => setup("setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into(), errno),
+            Report::JoinFailed { index, errno } => {
+                let dir = self.cgroup.as_ref().and_then(|c| c.paths().get(index as usize).cloned());
+                let tasks = dir.map_or_else(|| format!("cgroup {index}"), |dir| dir.join("tasks").display().to_string());
+                setup(format!("joining the run's cgroup (writing 0 to {tasks})"), errno)
+            }
+            Report::StdioFailed { errno } => setup("redirecting the command's stdio".into(), errno),
+            Report::ChdirFailed { errno } => setup("changing to the command's working directory".into(), errno),
+            Report::ForkFailed { errno } => setup("starting the command (fork)".into(), errno),
+            Report::NoNewPrivsFailed { errno } => setup("setting no_new_privs (prctl PR_SET_NO_NEW_PRIVS)".into(), errno),
+            Report::ExecFailed { errno } if !timed_out => {
+                Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
+            }
+            Report::ExecFailed { .. } | Report::Exited { .. } => None,
+        }
+    }
+
+    /// A set-up failure the init reported before it exited, if it did.
+    pub(super) fn setup_failure(&self) -> Option<Error> {
+        self.read_reports().into_iter().find_map(|report| self.report_error(report, false))
+    }
+
+    fn read_reports(&self) -> Vec<Report> {
+        let mut reports = Vec::new();
+        let mut buffer = [0u8; Report::SIZE];
+        while let Ok(Report::SIZE) = nix::unistd::read(self.report.as_raw_fd(), &mut buffer) {
+            reports.extend(Report::decode(&buffer));
+        }
+        reports
+    }
+}
+
+/// What [`Running::wait_inner`] watches besides the sandbox.
+enum Watch<'a> {
+    Nothing,
+    /// Signals to pass on to the command.
+    Signals(&'a SignalFd),
+    /// A client whose end means the run is no longer wanted.
+    HangUp(BorrowedFd<'a>),
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.waited {
+            self.kill();
+            let _ = sys::wait_pidfd(self.pidfd.as_fd());
+        }
+        // The cgroup's own Drop removes it.
+    }
+}
