@@ -5,18 +5,21 @@
 //! Every problem is a [`syn::Error`] spanned at the offending token whose message says how to fix
 //! it; all problems of one attribute are reported together.
 
-use proc_macro2::{Delimiter, Span, TokenStream};
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::ext::IdentExt;
-use syn::parse::{Parse, ParseStream, Parser};
+use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, Lit, LitStr, Token, UnOp};
+use syn::{Expr, Lit, Token};
 
 // The same parser the CLI uses, so that sizes and durations mean the same and are rejected with
 // the same messages.
 use sandbox_units as units;
 use units::{MAX_CPU_CORES, MAX_PIDS, MIN_CPU_CORES};
+
+mod syntax;
+
+use syntax::*;
 
 /// The longest hostname the kernel accepts (`HOST_NAME_MAX`).
 const MAX_HOSTNAME_LEN: usize = 64;
@@ -72,7 +75,7 @@ pub(crate) struct Args {
 
 /// The `crate = "..."` path, with the string's span: a path that does not resolve is reported
 /// at the string.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct CratePath {
     pub(crate) path: syn::Path,
 }
@@ -81,6 +84,13 @@ impl CratePath {
     /// The path as written, without spaces (`::reexports::sandbox`).
     pub(crate) fn text(&self) -> String {
         self.path.to_token_stream().to_string().replace(' ', "")
+    }
+}
+
+/// The path as written (syn's `Debug` for paths needs its `extra-traits` feature).
+impl std::fmt::Debug for CratePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CratePath({})", self.text())
     }
 }
 
@@ -185,84 +195,6 @@ pub(crate) struct Builder {
     seen: [Option<Span>; Key::ALL.len()],
     /// Where `expect`'s value was written, for the consistency errors.
     expect_span: Option<Span>,
-}
-
-/// One argument as written.
-///
-/// `syn::Meta` is not used because it reads `-1` as one literal, whose span would cover only
-/// the `-` in error messages; here the value is a plain expression.
-struct Arg {
-    key: syn::Path,
-    value: ArgValue,
-}
-
-enum ArgValue {
-    /// `key = value`.
-    Expr(Expr),
-    /// `key` alone.
-    Missing,
-    /// `key(...)`, `key[...]` or `key{...}`.
-    Group(proc_macro2::Group),
-}
-
-impl Parse for Arg {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        // syn's own "expected identifier" would not say which names there are.
-        if !(input.peek(syn::Ident::peek_any) || input.peek(Token![::])) {
-            return Err(not_a_key(input));
-        }
-        // A keyword (`type = 1`) is reported as an unknown argument, not as a syntax error.
-        let key = if input.peek(syn::Ident::peek_any) && !input.peek2(Token![::]) {
-            syn::Path::from(input.call(syn::Ident::parse_any)?)
-        } else {
-            input.call(syn::Path::parse_mod_style)?
-        };
-        let value = if input.peek(Token![=]) {
-            input.parse::<Token![=]>()?;
-            ArgValue::Expr(input.parse()?)
-        } else if let Some(group) = delimited_group(input)? {
-            ArgValue::Group(group)
-        } else if input.is_empty() || input.peek(Token![,]) {
-            ArgValue::Missing
-        } else {
-            // `pids: 20`, `pids 20`: syn would only say "expected `,`" at the value.
-            let name = key.to_token_stream().to_string().replace(' ', "");
-            let example = key.get_ident().and_then(|ident| Key::from_name(&ident.to_string())).unwrap_or(Key::Pids);
-            return Err(input.error(format!(
-                "expected `=` after `{name}`: write arguments as `key = value`, e.g. `{}`",
-                example.example()
-            )));
-        };
-        Ok(Arg { key, value })
-    }
-}
-
-/// `(...)`, `[...]` or `{...}` next, if there is one.
-///
-/// `input.peek(token::Paren)` sees through the invisible groups `macro_rules!` makes but
-/// `input.parse::<Group>()` does not, which made `«pids» «()»` an "expected group token" error;
-/// the cursor looks through them in both steps.
-fn delimited_group(input: ParseStream) -> syn::Result<Option<proc_macro2::Group>> {
-    input.step(|cursor| {
-        for delimiter in [Delimiter::Parenthesis, Delimiter::Bracket, Delimiter::Brace] {
-            if let Some((inside, span, rest)) = cursor.group(delimiter) {
-                let mut group = proc_macro2::Group::new(delimiter, inside.token_stream());
-                group.set_span(span.join());
-                return Ok((Some(group), rest));
-            }
-        }
-        Ok((None, *cursor))
-    })
-}
-
-/// The error for a token where an argument's name belongs: `"pids" = 1`, `= 1`, `pids = 1,, mem`.
-fn not_a_key(input: ParseStream) -> syn::Error {
-    let valid = Key::ALL.map(Key::name).join(", ");
-    let hint = match input.fork().parse::<LitStr>() {
-        Ok(text) if Key::from_name(&text.value()).is_some() => format!(" (write `{}` without quotes)", text.value()),
-        _ => String::new(),
-    };
-    input.error(format!("expected an argument name, e.g. `pids = 20`; valid arguments are: {valid}{hint}"))
 }
 
 /// Parses the tokens inside `#[isolated(...)]`.
@@ -598,66 +530,6 @@ fn parse_tmpfs(text: &str) -> Result<Tmpfs, String> {
     }
     let size_bytes = size.map(units::parse_size).transpose().map_err(|err| err.to_string())?;
     Ok(Tmpfs { path: format!("/{}", parts.join("/")), size_bytes })
-}
-
-/// `unknown argument`, with the valid ones and a guess.
-fn unknown_key(path: &syn::Path) -> syn::Error {
-    let name = path.to_token_stream().to_string().replace(' ', "");
-    let valid = Key::ALL.map(Key::name).join(", ");
-    let mut message = format!("unknown argument `{name}`; valid arguments are: {valid}");
-    if let Some(key) = Key::guess(&name) {
-        message.push_str(&format!(" (did you mean `{}`?)", key.name()));
-    }
-    syn::Error::new_spanned(path, message)
-}
-
-/// The value as a string literal, or an error showing how to write it.
-fn string(value: &Expr, key: Key, what: &str) -> syn::Result<LitStr> {
-    match literal(value) {
-        Some(Lit::Str(text)) => Ok(text.clone()),
-        _ => Err(syn::Error::new_spanned(
-            value,
-            format!("`{}` takes a string: {what}, e.g. `{}`", key.name(), key.example()),
-        )),
-    }
-}
-
-/// Integer literals may carry an integer type suffix (`20u64`), nothing else.
-fn check_int_suffix(suffix: &str, value: &Expr, example: &str) -> syn::Result<()> {
-    const INTEGER_TYPES: [&str; 12] =
-        ["", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128"];
-    if INTEGER_TYPES.contains(&suffix) || suffix == "isize" {
-        Ok(())
-    } else {
-        Err(syn::Error::new_spanned(
-            value,
-            format!("unexpected suffix `{suffix}`; write a plain number, e.g. `{example}`"),
-        ))
-    }
-}
-
-/// The literal the value is, if it is one.
-fn literal(value: &Expr) -> Option<&Lit> {
-    match peel(value) {
-        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
-        _ => None,
-    }
-}
-
-/// `-x`.
-fn is_negation(value: &Expr) -> bool {
-    matches!(peel(value), Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)))
-}
-
-/// Looks through parentheses and the invisible groups `macro_rules!` puts around `$x:expr`.
-fn peel(mut value: &Expr) -> &Expr {
-    loop {
-        match value {
-            Expr::Group(group) => value = &group.expr,
-            Expr::Paren(paren) => value = &paren.expr,
-            _ => return value,
-        }
-    }
 }
 
 /// Gathers errors so that one compile reports all of them.

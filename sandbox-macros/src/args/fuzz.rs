@@ -7,7 +7,7 @@
 //! args::fuzz --release`.
 
 use super::*;
-use proc_macro2::{Group, Ident, Literal, Punct, Spacing, TokenTree};
+use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, TokenTree};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use quote::quote;
