@@ -536,7 +536,7 @@ fn launchers_side_by_side(extra: &[&str]) {
     assert_eq!(b1.json["ending"], "oom_killed");
     assert!(json_u64(&b2, "pids_limit_hits") > 0, "{b2:#?}");
     assert_eq!(b2.json["timed_out"], false, "{b2:#?}");
-    if let Some(peak) = b2.json["peak_pids"].as_u64() {
+    if let Some(peak) = common::peak_pids(b2.json["peak_pids"].as_u64()) {
         assert!(peak <= 20, "B's peak pids {peak} above its limit");
     }
     assert_eq!(reap_sleeps(&b2_marker), Vec::<u32>::new(), "B's processes survived it");
@@ -584,7 +584,7 @@ fn launchers_side_by_side(extra: &[&str]) {
     assert_eq!(a_run.json["ending"], "exited");
     assert_eq!(json_u64(&a_run, "oom_kills"), 0, "B's OOM kill was counted in A");
     assert_eq!(json_u64(&a_run, "pids_limit_hits"), 0, "B's fork bomb was counted in A");
-    if let Some(peak) = a_run.json["peak_pids"].as_u64() {
+    if let Some(peak) = common::peak_pids(a_run.json["peak_pids"].as_u64()) {
         assert!(peak <= 4, "A's peak pids {peak}: B's processes were counted in A");
     }
     for dir in &a_dirs {
@@ -827,20 +827,20 @@ fn a_reused_cgroup_reports_only_its_own_runs_counters() {
     assert_eq!(dirs == first_dirs, v1, "reused on v1 only: {first_dirs:?} then {dirs:?}");
     assert_eq!(quiet.status, sandbox::ExitStatus::Code(0), "{quiet:?}");
     assert_eq!((quiet.stats.oom_kills, quiet.stats.pids_limit_hits), (0, 0), "{quiet:?}");
-    assert!(quiet.stats.peak_pids.is_none_or(|peak| peak == 2), "{quiet:?}");
+    assert!(common::peak_pids(quiet.stats.peak_pids).is_none_or(|peak| peak == 2), "{quiet:?}");
 
     let (bomb_dirs, bomb) = run_in(&sandbox, "sh", &["-c", "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.3 & done; wait"]);
     assert_eq!(bomb_dirs == first_dirs, v1, "{first_dirs:?} then {bomb_dirs:?}");
     assert!(bomb.stats.pids_limit_hits > 0, "{bomb:?}");
     assert_eq!(bomb.stats.oom_kills, 0, "{bomb:?}");
-    assert!(bomb.stats.peak_pids.is_none_or(|peak| peak == 8), "{bomb:?}");
+    assert!(common::peak_pids(bomb.stats.peak_pids).is_none_or(|peak| peak == 8), "{bomb:?}");
 
     let (after_dirs, after) = run_in(&sandbox, "true", &[]);
     if bomb.stats.peak_pids.is_some() {
         assert_ne!(after_dirs, bomb_dirs, "a cgroup with pids.peak 8 was reused");
     }
     assert_eq!((after.stats.oom_kills, after.stats.pids_limit_hits), (0, 0), "{after:?}");
-    assert!(after.stats.peak_pids.is_none_or(|peak| peak == 2), "{after:?}");
+    assert!(common::peak_pids(after.stats.peak_pids).is_none_or(|peak| peak == 2), "{after:?}");
 
     // A CPU limit needs the cpu hierarchy (v1), which the pooled cgroup lacks: a new cgroup
     // with it; and a run without a CPU limit must not reuse that one (its quota would stay).

@@ -143,3 +143,32 @@ pub fn test_binary(target: &str) -> PathBuf {
         .map(|m| PathBuf::from(m["executable"].as_str().unwrap()))
         .unwrap_or_else(|| panic!("cargo built no executable for the test target {target}"))
 }
+
+/// Whether this kernel keeps `pids.peak`: a non-root cgroup that has `pids.max` shows it beside.
+/// Looked for in the pids hierarchy's first level (v1: `/sys/fs/cgroup/pids/*`, v2:
+/// `/sys/fs/cgroup/*`), where this machine's runs directories and services live.
+pub fn kernel_has_pids_peak() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+            .iter()
+            .filter_map(|root| fs::read_dir(root).ok())
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|dir| dir.join("pids.max").exists())
+            .is_some_and(|dir| dir.join("pids.peak").exists())
+    })
+}
+
+/// A run's reported peak pids, required where the kernel keeps `pids.peak`: `None` only on a
+/// kernel without it (said on stderr), so that a peak assertion cannot pass by having nothing
+/// to check.
+pub fn peak_pids(reported: Option<u64>) -> Option<u64> {
+    match reported {
+        None if kernel_has_pids_peak() => panic!("the kernel keeps pids.peak, but the run reported no peak pids"),
+        None => eprintln!("note: this kernel keeps no pids.peak, so the peak is not checked"),
+        Some(_) => {}
+    }
+    reported
+}

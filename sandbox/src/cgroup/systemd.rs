@@ -294,7 +294,8 @@ mod tests {
 
     #[test]
     fn a_scope_carries_the_tightest_limit_along_the_callers_path() {
-        let root = super::super::tests::tempdir("caller-limits");
+        let tmp = super::super::tests::tempdir("caller-limits");
+        let root = tmp.path();
         let service = root.join("system.slice/ci.service");
         fs::create_dir_all(&service).unwrap();
         fs::write(root.join("system.slice/memory.max"), "4294967296\n").unwrap();
@@ -304,8 +305,7 @@ mod tests {
         fs::write(service.join("cpu.max"), "50000 100000\n").unwrap();
         // The root's files are not limits (the root cgroup has none).
         fs::write(root.join("memory.max"), "1\n").unwrap();
-        let limits = CallerLimits::along(&service, &root);
-        fs::remove_dir_all(&root).unwrap();
+        let limits = CallerLimits::along(&service, root);
         assert_eq!(
             limits,
             CallerLimits { memory_max: Some(4 << 30), pids_max: Some(200), cpu_quota_per_sec_usec: Some(500_000) }

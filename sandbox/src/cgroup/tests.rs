@@ -123,24 +123,24 @@ fn mountinfo_escapes() {
 
 #[test]
 fn counters_parse_from_files() {
-    let dir = tempdir("counters");
+    let tmp = tempdir("counters");
+    let dir = tmp.path();
     fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\n").unwrap();
     fs::write(dir.join("pids.events"), "max 7\n").unwrap();
     fs::create_dir(dir.join("child")).unwrap();
     fs::write(dir.join("child/pids.events"), "max 5\n").unwrap();
     fs::write(dir.join("memory.peak"), "4096\n").unwrap();
     fs::write(dir.join("garbage"), "many\n").unwrap();
-    assert_eq!(read_key(&dir, "memory.events", "oom_kill").unwrap(), Some(2));
-    assert_eq!(read_key(&dir, "memory.events", "absent").unwrap(), Some(0));
-    assert_eq!(read_key(&dir, "nothing", "max").unwrap(), None);
-    assert_eq!(read_number(&dir, "memory.peak").unwrap(), Some(4096));
-    assert!(read_number(&dir, "garbage").unwrap_err().to_string().contains("garbage"));
+    assert_eq!(read_key(dir, "memory.events", "oom_kill").unwrap(), Some(2));
+    assert_eq!(read_key(dir, "memory.events", "absent").unwrap(), Some(0));
+    assert_eq!(read_key(dir, "nothing", "max").unwrap(), None);
+    assert_eq!(read_number(dir, "memory.peak").unwrap(), Some(4096));
+    assert!(read_number(dir, "garbage").unwrap_err().to_string().contains("garbage"));
     // Old kernels: the forking task's cgroup counts, so the subtree is summed...
-    assert_eq!(pids_limit_hits(&dir).unwrap(), Some(12));
+    assert_eq!(pids_limit_hits(dir).unwrap(), Some(12));
     // ...new ones count hierarchically and say so with pids.events.local.
     fs::write(dir.join("pids.events.local"), "max 2\n").unwrap();
-    assert_eq!(pids_limit_hits(&dir).unwrap(), Some(7));
-    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(pids_limit_hits(dir).unwrap(), Some(7));
 }
 
 #[test]
@@ -159,7 +159,8 @@ fn run_names_identify_their_owner() {
 
 #[test]
 fn stale_runs_of_dead_owners_are_removed_others_kept() {
-    let dir = tempdir("stale");
+    let tmp = tempdir("stale");
+    let dir = tmp.path();
     let me = owner();
     let dead = format!("{}-{}-{}-0", me.pid_namespace, u32::MAX / 2, 1);
     let other_namespace = format!("{}-{}-{}-0", me.pid_namespace + 1, u32::MAX / 2, 1);
@@ -167,10 +168,9 @@ fn stale_runs_of_dead_owners_are_removed_others_kept() {
     for name in [&dead, &other_namespace, &mine, &"unrelated".to_string()] {
         fs::create_dir(dir.join(name)).unwrap();
     }
-    let removed = remove_stale_runs(&dir);
+    let removed = remove_stale_runs(dir);
     assert_eq!(removed, vec![dir.join(&dead)]);
     assert!(dir.join(&other_namespace).exists() && dir.join(&mine).exists());
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -196,8 +196,7 @@ fn a_runs_directory_tells_whether_it_holds_other_cgroups() {
     assert!(beside_another, "another cgroup beside this run's in {}", parent.display());
 }
 
-pub(crate) fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sandbox-unit-{tag}-{}-{}", std::process::id(), new_run_name()));
-    fs::create_dir_all(&dir).unwrap();
-    dir
+/// A temporary directory for a unit test, removed when the guard drops (also when the test fails).
+pub(crate) fn tempdir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("sandbox-unit-{tag}-")).tempdir().unwrap()
 }

@@ -392,7 +392,8 @@ mod tests {
 
     #[test]
     fn runs_go_below_the_own_cgroup_of_each_hierarchy() {
-        let root = super::super::tests::tempdir("v1-runs-dir");
+        let tmp = super::super::tests::tempdir("v1-runs-dir");
+        let root = tmp.path();
         let memory = Hierarchy { mount_point: root.join("memory"), controllers: vec!["memory".into()] };
         let cpu = Hierarchy { mount_point: root.join("cpu,cpuacct"), controllers: vec!["cpu".into(), "cpuacct".into()] };
         fs::create_dir_all(memory.mount_point.join("ci/job-7")).unwrap();
@@ -407,6 +408,5 @@ mod tests {
         assert_eq!(default_runs_dir(&memory, "4:memory:/docker/abc\n"), memory.mount_point);
         // No line for the hierarchy: as at the root.
         assert_eq!(default_runs_dir(&memory, "0::/\n"), memory.mount_point.join("sandbox"));
-        fs::remove_dir_all(&root).unwrap();
     }
 }

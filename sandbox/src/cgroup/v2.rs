@@ -32,11 +32,13 @@ pub struct V2Cgroup {
 pub fn own_cgroup_dir(mount_point: &Path) -> Result<PathBuf, CgroupError> {
     let path = Path::new("/proc/self/cgroup");
     let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
-    let relative = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or_else(|| CgroupError::Parse { path: path.into(), text: text.clone() })?;
-    Ok(mount_point.join(relative.trim().trim_start_matches('/')))
+    cgroup_dir_in(mount_point, &text).ok_or_else(|| CgroupError::Parse { path: path.into(), text })
+}
+
+/// The v2 cgroup (the `0::` line) of a `/proc/PID/cgroup` text, as a directory under `mount_point`.
+fn cgroup_dir_in(mount_point: &Path, proc_pid_cgroup: &str) -> Option<PathBuf> {
+    let relative = proc_pid_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(mount_point.join(relative.trim().trim_start_matches('/')))
 }
 
 /// The cgroup whose children the runs become, made ready for them (controllers enabled, its
@@ -353,37 +355,45 @@ mod tests {
 
     #[test]
     fn missing_controller_names_the_fix() {
-        let dir = tempdir("v2-missing");
+        let tmp = tempdir("v2-missing");
+        let dir = tmp.path();
         fs::write(dir.join("cgroup.controllers"), "cpu io\n").unwrap();
         fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
-        let err = enable_controllers(&dir, &["memory", "pids"], &[]).unwrap_err().to_string();
+        let err = enable_controllers(dir, &["memory", "pids"], &[]).unwrap_err().to_string();
         assert!(err.contains("'memory' is not available"), "{err}");
         assert!(err.contains("cgroup.subtree_control"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn processes_move_to_a_leaf_before_controllers_are_enabled() {
         // A file system stand-in: writing cgroup.procs of the leaf does not move anything here,
         // so use an empty procs file and check the order of effects on the files.
-        let dir = tempdir("v2-enable");
+        let tmp = tempdir("v2-enable");
+        let dir = tmp.path();
         fs::write(dir.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
         fs::write(dir.join("cgroup.subtree_control"), "").unwrap();
         fs::write(dir.join("cgroup.type"), "domain\n").unwrap();
         fs::write(dir.join("cgroup.procs"), "").unwrap();
-        enable_controllers(&dir, &["memory", "pids"], &["cpu"]).unwrap();
+        enable_controllers(dir, &["memory", "pids"], &["cpu"]).unwrap();
         assert_eq!(fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(), "+memory +pids +cpu");
-        // Already enabled: nothing is written.
+        // Already enabled: nothing is written (neither the controllers nor, its file gone, a
+        // move to a leaf).
         fs::write(dir.join("cgroup.subtree_control"), "cpu memory pids\n").unwrap();
         fs::remove_file(dir.join("cgroup.procs")).unwrap();
-        enable_controllers(&dir, &["memory", "pids"], &["cpu"]).unwrap();
-        fs::remove_dir_all(&dir).unwrap();
+        enable_controllers(dir, &["memory", "pids"], &["cpu"]).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap(), "cpu memory pids\n");
+        assert!(!dir.join("leaf").exists(), "no leaf was made");
     }
 
     #[test]
-    fn own_cgroup_is_under_the_mount() {
-        let dir = own_cgroup_dir(Path::new("/sys/fs/cgroup/unified")).unwrap();
-        assert!(dir.starts_with("/sys/fs/cgroup/unified"));
+    fn own_cgroup_is_the_v2_line_under_the_mount() {
+        let text = "12:pids:/user.slice\n1:name=systemd:/user.slice/session-2.scope\n0::/user.slice/session-2.scope\n";
+        assert_eq!(
+            cgroup_dir_in(Path::new("/sys/fs/cgroup/unified"), text),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/user.slice/session-2.scope"))
+        );
+        assert_eq!(cgroup_dir_in(Path::new("/sys/fs/cgroup"), "0::/\n"), Some(PathBuf::from("/sys/fs/cgroup")));
+        assert_eq!(cgroup_dir_in(Path::new("/sys/fs/cgroup"), "12:pids:/x\n"), None, "no v2 line");
         assert_eq!(resolve_parent(Path::new("/sys/fs/cgroup"), Path::new("/a/b")), Path::new("/sys/fs/cgroup/a/b"));
         assert_eq!(resolve_parent(Path::new("/sys/fs/cgroup"), Path::new("a")), Path::new("/sys/fs/cgroup/a"));
         assert_eq!(

@@ -47,15 +47,14 @@ fn validation_catches_missing_host_paths() {
     let err = config.validate().unwrap_err();
     assert!(err.to_string().starts_with("--rootfs '/nonexistent/rootfs' does not exist"), "{err}");
 
-    let dir = std::env::temp_dir().join(format!("sandbox-rootfs-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    config.rootfs = Some(dir.clone());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    config.rootfs = Some(dir.to_path_buf());
     let err = config.validate().unwrap_err();
     assert!(matches!(err, ConfigError::RootfsMountPoint { .. }), "{err}");
     std::fs::create_dir_all(dir.join("proc")).unwrap();
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     config.validate().unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 
     config.rootfs = None;
     config.tmpfs.push(TmpfsMount { path: "/nonexistent-mount-point".into(), size_bytes: None });
