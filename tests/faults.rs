@@ -815,7 +815,7 @@ fn a_reused_cgroup_reports_only_its_own_runs_counters() {
     let _alone = exclusive();
     sandbox::cgroup::pool::enable();
     let limits = sandbox::Limits { pids: Some(8), memory_bytes: Some(32 << 20), cpu_cores: None };
-    let sandbox = sandbox::Sandbox::new(sandbox::Config { limits: limits.clone(), ..sandbox::Config::default() }).unwrap();
+    let sandbox = sandbox::Sandbox::with_environment(sandbox::Config { limits: limits.clone(), ..sandbox::Config::default() }).unwrap();
 
     // One process that grows until the OOM killer ends it (tail keeps a line that never ends).
     let (first_dirs, oom) = run_in(&sandbox, "tail", &["/dev/zero"]);
@@ -845,7 +845,7 @@ fn a_reused_cgroup_reports_only_its_own_runs_counters() {
     // A CPU limit needs the cpu hierarchy (v1), which the pooled cgroup lacks: a new cgroup
     // with it; and a run without a CPU limit must not reuse that one (its quota would stay).
     let cpu_limits = sandbox::Limits { cpu_cores: Some(0.5), ..limits.clone() };
-    let cpu_sandbox = sandbox::Sandbox::new(sandbox::Config { limits: cpu_limits, ..sandbox::Config::default() }).unwrap();
+    let cpu_sandbox = sandbox::Sandbox::with_environment(sandbox::Config { limits: cpu_limits, ..sandbox::Config::default() }).unwrap();
     let (cpu_dirs, cpu_run) = run_in(&cpu_sandbox, "true", &[]);
     let (plain_dirs, _) = run_in(&sandbox, "true", &[]);
     assert_ne!(cpu_dirs, after_dirs, "a run with a CPU limit reused a cgroup made without one");

@@ -39,7 +39,8 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Checks `config` (nothing is created yet).
+    /// Checks `config` (nothing is created yet). It is taken as it is: see
+    /// [`Sandbox::with_environment`] for what the environment adds.
     pub fn new(config: Config) -> Result<Sandbox, Error> {
         config.validate()?;
         let rootfs = match &config.rootfs {
