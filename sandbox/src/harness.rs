@@ -342,8 +342,7 @@ fn fork_servers(count: usize, output: OutputMode, cases: &[&'static TestCase], k
     for server in 0..count {
         let Ok((ours, theirs)) = UnixStream::pair() else { break };
         let Ok(responses) = ours.try_clone() else { break };
-        // SAFETY: `OnlyThread` asks nothing of the caller.
-        match unsafe { crate::sys::fork_copy(crate::sys::ForkFrom::OnlyThread) } {
+        match crate::sys::fork_copy() {
             Ok(None) => {
                 // Only the runner may hold the ends of the other servers' connections: their EOF
                 // is how they learn it is gone.

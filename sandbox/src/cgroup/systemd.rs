@@ -185,15 +185,8 @@ fn start_scope_in_child(limits: &CallerLimits) -> Result<String, String> {
     let start_time = super::process_start_time(pid).unwrap_or(0);
     let unit = format!("{SCOPE_PREFIX}{pid}-{start_time}.scope");
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let child = if crate::sys::on_libtest_test_thread() {
-        // SAFETY: this is the libtest thread of an `#[isolated]` test (marked by the stock
-        // harness's entry point); with two threads, the other is libtest's main thread waiting
-        // for it. The copy runs only the D-Bus call and exits.
-        unsafe { crate::sys::fork_copy(crate::sys::ForkFrom::TestThread) }
-    } else {
-        // SAFETY: `OnlyThread` asks nothing of the caller.
-        unsafe { crate::sys::fork_copy(crate::sys::ForkFrom::OnlyThread) }
-    }
+    // The copy runs only the D-Bus call and exits.
+    let child = crate::sys::fork_copy()
         .map_err(|e| format!("cannot fork the D-Bus helper ({e}): the process runs several threads"))?;
     let Some(child) = child else {
         drop(read_end);

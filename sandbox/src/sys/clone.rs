@@ -288,49 +288,42 @@ std::thread_local! {
     static LIBTEST_TEST_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Marks the calling thread as the one libtest runs an `#[isolated]` test on: called by the
-/// stock harness's entry point, and only there.
-pub(crate) fn mark_libtest_test_thread() {
+/// Marks the calling thread as the one libtest runs an `#[isolated]` test on, so that
+/// [`fork_copy`] may copy the process beside libtest's main thread.
+///
+/// # Safety
+/// The calling thread must be a thread libtest runs a test on: its one sibling while this test
+/// runs alone is libtest's main thread, blocked waiting for the test and holding no lock a copy
+/// could need. (The stock harness's entry point, called by the `#[test]` that `#[isolated]`
+/// generates, is the one caller.)
+pub(crate) unsafe fn mark_libtest_test_thread() {
     LIBTEST_TEST_THREAD.with(|mark| mark.set(true));
 }
 
 /// Whether [`mark_libtest_test_thread`] was called on this thread.
-pub(crate) fn on_libtest_test_thread() -> bool {
+fn on_libtest_test_thread() -> bool {
     LIBTEST_TEST_THREAD.with(|mark| mark.get())
 }
 
-/// Which threads may be running when [`fork_copy`] copies the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForkFrom {
-    /// This is the only thread (the runner before it starts any).
-    OnlyThread,
-    /// A libtest test thread of a test binary that runs just this test (`--test-threads=1`):
-    /// the only other thread, libtest's main thread, is blocked waiting for the test, so it
-    /// holds no lock the copy could need.
-    TestThread,
-}
-
 /// glibc's `fork(2)` (which leaves the allocator consistent in the copy), for a copy that has
-/// one thread and may run any code. Refuses (`EAGAIN`) when more threads run than `from`
-/// allows. Returns `None` in the child.
-///
-/// # Safety
-/// With [`ForkFrom::TestThread`], the one other thread must be libtest's main thread, blocked
-/// waiting for the calling test (only a test binary run with `--test-threads=1` for this test
-/// is), and the copy must run no code of libtest's: the count of threads cannot tell which
-/// thread the second one is, or what locks it holds. [`ForkFrom::OnlyThread`] asks nothing.
-pub unsafe fn fork_copy(from: ForkFrom) -> Result<Option<Pid>, Errno> {
-    let allowed = match from {
-        ForkFrom::OnlyThread => 1,
-        ForkFrom::TestThread => 2,
-    };
+/// one thread and may run any code: a fork server, the D-Bus helper. Refuses (`EAGAIN`) when
+/// another thread runs, except on a thread marked as libtest's test thread, beside whose one
+/// sibling (libtest's main thread, blocked waiting for the test) a copy is consistent too; a
+/// test binary running several tests at once has more threads and is refused. Returns `None` in
+/// the child, which must end in `exit` rather than return into libtest's code.
+pub fn fork_copy() -> Result<Option<Pid>, Errno> {
+    let allowed = if on_libtest_test_thread() { 2 } else { 1 };
     if thread_count().is_none_or(|n| n > allowed) {
         return Err(Errno::EAGAIN);
     }
-    // SAFETY: no other thread can hold a lock the copy needs: there is none, or (the caller
-    // guarantees) it is libtest's main thread, blocked, whose code the copy does not run.
+    // SAFETY: no other thread can hold a lock the copy needs: there is none, or it is libtest's
+    // main thread, blocked (what `mark_libtest_test_thread`'s caller guarantees).
     match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => Ok(None),
+        nix::unistd::ForkResult::Child => {
+            // The copy is single-threaded: a thread it starts is not libtest's.
+            LIBTEST_TEST_THREAD.with(|mark| mark.set(false));
+            Ok(None)
+        }
         nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
     }
 }

@@ -56,13 +56,13 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs the test body, reports how it ended to the parent through `report_fd` (or the
-/// descriptor named by [`REPORT_FD_ENV`]), and exits (0 when it passed).
 /// Whether `fd` is an open pipe (what the launcher hands a test body for its report).
 fn is_pipe(fd: i32) -> bool {
     nix::sys::stat::fstat(fd).is_ok_and(|stat| stat.st_mode & libc::S_IFMT == libc::S_IFIFO)
 }
 
+/// Runs the test body, reports how it ended to the parent through `report_fd` (or the
+/// descriptor named by [`REPORT_FD_ENV`]), and exits (0 when it passed).
 pub(crate) fn run_body_and_exit(body: TestBody, report_fd: Option<i32>) -> ! {
     crate::testing::affinity::release_body();
     let report = match std::panic::catch_unwind(body) {
@@ -73,13 +73,15 @@ pub(crate) fn run_body_and_exit(body: TestBody, report_fd: Option<i32>) -> ! {
         }
         Err(payload) => ChildReport::Panicked(panic_message(payload.as_ref())),
     };
+    // A number read from the environment is checked to be an open pipe; one handed down by the
+    // fork server (`report_fd`) is the pipe it just made, and a test pays no system call for it.
     let fd = report_fd
-        .or_else(|| std::env::var(REPORT_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()))
-        .filter(|fd| *fd > 2 && is_pipe(*fd));
+        .or_else(|| std::env::var(REPORT_FD_ENV).ok().and_then(|v| v.parse::<i32>().ok()).filter(|fd| is_pipe(*fd)))
+        .filter(|fd| *fd > 2);
     if let Some(fd) = fd {
-        // SAFETY: the launcher kept this pipe open for the report (`Command::keep_fd`) and named
-        // it in the environment or in `report_fd`; it is checked to be an open pipe, and nothing
-        // else of this process, which exits below, uses it.
+        // SAFETY: the launcher kept this pipe open for the report (`Command::keep_fd`) and handed
+        // it down in `report_fd` or named it in the environment (then checked to be an open
+        // pipe); nothing else of this process, which exits below, uses it.
         let mut pipe = File::from(unsafe { crate::sys::own_fd(fd) });
         // The common case as a constant: this process is a copy, and each page its allocator
         // touches is copied.

@@ -215,8 +215,9 @@ fn forward(source: OwnedFd, mode: OutputMode, strip_preamble: bool) -> Vec<u8> {
 #[track_caller]
 pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'static str, body: TestBody) {
     let name = test_name(module_path, name);
-    // The generated `#[test]` calls this on the thread libtest runs the test on.
-    crate::sys::mark_libtest_test_thread();
+    // SAFETY: the `#[test]` that `#[isolated]` generates is the caller, on the thread libtest
+    // runs the test on.
+    unsafe { crate::sys::mark_libtest_test_thread() };
     if let Some(wanted) = std::env::var_os(CHILD_ENV) {
         if wanted == OsString::from(&name) {
             run_child_body(body, None);

@@ -101,9 +101,9 @@ pub(crate) fn run(name: &str) -> Option<Answer> {
 pub(crate) fn serve() -> ! {
     // A libtest test thread; its one sibling, libtest's main thread, is blocked waiting for this
     // test. A copy made by glibc's fork has one thread and a consistent allocator.
-    // SAFETY: started by `Server::start` as `--exact NAME --test-threads=1` for this test, so
-    // the other thread is libtest's main thread waiting for it; the copy never returns to libtest.
-    if !matches!(unsafe { crate::sys::fork_copy(crate::sys::ForkFrom::TestThread) }, Ok(None)) {
+    // Started by `Server::start` as `--exact NAME --test-threads=1` for this test, on the thread
+    // `run_test` marked: the copy is made beside libtest's main thread, and never returns to it.
+    if !matches!(crate::sys::fork_copy(), Ok(None)) {
         // The test process sees EOF before READY (fork failed) or the copy's READY: either way
         // this process has nothing more to say, and libtest must not report a result.
         crate::sys::exit_immediately(0);
