@@ -81,11 +81,9 @@ impl Layout {
         }
         let mut hierarchies = Vec::new();
         let mut unified = None;
-        for line in proc_self_cgroup()?.lines() {
-            // hierarchy-id:controllers:path; "0::path" is cgroup2.
-            let mut fields = line.splitn(3, ':');
-            let (Some(id), Some(names)) = (fields.next(), fields.next()) else { return None };
-            if id == "0" {
+        for line in proc_cgroup_lines(&proc_self_cgroup()?) {
+            let names = line.controllers;
+            if line.is_v2() {
                 let mount_point = root.join("unified");
                 (fs_kind(&mount_point)? == FsKind::Cgroup2).then_some(())?;
                 unified = Some(mount_point);
@@ -218,4 +216,29 @@ pub(super) fn unescape_mountinfo(field: &str) -> PathBuf {
     }
     use std::os::unix::ffi::OsStringExt;
     PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// One line of a `/proc/PID/cgroup` text: `hierarchy-id:controllers:path`, where `0::path` is the
+/// cgroup2 hierarchy and `path` is below that hierarchy's root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcCgroupLine<'a> {
+    pub id: &'a str,
+    /// Comma-separated (`cpu,cpuacct`, `name=systemd`); empty for cgroup2.
+    pub controllers: &'a str,
+    pub path: &'a str,
+}
+
+impl ProcCgroupLine<'_> {
+    /// Whether this is the cgroup2 line.
+    pub(crate) fn is_v2(&self) -> bool {
+        self.id == "0"
+    }
+}
+
+/// The lines of a `/proc/PID/cgroup` text (one without two `:` is skipped).
+pub(crate) fn proc_cgroup_lines(text: &str) -> impl Iterator<Item = ProcCgroupLine<'_>> {
+    text.lines().filter_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        Some(ProcCgroupLine { id: fields.next()?, controllers: fields.next()?, path: fields.next()?.trim_end() })
+    })
 }

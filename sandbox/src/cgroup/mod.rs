@@ -37,7 +37,7 @@ pub(crate) use runs::*;
 pub(crate) use v1::V1Cgroup;
 pub(crate) use v1::default_runs_dir as v1_default_runs_dir;
 pub(crate) use v2::{base_dir as v2_base_dir, resolve_parent as v2_resolve_parent, V2Cgroup};
-pub(crate) use v2::foreign_processes_in as v2_foreign_processes;
+pub(crate) use v2::{foreign_processes_in as v2_foreign_processes, holds_foreign_processes as v2_holds_foreign_processes};
 
 /// The cgroup version a run's limits and counters came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

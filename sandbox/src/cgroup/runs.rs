@@ -87,7 +87,7 @@ pub(crate) fn parent_from_environment() -> Option<PathBuf> {
 /// sandbox's command or test, and what a launcher here starts must nest in that run.
 pub(crate) fn inside_a_run() -> bool {
     read_small_file(Path::new("/proc/self/cgroup"))
-        .is_ok_and(|text| text.lines().any(|line| line.splitn(3, ':').nth(2).is_some_and(|p| in_a_run_cgroup(Path::new(p)))))
+        .is_ok_and(|text| proc_cgroup_lines(&text).any(|line| in_a_run_cgroup(Path::new(line.path))))
 }
 
 pub(super) fn parse_run_name(name: &str) -> Option<Owner> {

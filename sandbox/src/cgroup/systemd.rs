@@ -271,7 +271,7 @@ fn ask_systemd(unit: &str, pid: u32, limits: &CallerLimits) -> Result<(), String
     let deadline = Instant::now() + MOVE_TIMEOUT;
     loop {
         let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-        if cgroup.lines().any(|l| l.starts_with("0::") && l.trim_end().ends_with(&wanted)) {
+        if super::proc_cgroup_lines(&cgroup).any(|line| line.is_v2() && line.path.ends_with(&wanted)) {
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -200,3 +200,14 @@ fn a_runs_directory_tells_whether_it_holds_other_cgroups() {
 pub(crate) fn tempdir(tag: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("sandbox-unit-{tag}-")).tempdir().unwrap()
 }
+
+#[test]
+fn proc_cgroup_lines_are_split_into_id_controllers_and_path() {
+    let text = "12:cpu,cpuacct:/ci/job-7\n1:name=systemd:/init.scope\nnot a line\n0::/user.slice/a b.scope\n";
+    let lines: Vec<_> = proc_cgroup_lines(text).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], ProcCgroupLine { id: "12", controllers: "cpu,cpuacct", path: "/ci/job-7" });
+    assert_eq!(lines[1].controllers, "name=systemd");
+    assert!(lines[2].is_v2() && !lines[0].is_v2());
+    assert_eq!(lines[2].path, "/user.slice/a b.scope");
+}

@@ -238,11 +238,9 @@ fn own_cgroups() -> Result<String, CgroupError> {
 /// cgroups. When the own cgroup is not below the mount point (a container that sees only its
 /// own cgroup, bind-mounted without a cgroup namespace), the mount point is that cgroup.
 pub(crate) fn default_runs_dir(hierarchy: &Hierarchy, proc_self_cgroup: &str) -> PathBuf {
-    let own = proc_self_cgroup.lines().find_map(|line| {
-        let mut fields = line.splitn(3, ':');
-        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-        let listed = controllers.split(',').any(|c| hierarchy.controllers.iter().any(|h| h == c));
-        listed.then(|| path.trim_start_matches('/'))
+    let own = super::proc_cgroup_lines(proc_self_cgroup).find_map(|line| {
+        let listed = line.controllers.split(',').any(|c| hierarchy.controllers.iter().any(|h| h == c));
+        listed.then(|| line.path.trim_start_matches('/'))
     });
     match own {
         None | Some("") => hierarchy.mount_point.join("sandbox"),

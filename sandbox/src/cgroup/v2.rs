@@ -37,8 +37,8 @@ pub fn own_cgroup_dir(mount_point: &Path) -> Result<PathBuf, CgroupError> {
 
 /// The v2 cgroup (the `0::` line) of a `/proc/PID/cgroup` text, as a directory under `mount_point`.
 fn cgroup_dir_in(mount_point: &Path, proc_pid_cgroup: &str) -> Option<PathBuf> {
-    let relative = proc_pid_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-    Some(mount_point.join(relative.trim().trim_start_matches('/')))
+    let line = super::proc_cgroup_lines(proc_pid_cgroup).find(|line| line.is_v2())?;
+    Some(mount_point.join(line.path.trim_start_matches('/')))
 }
 
 /// The cgroup whose children the runs become, made ready for them (controllers enabled, its
@@ -164,15 +164,7 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
         }
         let foreign = foreign_processes(dir, &pids);
         if !foreign.is_empty() {
-            return Err(CgroupError::Unavailable(format!(
-                "{} holds processes the sandbox did not start ({}), and a cgroup with processes cannot have \
-                 child cgroups with controllers: the sandbox does not move them. Run it in a cgroup of its own \
-                 (on a systemd host it makes one itself; elsewhere `exec` it as the only process of a \
-                 delegated cgroup, or have the container's entrypoint move its processes into a child cgroup), \
-                 or pass --cgroup-parent (SANDBOX_CGROUP_PARENT) with a cgroup that holds no processes",
-                dir.display(),
-                foreign.join(", ")
-            )));
+            return Err(holds_foreign_processes(dir, &foreign));
         }
         match fs::create_dir(&leaf) {
             Ok(()) => {}
@@ -191,9 +183,25 @@ fn move_processes_to_leaf(dir: &Path) -> Result<(), CgroupError> {
     Err(CgroupError::Unavailable(format!("processes kept appearing in {} while moving them to a leaf", dir.display())))
 }
 
+/// Why runs cannot go below `dir`, which holds the processes `foreign` the sandbox did not start.
+pub(crate) fn holds_foreign_processes(dir: &Path, foreign: &[String]) -> CgroupError {
+    CgroupError::Unavailable(format!(
+        "{} holds processes the sandbox did not start ({}), and a cgroup with processes cannot have \
+         child cgroups with controllers: the sandbox does not move them. Run it in a cgroup of its own \
+         (on a systemd host it makes one itself; elsewhere `exec` it as the only process of a \
+         delegated cgroup, or have the container's entrypoint move its processes into a child cgroup), \
+         or pass --cgroup-parent (SANDBOX_CGROUP_PARENT) with a cgroup that holds no processes",
+        dir.display(),
+        foreign.join(", ")
+    ))
+}
+
 /// The processes of `dir` that the sandbox would not move (see `move_processes_to_leaf`), each
-/// as `PID (comm)`: for `sandbox check`.
+/// as `PID (comm)`: for `sandbox check`. None in the root cgroup, which may keep its processes.
 pub(crate) fn foreign_processes_in(dir: &Path) -> Vec<String> {
+    if !dir.join("cgroup.type").exists() {
+        return Vec::new();
+    }
     let procs = read_optional(dir, "cgroup.procs").ok().flatten().unwrap_or_default();
     foreign_processes(dir, &procs.split_whitespace().collect::<Vec<_>>())
 }

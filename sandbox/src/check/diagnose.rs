@@ -121,8 +121,8 @@ fn detect_container(root: &Path) -> Option<Container> {
         return found(&value, format!("container={value} in /proc/1/environ"));
     }
     let cgroup = std::fs::read_to_string(root.join("proc/1/cgroup")).unwrap_or_default();
-    for line in cgroup.lines() {
-        let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+    for line in crate::cgroup::proc_cgroup_lines(&cgroup) {
+        let path = line.path;
         let runtime = [("kubepods", "Kubernetes"), ("libpod", "Podman"), ("docker", "Docker"), ("/lxc", "lxc")]
             .into_iter()
             .find_map(|(mark, runtime)| path.contains(mark).then_some(runtime));

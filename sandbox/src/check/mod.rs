@@ -8,7 +8,9 @@ use nix::sched::CloneFlags;
 use nix::unistd::{access, AccessFlags, Uid};
 
 use crate::cgroup::systemd::{ensure_own_scope, ScopePlacement};
-use crate::cgroup::{v1_default_runs_dir, v2_base_dir, v2_foreign_processes, v2_resolve_parent, Layout};
+use crate::cgroup::{
+    v1_default_runs_dir, v2_base_dir, v2_foreign_processes, v2_holds_foreign_processes, v2_resolve_parent, Layout,
+};
 use crate::sys;
 
 mod diagnose;
@@ -196,21 +198,9 @@ fn cgroup_findings(layout: &Layout, cgroup_parent: Option<&Path>) -> Vec<Finding
             // The cgroup whose controllers a run would enable: its processes must be the
             // sandbox's to move (the root cgroup may keep its own).
             let enabled_in = if cgroup_parent.is_some() { target.clone() } else { base.clone() };
-            let foreign =
-                if enabled_in.join("cgroup.type").exists() { v2_foreign_processes(&enabled_in) } else { Vec::new() };
+            let foreign = v2_foreign_processes(&enabled_in);
             if !foreign.is_empty() {
-                out.push(finding(
-                    Status::Fail,
-                    "cgroup placement",
-                    format!(
-                        "{} holds processes the sandbox did not start ({}), which it does not move: run it in a \
-                         cgroup of its own (`exec` it as the only process of a delegated cgroup, or have the \
-                         container's entrypoint move its processes into a child cgroup), or pass --cgroup-parent \
-                         with a cgroup that holds no processes",
-                        enabled_in.display(),
-                        foreign.join(", ")
-                    ),
-                ));
+                out.push(finding(Status::Fail, "cgroup placement", v2_holds_foreign_processes(&enabled_in, &foreign).to_string()));
                 return out;
             }
             let ok = writable(&target) && writable(&base.join("cgroup.subtree_control"));
