@@ -20,15 +20,14 @@ use super::Error;
 ///
 /// let mut config = Config::default();
 /// config.hostname = "box".into();
-/// let path = std::env::temp_dir().join(format!("sandbox-doc-{}", std::process::id()));
+/// let output = tempfile::NamedTempFile::new()?;
 /// let mut command = Command::new("sh");
 /// command.args(["-c", "echo $GREETING from $(uname -n), pid $$"]).env("GREETING", "hello");
-/// command.stdout(std::fs::File::create_new(&path)?);
+/// command.stdout(output.reopen()?);
 /// let outcome = Sandbox::new(config)?.run(&command)?;
 /// assert!(outcome.success(), "{outcome}");
 /// // The shell is the first process after the sandbox's init (PID 1).
-/// assert_eq!(std::fs::read_to_string(&path)?, "hello from box, pid 2\n");
-/// # std::fs::remove_file(&path)?;
+/// assert_eq!(std::fs::read_to_string(output.path())?, "hello from box, pid 2\n");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
