@@ -13,7 +13,9 @@
 //! installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style re-executions
 //! without isolation, as `#[isolated]` tests under the stock harness, and under sandbox's runner
 //! (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
-//! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first.
+//! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first; and the
+//! plain and the `#[isolated]` ones under `cargo nextest run` (a process per test), when
+//! cargo-nextest is installed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -278,7 +280,17 @@ fn main() {
         "taskset -c {first} {runner} --test-threads=1 >/dev/null & a=$!; \
          taskset -c {second} {runner} --test-threads=1 >/dev/null & b=$!; wait $a && wait $b"
     );
-    let suites = vec![
+    // nextest as a user runs it (cargo's no-op build and nextest's listing included, alike for
+    // both), one test at a time.
+    let cargo = env!("CARGO");
+    let nextest = |filter: &'static str| {
+        vec![
+            cargo, "nextest", "run", "--release", "--cargo-quiet", "-p", "test-sandbox", "--test", "bench_fixtures",
+            "--test-threads=1", "--no-fail-fast", filter,
+        ]
+    };
+    let has_nextest = Command::new(cargo).args(["nextest", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let mut suites = vec![
         vec![stock, "--test-threads=1", "-q", "plain::"],
         vec![stock, "--test-threads=1", "-q", "reexec::"],
         vec![stock, "--test-threads=1", "-q", "isolated::"],
@@ -286,11 +298,16 @@ fn main() {
         vec![runner, "--test-threads=2"],
         vec!["sh", "-c", &side_by_side],
     ];
+    if has_nextest {
+        suites.push(nextest("plain::"));
+        suites.push(nextest("isolated::"));
+    }
     let per_test = |total: Duration| total.as_secs_f64() * 1000.0 / FIXTURE_TESTS;
     let times: Vec<f64> = time_commands(&suites, suite_runs, Regime::Rehearsed).into_iter().map(per_test).collect();
     let (t_plain, t_reexec, t_isolated, t_runner, t_runner2) = (times[0], times[1], times[2], times[3], times[4]);
     // Per test of the 400.
     let t_side_by_side = times[5] / 2.0;
+    let under_nextest = has_nextest.then(|| (times[6], times[7]));
     println!("\n{:<62} {:>9}", "200 trivial tests, --test-threads=1", "ms/test");
     println!("{:<62} {:>9.3}", "plain #[test]", t_plain);
     println!("{:<62} {:>9.3}", "re-exec per test, no isolation (rusty-fork style)", t_reexec);
@@ -298,6 +315,13 @@ fn main() {
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner", t_runner);
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner, --test-threads=2", t_runner2);
     println!("{:<62} {:>9.3}", "  two serial runners side by side, a CPU each (per test of 400)", t_side_by_side);
+    match under_nextest {
+        Some((plain, isolated)) => {
+            println!("{:<62} {:>9.3}", "plain #[test], cargo nextest run (a process per test)", plain);
+            println!("{:<62} {:>9.3}", "#[isolated], cargo nextest run", isolated);
+        }
+        None => println!("{:<62} {:>9}", "cargo nextest run", "not installed"),
+    }
 
     // ---- memory
     let launcher_rss = peak_rss_kib(&[installed_cli, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"]);
@@ -363,6 +387,14 @@ fn main() {
             met: Some(runner_rss_200 <= runner_rss_20 + 1024),
         },
     ];
+    if let Some((plain, isolated)) = under_nextest {
+        rows.push(Row {
+            what: "nextest: #[isolated] / plain #[test]",
+            value: format!("{:.2}x", ratio(isolated, plain)),
+            target: "<= 1.3x".into(),
+            met: Some(ratio(isolated, plain) <= 1.3),
+        });
+    }
     if let Some((usual, same_work)) = bwrap {
         rows.push(Row {
             what: "bwrap (as commonly run) / sandbox run",

@@ -136,6 +136,106 @@ fn command_is_not_pid_1_and_sees_only_the_sandbox() {
     assert!((3..=5).contains(&visible), "only init, sh, ls and grep are visible, not {visible} processes");
 }
 
+/// The command's session and process group exist inside: the session is the init's (PID 1),
+/// the group the command's own, as for a shell's job, and there is no controlling terminal.
+#[test]
+fn the_command_has_a_session_and_a_process_group_of_the_sandbox() {
+    // /proc/self/stat of sh itself (`read` is a builtin): pid (comm) state ppid pgrp session tty_nr.
+    let run = sh_ok(&[], "read -r stat < /proc/self/stat; echo $stat");
+    let fields: Vec<&str> = run.stdout.split_whitespace().collect();
+    assert_eq!(&fields[..7], ["2", "(sh)", "R", "1", "2", "1", "0"], "pid, ppid, pgrp, session, tty: {run:#?}");
+}
+
+/// In a terminal the command keeps the launcher's session (the terminal belongs to it) and
+/// becomes the terminal's foreground group, so that an interactive shell has job control.
+#[test]
+fn an_interactive_command_is_the_terminals_foreground_group() {
+    // `script` (util-linux) runs the launcher on a new pseudo-terminal.
+    let inner = format!("{} run -- sh -c 'read -r stat < /proc/self/stat; echo $stat'", sandbox_bin());
+    let output = Command::new("script").args(["-qec", &inner, "/dev/null"]).current_dir("/").stdin(Stdio::null()).output();
+    let output = output.expect("this test needs script(1) from util-linux (Debian: bsdutils)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<&str> = stdout.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert!(fields.len() > 7, "{stdout}");
+    // pid (comm) state ppid pgrp session tty_nr tpgid
+    assert_eq!(&fields[..5], ["2", "(sh)", "R", "1", "2"], "{stdout}");
+    assert_ne!(fields[6], "0", "the terminal is the command's controlling terminal: {stdout}");
+    assert_eq!(fields[7], "2", "the command's group is the terminal's foreground: {stdout}");
+}
+
+/// `kill(0, ..)` in the sandbox signals the command's own group, never the group the launcher
+/// was started in: a witness process in that group must survive.
+#[test]
+fn a_signal_to_the_own_process_group_stays_inside() {
+    use std::os::unix::process::CommandExt;
+    let mut witness = Command::new("sleep").arg("60").process_group(0).spawn().unwrap();
+    let group = witness.id() as i32;
+    let status = Command::new(sandbox_bin())
+        .args(["run", "--", "sh", "-c", "kill -TERM 0; sleep 5"])
+        .current_dir("/")
+        .process_group(group)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+        .status;
+    let alive = witness.try_wait().unwrap().is_none();
+    let _ = witness.kill();
+    let _ = witness.wait();
+    assert!(alive, "the launcher's process group got the sandbox's SIGTERM");
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "the command itself is killed by it: {status:?}");
+}
+
+/// Directories named `name` anywhere below /sys/fs/cgroup (every hierarchy, the freezer's too).
+fn cgroup_dirs_named(name: &std::ffi::OsStr) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if entry.file_name() == name {
+                    found.push(entry.path());
+                }
+                pending.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// At its timeout a run lists, before anything is killed, every process still running (pid
+/// inside, state, wait channel, system call, age, threads, command line): in the JSON as
+/// `processes` and on stderr under the summary. The cgroup it was frozen in is gone afterwards.
+#[test]
+fn a_timed_out_run_lists_what_was_still_running() {
+    let run = sandbox(&["--timeout", "1s", "--", "sh", "-c", "cat /proc/self/cgroup; sleep 101 & sleep 102 & wait"]);
+    assert_eq!(run.code, Some(137), "{run:#?}");
+    let processes = run.json["processes"].as_array().unwrap_or_else(|| panic!("{run:#?}"));
+    let find = |command: &str| processes.iter().find(|p| p["command"] == command).unwrap_or_else(|| panic!("{command} in {processes:?}"));
+    let shell = find("sh -c cat /proc/self/cgroup; sleep 101 & sleep 102 & wait");
+    assert_eq!((shell["pid"].as_u64(), shell["threads"].as_u64()), (Some(2), Some(1)), "{shell}");
+    for command in ["sleep 101", "sleep 102"] {
+        let sleep = find(command);
+        assert_eq!(sleep["state"], "S", "{sleep}");
+        assert_eq!(sleep["syscall"].as_u64(), Some(libc::SYS_clock_nanosleep as u64), "{sleep}");
+        assert!(sleep["wchan"].as_str().is_some_and(|w| w.contains("sleep")), "{sleep}");
+        // Started after `cat`, and ended by the 1 s timeout (a slow, emulated machine starts
+        // them late).
+        assert!((100..5000).contains(&sleep["elapsed_ms"].as_u64().unwrap()), "{sleep}");
+        assert!(sleep["pid"].as_u64().unwrap() > 2 && sleep["host_pid"] != sleep["pid"], "{sleep}");
+    }
+    assert_eq!(processes.len(), 3, "the init is not listed: {processes:?}");
+    let listed = run.stderr.split_once("sandbox: still running when the timeout fired:\n").map(|(_, list)| list);
+    let listed = listed.unwrap_or_else(|| panic!("no list under the summary: {run:#?}"));
+    assert!(listed.lines().any(|l| l.starts_with("  pid 2 S") && l.ends_with(": sh -c cat /proc/self/cgroup; sleep 101 & sleep 102 & wait")), "{listed}");
+    assert!(listed.lines().any(|l| l.contains(" S in ") && l.ends_with(": sleep 101")), "{listed}");
+    // Frozen where the run had a cgroup (root here): its freezer directory (v1) is gone too.
+    let dirs = run_cgroup_dirs(&run.stdout);
+    assert!(!dirs.is_empty(), "{run:#?}");
+    let name = dirs[0].file_name().unwrap();
+    let left = cgroup_dirs_named(name);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn init_reaps_orphans() {
     // The subshell exits at once; its `sleep` is orphaned and re-parented to PID 1, which must
@@ -232,6 +332,36 @@ fn hostname_is_set_inside_only() {
     assert_eq!(sh_ok(&[], "hostname").stdout, "sandbox\n");
     assert_eq!(sh_ok(&["--hostname", "test-box"], "hostname").stdout, "test-box\n");
     assert_eq!(fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host);
+}
+
+/// A `--rootfs` sandbox's `/dev` has what programs expect besides the device nodes: its own
+/// pseudo-terminals (a new devpts instance, `/dev/ptmx` into it) and `/dev/shm` for POSIX
+/// shared memory.
+#[test]
+fn a_rootfs_dev_has_its_own_pseudo_terminals_and_shared_memory() {
+    let root = busybox_rootfs();
+    let script = "exec 3<>/dev/ptmx && ls /dev/pts; echo shared > /dev/shm/x && cat /dev/shm/x; \
+                  awk '$5 == \"/dev/pts\" || $5 == \"/dev/shm\" {print $5, $9}' /proc/self/mountinfo";
+    let run = sandbox(&["--rootfs", root.to_str().unwrap(), "--", "/bin/sh", "-c", script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    // The master just opened is the instance's first terminal, 0: nothing of the host's shows.
+    assert_eq!(lines, ["0", "ptmx", "shared", "/dev/pts devpts", "/dev/shm tmpfs"], "{run:#?}");
+}
+
+/// A `TMPDIR` below `/tmp` (`/tmp/user/1000` on some systems) exists inside too, where `/tmp` is
+/// a new, empty tmpfs: programs that create their temporary files there work as outside.
+#[test]
+fn a_tmpdir_below_tmp_exists_inside() {
+    let tmpdir = format!("/tmp/{}/1000", unique("tmpdir"));
+    let output = Command::new(sandbox_bin())
+        .args(["run", "--", "sh", "-c", "test -d \"$TMPDIR\" && touch \"$TMPDIR/file\" && echo made"])
+        .env("TMPDIR", &tmpdir)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "made\n", "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!Path::new(&tmpdir).exists(), "nothing is made on the host");
 }
 
 #[test]

@@ -805,7 +805,7 @@ fn run_in(sandbox: &sandbox::Sandbox, program: &str, args: &[&str]) -> (Vec<Path
     (paths, running.wait().unwrap())
 }
 
-/// The runner's fork servers keep a run's cgroup for the next run (`cgroup::pool`, on v1; v2
+/// Fork servers keep a run's cgroup for the next run (`cgroup::pool`, on v1; v2
 /// makes a new one each time, as its `memory.peak` cannot be reset before kernel 6.12). Each
 /// run must still report only its own OOM kills, pids-limit hits and peak: an OOM kill must
 /// not reappear in the next run, and a cgroup whose `pids.peak` rose above the floor of 2 must

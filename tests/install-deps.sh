@@ -9,10 +9,13 @@
 #   strace             the reliability suite widens a race window with it
 #   bubblewrap         the benchmark compares against bwrap
 #   util-linux         setpriv (tests as uid 65534), unshare (benchmark baseline)
+#   bsdutils           script(1): a test runs the CLI on a pseudo-terminal
+#   libxml2-utils      xmllint: the runner's JUnit XML is validated against tests/junit.xsd
 #   python3            the reliability probes and the scripts that read cargo's JSON
 #   <arch>-unknown-linux-musl (rustup)   the README's static CLI build, which CI installs
 #   x86_64-apple-darwin, x86_64-pc-windows-msvc (rustup)   outside-crate.sh's off-Linux checks
 #   cargo-nextest      tests/outside-crate.sh runs the README crate under nextest too
+#   cargo-llvm-cov, llvm-tools (rustup)   tests/coverage.sh measures isolated bodies' coverage
 #   the VM runner's --prepare (QEMU, a cached kernel; systemd for its --systemd placements)
 #
 #   tests/install-deps.sh [--no-vm]   --no-vm: everything but the VM runner's preparation
@@ -37,6 +40,8 @@ have_static_libc || packages+=(libc6-dev)
 command -v strace >/dev/null || packages+=(strace)
 command -v bwrap >/dev/null || packages+=(bubblewrap)
 { command -v setpriv && command -v unshare; } >/dev/null || packages+=(util-linux)
+command -v script >/dev/null || packages+=(bsdutils)
+command -v xmllint >/dev/null || packages+=(libxml2-utils)
 command -v python3 >/dev/null || packages+=(python3)
 installed=()
 if (( ${#packages[@]} )); then
@@ -75,6 +80,17 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps.sh: cargo install --locked cargo-nextest"
   cargo install --locked --quiet cargo-nextest
   installed+=(cargo-nextest)
+fi
+
+if ! rustup component list --installed | grep -q '^llvm-tools'; then
+  echo "install-deps.sh: rustup component add llvm-tools"
+  rustup component add llvm-tools >/dev/null 2>&1 || { rustup component add llvm-tools; exit 1; }
+  installed+=(llvm-tools)
+fi
+if ! cargo llvm-cov --version >/dev/null 2>&1; then
+  echo "install-deps.sh: cargo install --locked cargo-llvm-cov"
+  cargo install --locked --quiet cargo-llvm-cov
+  installed+=(cargo-llvm-cov)
 fi
 
 if [[ $prepare_vm == 1 ]]; then

@@ -49,6 +49,16 @@ fn runs_as_pid_2_with_fresh_proc_hostname_and_tmp() {
     assert!(visible <= 3, "only the sandbox's processes are visible, not {visible}");
 }
 
+/// As outside, the body has a session and a process group that exist: the session is led by the
+/// sandbox's init, the group is the body's own.
+#[isolated]
+fn the_body_has_a_session_and_a_process_group_of_the_sandbox() {
+    // SAFETY: plain system calls without pointers.
+    let (session, group) = unsafe { (libc::getsid(0), libc::getpgrp()) };
+    assert_eq!(session, 1, "the session leader is the sandbox's init");
+    assert_eq!(group, std::process::id() as i32, "the body leads its own process group");
+}
+
 #[isolated(hostname = "unit-box", tmpfs = "/tmp/scratch:1M", net = "none")]
 fn hostname_tmpfs_and_net_keys() {
     assert_eq!(hostname(), "unit-box");
@@ -147,7 +157,11 @@ fn fixtures_binary() -> &'static PathBuf {
 }
 
 fn run_fixtures(args: &[&str]) -> Output {
-    Command::new(fixtures_binary()).args(args).env("RUST_BACKTRACE", "0").output().unwrap()
+    run_fixtures_with(args, &[])
+}
+
+fn run_fixtures_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(fixtures_binary()).args(args).env("RUST_BACKTRACE", "0").envs(env.iter().copied()).output().unwrap()
 }
 
 #[test]
@@ -156,22 +170,33 @@ fn expected_failures_fail_with_their_reason() {
         ("fixture_panics", "isolated test failed: panicked: fixture boom"),
         ("fixture_oom_without_expect", "isolated test failed: killed by the OOM killer: memory limit 64.0 MiB, peak "),
         ("fixture_times_out", "isolated test failed: timed out after 300 ms (killed)"),
+        // What was still running, under the summary: the body's own process, PID 2.
+        ("fixture_times_out", "still running when the timeout fired:\n  pid 2 "),
         ("fixture_expected_event_missing", "expected the pids limit (20) to be hit, but no fork was refused: passed"),
         ("fixture_returns_err", "isolated test failed: returned Err: \"bad input\""),
     ];
-    for (name, message) in cases {
-        let output = run_fixtures(&["--exact", name, "--test-threads=1"]);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(101), "{name}: {stdout}");
+    // Through a fork server, and as nextest runs a test (a process for it alone, `--exact NAME
+    // --nocapture`, which runs it without a server).
+    let nextest = [("NEXTEST_EXECUTION_MODE", "process-per-test")];
+    for ((name, message), env) in cases.iter().flat_map(|case| [(case, &[][..]), (case, &nextest[..])]) {
+        let args: &[&str] = if env.is_empty() { &["--exact", name, "--test-threads=1"] } else { &["--exact", name, "--nocapture"] };
+        let output = run_fixtures_with(args, env);
+        // Without capture, libtest prints the panic (the verdict) to stderr.
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(101), "{name} {env:?}: {stdout}");
         assert!(stdout.contains(message), "{name} should fail with {message:?}:\n{stdout}");
         assert!(stdout.contains("test result: FAILED. 0 passed; 1 failed"), "{stdout}");
         assert!(stdout.contains("\nsandbox: "), "the run's summary line is part of the message: {stdout}");
     }
-    // The child's output is captured and shown for the failed test.
+    // The child's output is captured and shown for the failed test; as nextest runs it, it is
+    // passed through.
     let output = run_fixtures(&["--exact", "fixture_panics"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("---- fixture_panics stdout ----\noutput of the failing test\n"), "{stdout}");
     assert!(!stdout.contains("running 1 test\n\nrunning"), "the child's libtest banner leaked: {stdout}");
+    let output = run_fixtures_with(&["--exact", "fixture_panics", "--nocapture"], &nextest);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("output of the failing test\n") && !stdout.contains("running 1 test\n\nrunning"), "{stdout}");
 }
 
 /// `#[ignore]` on an isolated test is honoured: the test is reported ignored, and its body (which
@@ -269,6 +294,10 @@ fn runner_prints_resources_and_writes_a_report() {
         assert!(bomb.get(key).is_some(), "{key} missing in {bomb}");
     }
     assert_eq!(json["failed"], 0);
+    // A test its timeout ended lists what was still running: its body, PID 2.
+    let hang = tests.iter().find(|t| t["name"] == "hang_is_timed_out").unwrap();
+    let processes = hang["processes"].as_array().unwrap();
+    assert!(processes.iter().any(|p| p["pid"] == 2 && p["command"].as_str().is_some_and(|c| !c.is_empty())), "{hang}");
 
     // Expected failures, and the flags nextest drives it with.
     let fixtures = runner_fixtures_binary();
@@ -294,6 +323,63 @@ fn runner_prints_resources_and_writes_a_report() {
     let exact = Command::new(runner).args(["--exact", "hostname_is_set", "--format", "terse"]).output().unwrap();
     let exact_out = String::from_utf8_lossy(&exact.stdout);
     assert!(exact.status.success() && exact_out.contains("1 passed;"), "{exact_out}");
+}
+
+/// `--junit FILE` (or `SANDBOX_JUNIT`): schema-valid JUnit XML (tests/junit.xsd, the Jenkins
+/// format the CI test reporters read) with one testcase per test, the same verdicts and figures
+/// as the JSON report of the same run, a failure's output, and an ignored test as skipped.
+#[test]
+fn runner_writes_junit_that_ci_test_reporters_read() {
+    use quick_junit::{NonSuccessKind, TestCaseStatus};
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (junit, report) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
+    let output = Command::new(runner_fixtures_binary())
+        .args(["fixture_", "--report"])
+        .arg(&report)
+        .env("SANDBOX_JUNIT", &junit)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(101), "{}", String::from_utf8_lossy(&output.stdout));
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/junit.xsd");
+    let valid = Command::new("xmllint").args(["--noout", "--schema", schema]).arg(&junit).output();
+    let valid = valid.expect("this test needs xmllint (Debian: libxml2-utils; tests/install-deps.sh installs it)");
+    assert!(valid.status.success(), "{}", String::from_utf8_lossy(&valid.stderr));
+
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let xml = quick_junit::Report::deserialize_from_str(&std::fs::read_to_string(&junit).unwrap()).unwrap();
+    let suite = &xml.test_suites[0];
+    assert_eq!(suite.name.as_str(), "isolated_runner_fixtures");
+    let tests = json["tests"].as_array().unwrap();
+    assert_eq!(suite.test_cases.len(), tests.len());
+    assert_eq!(tests.len(), 2, "{json}");
+    for case in &suite.test_cases {
+        let entry = tests.iter().find(|t| t["name"] == case.name.as_str()).unwrap();
+        let TestCaseStatus::NonSuccess { kind: NonSuccessKind::Failure, message, description, .. } = &case.status else {
+            panic!("{} is not a failure: {:?}", case.name.as_str(), case.status);
+        };
+        let text = entry["message"].as_str().unwrap();
+        assert_eq!(description.as_ref().unwrap().as_str(), text);
+        assert_eq!(message.as_ref().unwrap().as_str(), text.lines().next().unwrap());
+        let property = |name: &str| case.properties.iter().find(|p| p.name.as_str() == name).unwrap().value.as_str().to_string();
+        for key in ["peak_memory_bytes", "peak_pids", "oom_kills", "pids_limit_hits"] {
+            let expected = entry[key].as_u64().map(|v| v.to_string()).unwrap_or_default();
+            assert_eq!(property(key), expected, "{key} of {}", case.name.as_str());
+        }
+        let millis = case.time.unwrap().as_millis() as i64;
+        assert!((millis - entry["wall_ms"].as_i64().unwrap()).abs() <= 1, "{millis} ms against {entry}");
+    }
+    let oom = suite.test_cases.iter().find(|c| c.name.as_str() == "fixture_oom_without_expect").unwrap();
+    assert_eq!(oom.properties.iter().find(|p| p.name.as_str() == "oom_kills").unwrap().value.as_str(), "1");
+    let panicked = suite.test_cases.iter().find(|c| c.name.as_str() == "fixture_panics").unwrap();
+    assert!(panicked.system_out.as_ref().is_some_and(|out| out.as_str().contains("runner fixture boom")), "{panicked:?}");
+
+    // An ignored test is a skipped testcase.
+    let output = Command::new(runner_fixtures_binary()).args(["--exact", "ignored_by_attribute", "--junit"]).arg(&junit).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let xml = quick_junit::Report::deserialize_from_str(&std::fs::read_to_string(&junit).unwrap()).unwrap();
+    let cases = &xml.test_suites[0].test_cases;
+    assert!(cases.len() == 1 && matches!(cases[0].status, TestCaseStatus::Skipped { .. }), "{cases:?}");
 }
 
 /// A sandbox never lifts a limit its caller is under: an `#[isolated(pids = 1000)]` test run
@@ -347,13 +433,12 @@ fn processes_with(needle: &str) -> Vec<u32> {
     pids
 }
 
-/// The stock harness runs tests in fork servers (copies of the test binary) whose sandboxes
-/// outlive the libtest thread that asked for them: when the test process dies, the server must
-/// end the running test and itself.
-#[test]
-fn a_killed_test_process_leaves_no_server_and_no_test_behind() {
-    let mut child = Command::new(fixtures_binary())
-        .args(["--exact", "fixture_hangs_without_timeout", "--test-threads=1"])
+/// Both runners run tests in fork servers (copies of the test binary) whose sandboxes outlive
+/// the thread that asked for them: when the test process dies, the server must end the running
+/// test, remove its cgroups (also those it kept for reuse) and end itself.
+fn a_killed_test_process_leaves_nothing_behind(binary: &std::path::Path, test: &str) {
+    let mut child = Command::new(binary)
+        .args(["--exact", test, "--test-threads=1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -363,23 +448,27 @@ fn a_killed_test_process_leaves_no_server_and_no_test_behind() {
     let own_pid_namespace = std::fs::read_link("/proc/self/ns/pid").unwrap();
     let in_sandbox = |pid: &u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| ns != own_pid_namespace);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let copies = processes_with("fixture_hangs_without_timeout");
-        if copies.len() >= 4 && copies.iter().filter(|pid| in_sandbox(pid)).count() >= 2 {
-            break;
+    let body = loop {
+        let copies = processes_with(test);
+        let inside: Vec<u32> = copies.iter().copied().filter(in_sandbox).collect();
+        if copies.len() >= 4 && inside.len() >= 2 {
+            break inside[0];
         }
         assert!(std::time::Instant::now() < deadline, "the hanging fixture never started: {copies:?}");
         std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    };
+    // Where the machine gives runs a cgroup (root, a delegated one), those directories must go.
+    let cgroups = common::run_cgroup_dirs(&std::fs::read_to_string(format!("/proc/{body}/cgroup")).unwrap());
+    assert!(cgroups.iter().all(|dir| dir.is_dir()), "{cgroups:?}");
     child.kill().unwrap();
     child.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let left = processes_with("fixture_hangs_without_timeout");
-        if left.is_empty() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "left running after the test process was killed: {left:?}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until("the test process's server and sandbox are gone", std::time::Duration::from_secs(10), || {
+        processes_with(test).is_empty() && !cgroups.iter().any(|dir| dir.exists())
+    });
+}
+
+#[test]
+fn a_killed_test_process_leaves_no_server_no_test_and_no_cgroup_behind() {
+    a_killed_test_process_leaves_nothing_behind(fixtures_binary(), "fixture_hangs_without_timeout");
+    a_killed_test_process_leaves_nothing_behind(runner_fixtures_binary(), "runner_hangs_until_killed");
 }

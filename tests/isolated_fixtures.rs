@@ -13,6 +13,14 @@ fn leak_forever() -> ! {
     }
 }
 
+/// Allocates and touches `SANDBOX_PROBE_ALLOCATE_MIB` MiB (default 4): `tests/regression.rs`
+/// saves its baseline, then grows it.
+#[isolated(mem = "256M")]
+fn baseline_probe_allocates() {
+    let mib = std::env::var("SANDBOX_PROBE_ALLOCATE_MIB").map_or(4, |v| v.parse().unwrap());
+    std::hint::black_box(vec![1u8; mib << 20]);
+}
+
 #[isolated]
 #[ignore = "proves that #[ignore] composes: never run"]
 fn ignore_composes() {

@@ -1,5 +1,6 @@
-//! Fixtures of `tests/isolated.rs` under sandbox's runner (`harness = false`): tests that must
-//! fail, and a probe that prints what a test body sees. Not run by `cargo test` (`test = false`).
+//! Fixtures of `tests/isolated.rs` and `tests/regression.rs` under sandbox's runner (`harness =
+//! false`): tests that must fail, a probe that prints what a test body sees, and probes of the
+//! baselines and the memory budget. Not run by `cargo test` (`test = false`).
 
 use sandbox::isolated;
 
@@ -26,10 +27,92 @@ fn fixture_oom_without_expect() {
     }
 }
 
+/// Hangs until the runner is killed (`tests/isolated.rs` kills it).
+#[isolated]
+fn runner_hangs_until_killed() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[isolated]
 #[ignore = "proves that the runner honours #[ignore]: never run"]
 fn ignored_by_attribute() {
     panic!("an ignored test ran under the runner");
+}
+
+/// What the baseline probes use: `SANDBOX_PROBE_ALLOCATE_MIB` MiB allocated and touched
+/// (default 4), and `SANDBOX_PROBE_CHILDREN` children alive at once (default 0).
+fn use_what_the_environment_says() {
+    let number = |name: &str, default: usize| std::env::var(name).map_or(default, |v| v.parse().unwrap());
+    let memory = vec![1u8; number("SANDBOX_PROBE_ALLOCATE_MIB", 4) << 20];
+    let mut children: Vec<_> = (0..number("SANDBOX_PROBE_CHILDREN", 0))
+        .map(|_| std::process::Command::new("sleep").arg("1").spawn().unwrap())
+        .collect();
+    for child in &mut children {
+        child.wait().unwrap();
+    }
+    std::hint::black_box(memory);
+}
+
+/// `tests/regression.rs` saves a baseline of these, then grows what they use.
+#[isolated(mem = "256M")]
+fn baseline_probe_allocates() {
+    use_what_the_environment_says();
+}
+
+#[isolated(mem = "256M", baseline_tolerance = "5000%")]
+fn baseline_probe_tolerates_growth() {
+    use_what_the_environment_says();
+}
+
+/// Marks itself running in the directory `SANDBOX_PROBE_DIR` for 400 ms, and writes how many
+/// probes were running when it started (itself included) to `seen-NAME` there.
+fn count_the_running(name: &str) {
+    let dir = std::path::PathBuf::from(std::env::var_os("SANDBOX_PROBE_DIR").expect("SANDBOX_PROBE_DIR names a directory"));
+    let marker = dir.join(format!("running-{name}"));
+    std::fs::write(&marker, b"").unwrap();
+    let running = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("running-")).count();
+    std::fs::write(dir.join(format!("seen-{name}")), running.to_string()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::fs::remove_file(marker).unwrap();
+}
+
+/// Six tests of 100 MiB and one of 400 MiB: `tests/regression.rs` runs them under memory
+/// budgets.
+#[isolated(mem = "100M")]
+fn budget_probe_1() {
+    count_the_running("1");
+}
+
+#[isolated(mem = "100M")]
+fn budget_probe_2() {
+    count_the_running("2");
+}
+
+#[isolated(mem = "100M")]
+fn budget_probe_3() {
+    count_the_running("3");
+}
+
+#[isolated(mem = "100M")]
+fn budget_probe_4() {
+    count_the_running("4");
+}
+
+#[isolated(mem = "100M")]
+fn budget_probe_5() {
+    count_the_running("5");
+}
+
+#[isolated(mem = "100M")]
+fn budget_probe_6() {
+    count_the_running("6");
+}
+
+#[isolated(mem = "400M")]
+fn budget_probe_large() {
+    count_the_running("large");
 }
 
 sandbox::main!();

@@ -36,6 +36,29 @@ run_suite() {
   grep -Eq "Summary .* [0-9]+ tests? run: [0-9]+ passed" nextest.log
 }
 run_suite
+# The runner's JUnit report, as a CI job asks for it, is valid against the project's schema.
+cargo test -q --test contained -- --junit junit.xml >/dev/null
+xmllint --noout --schema "$repo/tests/junit.xsd" junit.xml
+# The README's resource regression commands: a baseline saved and held, then the regression it
+# shows (48 MiB instead of 16) caught; and a memory budget.
+cargo test -q --test contained -- --save-baseline tests/contained.baseline >/dev/null
+cargo test -q --test contained -- --baseline tests/contained.baseline > baseline.log
+grep -q "test small_allocation_fits ... ok (.* % of its baseline)" baseline.log
+cp tests/contained.rs contained.rs.orig
+sed -i 's/16 << 20/48 << 20/g' tests/contained.rs
+if cargo test -q --test contained -- --baseline tests/contained.baseline > regression.log 2>&1; then
+  cat regression.log >&2
+  echo "outside-crate: a 48 MiB allocation against a 16 MiB baseline passed" >&2
+  exit 1
+fi
+grep -Eq "used more than its baseline allows: peak mem [0-9.]+ MiB, baseline [0-9.]+ MiB \(\+[0-9]+ %\), allowed " regression.log
+# Copied back, not moved: a moved file keeps its old mtime, and cargo would keep the 48 MiB build.
+cp contained.rs.orig tests/contained.rs
+rm contained.rs.orig
+rm tests/contained.baseline
+cargo test -q --test contained -- --test-threads 8 --mem-budget 2G > budget.log
+grep -q "test result: ok. 2 passed" budget.log
+grep -Eq "test small_allocation_fits ... ok \(peak pids [0-9]+, peak mem 1[0-9.]+ MiB" budget.log
 if { true >&3; } 2>/dev/null; then
   cargo test --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys

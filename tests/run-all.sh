@@ -27,6 +27,10 @@ echo "== host: cgroup layout $(stat -fc %T /sys/fs/cgroup), kernel $(uname -r)"
 cargo test --workspace
 # A crate outside this workspace, written from the README alone: cargo test and cargo nextest run.
 OUTSIDE_CRATE_DIR=$outside tests/outside-crate.sh 3>/tmp/sandbox-outside-bins.$$
+# A suite written without sandbox in mind, under plain nextest and the README's nextest recipe.
+tests/nextest-wrapper.sh
+# cargo llvm-cov counts what isolated bodies run, under both runners and nextest.
+tests/coverage.sh
 tests/leftovers.sh /tmp/sandbox-mountinfo.before.$$
 
 if [[ $host_only == 1 ]]; then

@@ -68,6 +68,8 @@ pub(crate) struct Args {
     pub(crate) expect: Expect,
     /// `require = "cgroup"`: fail rather than fall back to rlimits (rootless, no delegated cgroup).
     pub(crate) require_cgroup: bool,
+    /// `baseline_tolerance = "10%+1M"`: how far the peak memory may grow over its baseline.
+    pub(crate) baseline_tolerance: Option<units::Tolerance>,
     /// `crate = "path"`: where the runtime is, for a dependency renamed or re-exported in a way
     /// the Cargo.toml lookup does not see; a checked path.
     pub(crate) krate: Option<CratePath>,
@@ -113,12 +115,13 @@ enum Key {
     Net,
     Expect,
     Require,
+    BaselineTolerance,
     Crate,
 }
 
 impl Key {
     /// Every key, in the order the error messages list them.
-    const ALL: [Key; 10] = [
+    const ALL: [Key; 11] = [
         Key::Pids,
         Key::Mem,
         Key::Cpu,
@@ -128,6 +131,7 @@ impl Key {
         Key::Net,
         Key::Expect,
         Key::Require,
+        Key::BaselineTolerance,
         Key::Crate,
     ];
 
@@ -142,6 +146,7 @@ impl Key {
             Key::Net => "net",
             Key::Expect => "expect",
             Key::Require => "require",
+            Key::BaselineTolerance => "baseline_tolerance",
             Key::Crate => "crate",
         }
     }
@@ -158,6 +163,7 @@ impl Key {
             Key::Net => "net = \"none\"",
             Key::Expect => "expect = \"oom\"",
             Key::Require => "require = \"cgroup\"",
+            Key::BaselineTolerance => "baseline_tolerance = \"25%+4M\"",
             Key::Crate => "crate = \"my_sandbox\"",
         }
     }
@@ -177,6 +183,7 @@ impl Key {
             "tmp" | "tmpdir" | "scratch" => Key::Tmpfs,
             "network" | "networking" => Key::Net,
             "expected" | "expects" | "outcome" => Key::Expect,
+            "tolerance" | "mem_tolerance" | "baseline" => Key::BaselineTolerance,
             _ => return None,
         };
         Some(key)
@@ -250,6 +257,7 @@ impl Builder {
             Key::Net => self.set_net(value),
             Key::Expect => self.set_expect(value),
             Key::Require => self.set_require(value),
+            Key::BaselineTolerance => self.set_baseline_tolerance(value),
             Key::Crate => self.set_crate(value),
         }
     }
@@ -311,6 +319,14 @@ impl Builder {
         let text = string(value, Key::Mem, "a size with a unit")?;
         let bytes = units::parse_size(&text.value()).map_err(|err| syn::Error::new_spanned(value, err))?;
         self.args.mem_bytes = Some(bytes);
+        Ok(())
+    }
+
+    /// `baseline_tolerance = "PERCENT%+SIZE"`.
+    fn set_baseline_tolerance(&mut self, value: &Expr) -> syn::Result<()> {
+        let text = string(value, Key::BaselineTolerance, "a percentage of the baseline, a size, or both")?;
+        let tolerance = units::parse_tolerance(&text.value()).map_err(|err| syn::Error::new_spanned(value, err))?;
+        self.args.baseline_tolerance = Some(tolerance);
         Ok(())
     }
 
@@ -451,7 +467,7 @@ impl Builder {
             syn::Error::new_spanned(
                 value,
                 format!(
-                    "`crate` must be a path such as \"my_sandbox\" or \"::reexports::sandbox\", not \"{}\"",
+                    "`crate` must be a path, e.g. `crate = \"my_sandbox\"` or `crate = \"::reexports::sandbox\"`, not \"{}\"",
                     text.value()
                 ),
             )

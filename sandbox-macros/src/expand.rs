@@ -364,6 +364,10 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
         Expect::Timeout => quote!(#private::Expect::Timeout),
     };
     let require_cgroup = args.require_cgroup;
+    let baseline_tolerance = option(args.baseline_tolerance.map(|sandbox_units::Tolerance { percent, bytes }| {
+        let (percent, bytes) = (proc_macro2::Literal::u32_suffixed(percent), u64_literal(bytes));
+        quote!(#private::Tolerance { percent: #percent, bytes: #bytes })
+    }));
     quote! {
         #private::TestSpec {
             pids: #pids,
@@ -375,6 +379,7 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
             net: #net,
             expect: #expect,
             require_cgroup: #require_cgroup,
+            baseline_tolerance: #baseline_tolerance,
         }
     }
 }

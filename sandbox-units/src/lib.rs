@@ -37,6 +37,13 @@ pub enum UnitError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Not a tolerance like `10%+1M`.
+    Tolerance {
+        /// The rejected text.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for UnitError {
@@ -51,6 +58,11 @@ impl fmt::Display for UnitError {
                 f,
                 "invalid duration '{input}': {reason}; write a whole number with a unit \
                  ms, s, m or h, e.g. 500ms, 3s or 2m"
+            ),
+            UnitError::Tolerance { input, reason } => write!(
+                f,
+                "invalid tolerance '{input}': {reason}; write a percentage of the baseline, a size, \
+                 or both, e.g. 10%+1M, 25% or 4M"
             ),
         }
     }
@@ -136,6 +148,86 @@ pub fn parse_duration(input: &str) -> Result<Duration, UnitError> {
     Ok(Duration::from_millis(millis))
 }
 
+/// How far a test's peak memory may grow over its baseline before the test fails: a share of
+/// the baseline plus a fixed amount (`10%+1M`, the default), so that neither a tiny test's noise
+/// nor a big test's few percent trips it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tolerance {
+    /// Percent of the baseline.
+    pub percent: u32,
+    /// Bytes on top.
+    pub bytes: u64,
+}
+
+impl Tolerance {
+    /// 10 % of the baseline plus 1 MiB.
+    pub const DEFAULT: Tolerance = Tolerance { percent: 10, bytes: 1 << 20 };
+
+    /// The highest peak that is still within the tolerance of `baseline`.
+    pub fn allowed(self, baseline: u64) -> u64 {
+        let share = (baseline as u128 * self.percent as u128 / 100).min(u64::MAX as u128) as u64;
+        baseline.saturating_add(share).saturating_add(self.bytes)
+    }
+}
+
+impl Default for Tolerance {
+    fn default() -> Tolerance {
+        Tolerance::DEFAULT
+    }
+}
+
+impl fmt::Display for Tolerance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.percent, self.bytes) {
+            (percent, 0) => write!(f, "{percent} %"),
+            (0, bytes) => write!(f, "{}", format_bytes(bytes)),
+            (percent, bytes) => write!(f, "{percent} % + {}", format_bytes(bytes)),
+        }
+    }
+}
+
+/// Parses a tolerance: `PERCENT%`, a size, or both joined by `+` (`10%+1M`, `25%`, `4M`).
+///
+/// ```
+/// use sandbox_units::{parse_tolerance, Tolerance};
+///
+/// assert_eq!(parse_tolerance("10%+1M"), Ok(Tolerance { percent: 10, bytes: 1 << 20 }));
+/// assert_eq!(parse_tolerance("0%"), Ok(Tolerance { percent: 0, bytes: 0 }));
+/// let err = parse_tolerance("10").unwrap_err().to_string();
+/// assert!(err.starts_with("invalid tolerance '10': 10 is neither a percentage (10%) nor a size with a unit"), "{err}");
+/// ```
+pub fn parse_tolerance(input: &str) -> Result<Tolerance, UnitError> {
+    let fail = |reason: String| UnitError::Tolerance { input: input.to_string(), reason };
+    let mut tolerance = Tolerance { percent: 0, bytes: 0 };
+    let (mut seen_percent, mut seen_bytes) = (false, false);
+    for part in input.split('+').map(str::trim) {
+        if let Some(number) = part.strip_suffix('%') {
+            if seen_percent {
+                return Err(fail("it has two percentages".into()));
+            }
+            seen_percent = true;
+            tolerance.percent = match split_number(number) {
+                Ok((value, "")) if value <= 10_000 => value as u32,
+                Ok((_, "")) => return Err(fail("the percentage is above 10000".into())),
+                Ok(_) | Err(_) => return Err(fail(format!("'{part}' is not a whole percentage"))),
+            };
+        } else {
+            if seen_bytes {
+                return Err(fail("it has two sizes".into()));
+            }
+            seen_bytes = true;
+            if part.bytes().all(|b| b.is_ascii_digit()) && !part.is_empty() {
+                return Err(fail(format!("{part} is neither a percentage ({part}%) nor a size with a unit ({part}M)")));
+            }
+            tolerance.bytes = parse_size(part).map_err(|err| match err {
+                UnitError::Size { reason, .. } => fail(format!("the size '{part}': {reason}")),
+                other => fail(other.to_string()),
+            })?;
+        }
+    }
+    Ok(tolerance)
+}
+
 /// Formats a byte count for people: `3.1 MiB`.
 ///
 /// ```
@@ -177,6 +269,27 @@ pub fn format_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tolerances_are_a_share_plus_an_amount() {
+        assert_eq!(parse_tolerance("25%"), Ok(Tolerance { percent: 25, bytes: 0 }));
+        assert_eq!(parse_tolerance("4M"), Ok(Tolerance { percent: 0, bytes: 4 << 20 }));
+        assert_eq!(parse_tolerance("1M + 10%"), Ok(Tolerance::DEFAULT));
+        assert_eq!(Tolerance::DEFAULT.allowed(10 << 20), 12 << 20);
+        assert_eq!(Tolerance::DEFAULT.to_string(), "10 % + 1.0 MiB");
+        assert_eq!(Tolerance { percent: 1, bytes: 1 }.allowed(u64::MAX), u64::MAX);
+        for (input, reason) in [
+            ("10%+20%", "it has two percentages"),
+            ("1M+2M", "it has two sizes"),
+            ("1.5%", "'1.5%' is not a whole percentage"),
+            ("20000%", "the percentage is above 10000"),
+            ("10%+1Q", "the size '1Q': unknown unit"),
+            ("", "the size '': it is empty"),
+        ] {
+            let err = parse_tolerance(input).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("invalid tolerance '{input}': {reason}; ")), "{err}");
+        }
+    }
 
     #[test]
     fn sizes_use_binary_units() {
@@ -330,8 +443,9 @@ mod fuzz {
     fn assert_clear(err: &UnitError, given: &str) {
         let message = err.to_string();
         let (input, reason, fix) = match err {
-            UnitError::Size { input, reason } => (input, reason, ["K, M, G or T", "e.g. 100M or 1G"]),
-            UnitError::Duration { input, reason } => (input, reason, ["ms, s, m or h", "e.g. 500ms, 3s or 2m"]),
+            UnitError::Size { input, reason } => (input, reason.to_string(), ["K, M, G or T", "e.g. 100M or 1G"]),
+            UnitError::Duration { input, reason } => (input, reason.to_string(), ["ms, s, m or h", "e.g. 500ms, 3s or 2m"]),
+            UnitError::Tolerance { input, reason } => (input, reason.clone(), ["a percentage", "e.g. 10%+1M"]),
         };
         assert_eq!(input, given);
         assert!(!reason.is_empty(), "{message}");

@@ -45,6 +45,8 @@ pub(crate) enum Report {
     RlimitsFailed { errno: i32 },
     /// Joining cgroup `index` of [`InitArgs::join_cgroups`] failed.
     JoinFailed { index: u32, errno: i32 },
+    /// Starting a session (`setsid`) or the command's process group (`setpgid`) failed.
+    SessionFailed { errno: i32 },
     /// The command ended with this raw wait status.
     Exited { wait_status: i32 },
 }
@@ -63,6 +65,7 @@ impl Report {
             Report::NoNewPrivsFailed { errno } => (7, 0, errno),
             Report::RlimitsFailed { errno } => (8, 0, errno),
             Report::JoinFailed { index, errno } => (9, index, errno),
+            Report::SessionFailed { errno } => (10, 0, errno),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -84,6 +87,7 @@ impl Report {
             7 => Report::NoNewPrivsFailed { errno: b },
             8 => Report::RlimitsFailed { errno: b },
             9 => Report::JoinFailed { index: a, errno: b },
+            10 => Report::SessionFailed { errno: b },
             _ => return None,
         })
     }
@@ -170,6 +174,15 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     // strace to check). Its pidfd tells.
     if args.launcher.is_some_and(sys::pidfd_has_exited) {
         sys::exit_immediately(125);
+    }
+    // Its own session, led by this PID 1, unless the command takes the launcher's terminal
+    // (which belongs to the launcher's session): `getsid` then names a process the sandbox
+    // sees, not 0, and no process group of the sandbox's reaches outside it.
+    if !args.take_terminal {
+        if let Err(errno) = nix::unistd::setsid() {
+            send(args.report, Report::SessionFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
     }
     if args.steps_before_go {
         apply_steps(args);
@@ -269,10 +282,16 @@ fn apply_steps(args: &InitArgs<'_>) {
 
 /// The command's side: a clean signal mask, its stdio and directory, then exec.
 fn exec_command(args: &InitArgs<'_>) -> ! {
+    // The command leads a process group of its own, as a shell's job does: `kill(0, ..)` in it
+    // reaches the command and what it started, neither the init nor anything outside.
     if args.take_terminal {
-        // Without this an interactive shell finds a foreground group it cannot see (it lives in
-        // the launcher's PID namespace): no job control, and an error at exit.
+        // Also the terminal's foreground: without that an interactive shell finds a foreground
+        // group it cannot see (it lives in the launcher's PID namespace): no job control, and an
+        // error at exit.
         let _ = sys::take_terminal_foreground(0);
+    } else if let Err(errno) = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
+        send(args.report, Report::SessionFailed { errno: errno as i32 });
+        sys::exit_immediately(125);
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     if let Some(started) = args.started {
@@ -386,6 +405,7 @@ mod tests {
             Report::NoNewPrivsFailed { errno: 22 },
             Report::RlimitsFailed { errno: 1 },
             Report::JoinFailed { index: 1, errno: libc::EACCES },
+            Report::SessionFailed { errno: libc::EPERM },
             Report::Exited { wait_status: 0x8b },
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));

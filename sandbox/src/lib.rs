@@ -42,6 +42,8 @@ mod mounts;
 #[cfg(target_os = "linux")]
 pub mod outcome;
 #[cfg(target_os = "linux")]
+pub mod processes;
+#[cfg(target_os = "linux")]
 pub mod runner;
 #[cfg(target_os = "linux")]
 mod sys;

@@ -63,7 +63,7 @@ pub(crate) enum Step {
         /// Mount point.
         target: CString,
     },
-    /// `mkdir(2)` of a mount point inside one of the sandbox's own tmpfs mounts.
+    /// `mkdir(2)` inside one of the sandbox's own tmpfs mounts (a mount point, `TMPDIR`).
     Mkdir(CString),
     /// Creates an empty file as the mount point of a file bind.
     CreateFile(CString),
@@ -103,7 +103,7 @@ impl Step {
             Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::OpenSource { path, .. } => format!("opening bind source {}", show(path)),
             Step::BindFd { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
-            Step::Mkdir(path) => format!("creating mount point {}", show(path)),
+            Step::Mkdir(path) => format!("creating directory {}", show(path)),
             Step::CreateFile(path) => format!("creating mount point {}", show(path)),
             Step::Symlink(link, target) => format!("creating symlink {} -> {}", show(link), show(target)),
             Step::Chdir(path) => format!("changing directory to {}", show(path)),
@@ -156,8 +156,10 @@ impl Step {
 }
 
 /// Plans the set-up steps for `config`. `rootfs` is the canonical rootfs path, if any;
-/// `bind_fds[i]` is the launcher's `O_PATH` descriptor of `config.binds[i].source`.
-pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd]) -> Vec<Step> {
+/// `bind_fds[i]` is the launcher's `O_PATH` descriptor of `config.binds[i].source`; `tmpdir` is
+/// the command's `TMPDIR`, made inside the sandbox's tmpfs when it lies there (a `/tmp/user/1000`
+/// would otherwise be missing in the new, empty `/tmp`).
+pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd], tmpdir: Option<&Path>) -> Vec<Step> {
     let mut steps = vec![Step::SetHostname(cstring(&config.hostname)), Step::MakeRootPrivate];
     assert_eq!(bind_fds.len(), config.binds.len(), "one descriptor per bind source");
     for (spec, fd) in config.binds.iter().zip(bind_fds) {
@@ -205,6 +207,14 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd]) -
             for (link, target) in DEV_LINKS {
                 steps.push(Step::Symlink(cstring(dev.join(link)), cstring(target)));
             }
+            // Pseudo-terminals of the sandbox's own (a new devpts instance, as containers have)
+            // and POSIX shared memory (shm_open) in a tmpfs of its own.
+            steps.push(Step::Mkdir(cstring(dev.join("pts"))));
+            let devpts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+            steps.push(fs_mount("devpts", &dev.join("pts"), devpts_flags, Some("newinstance,ptmxmode=0666,mode=0620".into())));
+            steps.push(Step::Symlink(cstring(dev.join("ptmx")), cstring("pts/ptmx")));
+            steps.push(Step::Mkdir(cstring(dev.join("shm"))));
+            steps.push(fs_mount("tmpfs", &dev.join("shm"), nodev_nosuid, Some("mode=1777".into())));
         }
     }
     for tmpfs in &config.tmpfs {
@@ -214,6 +224,9 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd]) -
             data.push_str(&format!(",size={size}"));
         }
         steps.push(fs_mount("tmpfs", &at(&tmpfs.path), nodev_nosuid, Some(data)));
+    }
+    if let Some(tmpdir) = tmpdir.filter(|dir| dir.is_absolute()) {
+        push_mount_point_dirs(&mut steps, config, tmpdir, true, &at);
     }
     for (spec, fd) in config.binds.iter().zip(bind_fds) {
         let is_dir = spec.source.is_dir();
@@ -311,7 +324,7 @@ mod tests {
 
     #[test]
     fn default_plan_privatises_before_mounting() {
-        let steps = plan(&Config::default(), None, &[]);
+        let steps = plan(&Config::default(), None, &[], None);
         assert_eq!(
             describe_all(&steps),
             [
@@ -331,7 +344,7 @@ mod tests {
         config.binds.push(BindMount { source: "/etc/hostname".into(), target: "/tmp/hn".into(), read_only: false });
         config.binds.push(BindMount { source: "/usr".into(), target: "/usr".into(), read_only: false });
         config.net = NetMode::None;
-        let steps = plan(&config, None, &[10, 11, 12]);
+        let steps = plan(&config, None, &[10, 11, 12], None);
         assert_eq!(
             describe_all(&steps)[2..5],
             ["opening bind source /etc", "opening bind source /etc/hostname", "opening bind source /usr"]
@@ -341,8 +354,8 @@ mod tests {
             [
                 "mounting tmpfs on /tmp",
                 "mounting tmpfs on /scratch",
-                "creating mount point /tmp/a",
-                "creating mount point /tmp/a/etc",
+                "creating directory /tmp/a",
+                "creating directory /tmp/a/etc",
                 "bind-mounting /etc on /tmp/a/etc",
                 "remounting /tmp/a/etc read-only",
                 "creating mount point /tmp/hn",
@@ -357,16 +370,29 @@ mod tests {
     }
 
     #[test]
+    fn a_tmpdir_below_the_new_tmp_is_made_there() {
+        let steps = describe_all(&plan(&Config::default(), None, &[], Some(Path::new("/tmp/user/1000"))));
+        assert_eq!(steps[3..], ["mounting tmpfs on /tmp", "creating directory /tmp/user", "creating directory /tmp/user/1000"]);
+        for elsewhere in ["/var/tmp", "/tmp", "relative/tmp"] {
+            let steps = plan(&Config::default(), None, &[], Some(Path::new(elsewhere)));
+            assert_eq!(steps, plan(&Config::default(), None, &[], None), "{elsewhere}");
+        }
+    }
+
+    #[test]
     fn rootfs_plan_pivots_last() {
         let root = std::env::temp_dir().join(format!("sandbox-plan-{}", std::process::id()));
         std::fs::create_dir_all(root.join("dev")).unwrap();
-        let steps = describe_all(&plan(&Config::default(), Some(&root), &[]));
+        let steps = describe_all(&plan(&Config::default(), Some(&root), &[], None));
         std::fs::remove_dir_all(&root).unwrap();
         let r = root.display();
         assert_eq!(steps[2], format!("bind-mounting {r} on {r}"));
         assert_eq!(steps[3], format!("mounting proc on {r}/proc"));
         assert_eq!(steps[4], format!("mounting tmpfs on {r}/dev"));
         assert!(steps.contains(&format!("bind-mounting /dev/null on {r}/dev/null")));
+        assert!(steps.contains(&format!("mounting devpts on {r}/dev/pts")));
+        assert!(steps.contains(&format!("creating symlink {r}/dev/ptmx -> pts/ptmx")));
+        assert!(steps.contains(&format!("mounting tmpfs on {r}/dev/shm")));
         assert!(steps.contains(&format!("mounting tmpfs on {r}/tmp")));
         assert_eq!(
             steps[steps.len() - 4..],

@@ -4,10 +4,11 @@ use std::fmt;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{CgroupVersion, Stats};
 use crate::config::Limits;
+use crate::processes::ProcessInfo;
 use crate::units::{format_bytes, format_duration};
 
 /// How the command's process ended, as `wait(2)` reported it.
@@ -154,15 +155,19 @@ pub struct Outcome {
     pub cgroup_version: Option<CgroupVersion>,
     /// How each limit was enforced.
     pub enforcement: Enforcements,
+    /// What was still running when the timeout fired (empty otherwise), read while the run's
+    /// cgroup was frozen where it has one.
+    pub processes: Vec<ProcessInfo>,
 }
 
 /// The JSON shape of an outcome: a public contract (CLI `--json`, the test runner's report).
-#[derive(Serialize)]
-struct JsonOutcome {
+/// Owned, so that a fork server can send it to the runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct JsonOutcome {
     exit_code: Option<i32>,
     signal: Option<i32>,
     signal_name: Option<String>,
-    ending: &'static str,
+    ending: String,
     oom_kills: u64,
     pids_limit_hits: u64,
     timed_out: bool,
@@ -173,17 +178,18 @@ struct JsonOutcome {
     cgroup_version: Option<u8>,
     limits: JsonLimits,
     enforcement: JsonEnforcement,
+    processes: Vec<ProcessInfo>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct JsonEnforcement {
-    pids: Option<&'static str>,
-    memory: Option<&'static str>,
-    cpu: Option<&'static str>,
+    pids: Option<String>,
+    memory: Option<String>,
+    cpu: Option<String>,
     no_cgroup_reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct JsonLimits {
     pids: Option<u64>,
     memory_bytes: Option<u64>,
@@ -210,11 +216,16 @@ impl Outcome {
 
     /// The outcome as the documented JSON object.
     pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.json_shape()).expect("outcome serialises")
+    }
+
+    /// The outcome in the documented JSON shape, as a typed value.
+    pub(crate) fn json_shape(&self) -> JsonOutcome {
         let (exit_code, signal) = match self.status {
             ExitStatus::Code(code) => (Some(code), None),
             ExitStatus::Signal(signal) => (None, Some(signal)),
         };
-        let json = JsonOutcome {
+        JsonOutcome {
             exit_code,
             signal,
             signal_name: signal.map(signal_name),
@@ -223,7 +234,8 @@ impl Outcome {
                 Ending::TimedOut(_) => "timed_out",
                 Ending::OomKilled => "oom_killed",
                 Ending::Signaled(_) => "signaled",
-            },
+            }
+            .to_string(),
             oom_kills: self.stats.oom_kills,
             pids_limit_hits: self.stats.pids_limit_hits,
             timed_out: self.timed_out,
@@ -239,13 +251,13 @@ impl Outcome {
                 timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
             },
             enforcement: JsonEnforcement {
-                pids: self.enforcement.pids.map(Enforcement::as_str),
-                memory: self.enforcement.memory.map(Enforcement::as_str),
-                cpu: self.enforcement.cpu.map(Enforcement::as_str),
+                pids: self.enforcement.pids.map(|e| e.as_str().to_string()),
+                memory: self.enforcement.memory.map(|e| e.as_str().to_string()),
+                cpu: self.enforcement.cpu.map(|e| e.as_str().to_string()),
                 no_cgroup_reason: self.enforcement.no_cgroup_reason.clone(),
             },
-        };
-        serde_json::to_value(json).expect("outcome serialises")
+            processes: self.processes.clone(),
+        }
     }
 }
 
@@ -307,6 +319,7 @@ pub(crate) fn sample_outcome(status: ExitStatus) -> Outcome {
         wall: Duration::from_millis(12),
         cgroup_version: Some(CgroupVersion::V1),
         enforcement: Enforcements::default(),
+        processes: Vec::new(),
     }
 }
 

@@ -19,7 +19,8 @@ fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
 }
 
-const KEYS: [&str; 9] = ["pids", "mem", "cpu", "timeout", "hostname", "tmpfs", "net", "expect", "require"];
+const KEYS: [&str; 10] =
+    ["pids", "mem", "cpu", "timeout", "hostname", "tmpfs", "net", "expect", "require", "baseline_tolerance"];
 
 /// Identifiers: the keys, near misses, the guessed aliases, keywords, junk.
 fn ident_text() -> impl Strategy<Value = &'static str> {
@@ -41,7 +42,7 @@ fn string_content() -> impl Strategy<Value = String> {
             "500ms", "2m", "1h", "3", "3d", "0s", "box", "box-1.local", "my box", "a_b", "", "none", "host",
             "oom", "pids_limit", "timeout", "cgroup", "rlimit", "/scratch", "/scratch:64M", "/", "//", "/a/../b",
             "rel", "/a:", ":", "/a:1M:2M", "/a\0b", "0.5", "NaN", "inf", "1e400", "20", " 20 ", "-0", ":::",
-            "/tmp/", "//a/./b//:1K",
+            "/tmp/", "//a/./b//:1K", "10%+1M", "25%", "0%", "10%+20%", "1.5%", "4M+", "+", "%",
         ])
         .prop_map(String::from),
         1 => "\\PC{0,12}",
@@ -284,6 +285,11 @@ fn render(args: &Args) -> TokenStream {
     if args.require_cgroup {
         parts.push(quote!(require = "cgroup"));
     }
+    if let Some(tolerance) = args.baseline_tolerance {
+        let text = format!("{}%+{}B", tolerance.percent, tolerance.bytes);
+        let text = if tolerance.bytes == 0 { format!("{}%", tolerance.percent) } else { text };
+        parts.push(quote!(baseline_tolerance = #text));
+    }
     quote!(#(#parts),*)
 }
 
@@ -509,7 +515,7 @@ fn found_by_fuzzing() {
         .unwrap_err()
         .starts_with("`pids = 4194305` is too large: the kernel allows at most 4194304 processes in a cgroup; "));
     // syn's bare "expected identifier" / "expected `,`" did not say what to write.
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate";
     assert_eq!(
         one(quote!("pids" = 1)).unwrap_err(),
         format!("expected an argument name, e.g. `pids = 20`; {valid} (write `pids` without quotes)")

@@ -41,6 +41,7 @@ fn every_key() {
         net = "none",
         expect = "oom",
         require = "cgroup",
+        baseline_tolerance = "25%+4M",
         crate = "::reexports::sandbox",
     ));
     assert_eq!(
@@ -58,6 +59,7 @@ fn every_key() {
             net: Net::None,
             expect: Expect::Oom,
             require_cgroup: true,
+            baseline_tolerance: Some(sandbox_units::Tolerance { percent: 25, bytes: 4 << 20 }),
             krate: Some(CratePath { path: syn::parse_quote!(::reexports::sandbox) }),
         }
     );
@@ -272,7 +274,7 @@ fn expect_needs_its_limit() {
 
 #[test]
 fn unknown_and_duplicate_keys() {
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(foo = 1)), format!("unknown argument `foo`; {valid}"));
     assert_eq!(
         err(quote!(memory = "1M")),
@@ -297,7 +299,7 @@ fn malformed_arguments() {
     assert_eq!(err(quote!(pids = 1 mem = "1M")), "expected `,`");
     assert_eq!(err(quote!(pids = )), "unexpected end of input, expected an expression");
     assert!(parse(quote!("pids")).is_err());
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(type = 1)), format!("unknown argument `type`; {valid}"));
 }
 
@@ -306,7 +308,7 @@ fn all_errors_are_reported() {
     assert_eq!(
         errs(quote!(foo = 1, pids = 0, net = "wifi")),
         [
-            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, crate",
+            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate",
             "`pids` must be a whole number of at least 1, e.g. `pids = 20`: with `pids = 0` not even the test \
              process could start",
             "unknown network mode \"wifi\"; valid values are \"none\" (only loopback) and \"host\"",

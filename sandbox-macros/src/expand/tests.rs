@@ -47,6 +47,7 @@ fn the_documented_expansion() {
             net: ::sandbox::__private::Net::Host,
             expect: ::sandbox::__private::Expect::Success,
             require_cgroup: false,
+            baseline_tolerance: ::std::option::Option::None,
         };
 
         #[allow(non_snake_case)]
@@ -89,7 +90,8 @@ fn every_spec_field() {
         hostname = "box",
         tmpfs = ["/a", "/b:1K"],
         net = "none",
-        expect = "timeout"
+        expect = "timeout",
+        baseline_tolerance = "5%"
     ))
     .unwrap();
     let want = quote! {
@@ -103,6 +105,7 @@ fn every_spec_field() {
             net: ::sandbox::__private::Net::None,
             expect: ::sandbox::__private::Expect::Timeout,
             require_cgroup: false,
+            baseline_tolerance: ::std::option::Option::Some(::sandbox::__private::Tolerance { percent: 5u32, bytes: 0u64 }),
         }
     };
     assert_eq!(spec(&args, &quote!(::sandbox::__private)).to_string(), want.to_string());

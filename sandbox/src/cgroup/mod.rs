@@ -13,6 +13,7 @@ pub(crate) mod systemd;
 mod error;
 mod files;
 mod layout;
+mod own_limit;
 mod runs;
 mod v1;
 mod v2;
@@ -33,6 +34,7 @@ use crate::config::Limits;
 pub use error::*;
 pub(crate) use files::*;
 pub(crate) use layout::*;
+pub(crate) use own_limit::own_memory_limit;
 pub(crate) use runs::*;
 pub(crate) use v1::V1Cgroup;
 pub(crate) use v1::default_runs_dir as v1_default_runs_dir;
@@ -135,6 +137,12 @@ pub(crate) fn remove_tree(top: &Path) -> Result<(), CgroupError> {
                 Err(err) if err.kind() == io::ErrorKind::NotFound => break,
                 Err(err) if err.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline => {
                     kill_listed_processes(&dir);
+                    // Frozen processes (a v1 freezer directory whose launcher died while its run
+                    // was frozen) die only once thawed.
+                    let freezer_state = dir.join("freezer.state");
+                    if freezer_state.exists() {
+                        let _ = fs::write(freezer_state, "THAWED");
+                    }
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_millis(50));
                 }
@@ -174,41 +182,57 @@ pub struct Stats {
 pub(crate) trait RunCgroup: Send {
     /// Which version this is.
     fn version(&self) -> CgroupVersion;
-    /// A directory fd for `clone3(CLONE_INTO_CGROUP)`, where the version supports it.
-    fn clone_target(&self) -> Option<BorrowedFd<'_>>;
-    /// Moves `pid` (all its threads) into the cgroup.
-    fn add_process(&self, pid: Pid) -> Result<(), CgroupError>;
-    /// How the sandbox's init gets into each of the cgroup's directories itself (v1, in the
-    /// order of [`paths`](RunCgroup::paths); see `InitArgs::join_cgroups`); empty where the
-    /// launcher places the init.
-    fn init_joins(&self) -> Result<Vec<InitJoin>, CgroupError> {
-        Ok(Vec::new())
-    }
-    /// Makes the directories of a cgroup that [`plan_run_cgroup`] only named, and writes its
-    /// limits; nothing for one that exists.
-    fn finish_creation(&mut self) -> Result<(), CgroupError> {
-        Ok(())
-    }
+    /// How the sandbox's init is to get in, asked before the clone.
+    fn placement(&self) -> Result<Placement<'_>, CgroupError>;
+    /// After the clone, before the init may go on: makes what is still to be made (v1 makes its
+    /// directories while the init sets up its mounts) and moves the init in, unless the kernel
+    /// created it there (`cloned_into`) or it joins itself.
+    fn place(&mut self, init: Pid, cloned_into: bool) -> Result<(), CgroupError>;
     /// SIGKILLs every process in the cgroup.
     fn kill_all(&self);
+    /// Freezes (`true`) or thaws every process in the cgroup: v2 `cgroup.freeze`, the v1
+    /// freezer. Whether it is frozen now; `false` where it cannot be.
+    fn set_frozen(&mut self, frozen: bool) -> bool;
     /// Reads the counters of the current run.
     fn stats(&mut self) -> Result<Stats, CgroupError>;
-    /// After [`stats`](RunCgroup::stats) of a run whose processes are all gone: readies the
-    /// cgroup for another run, if the next run's counters can then be told exactly as in a new
-    /// cgroup. `false` when not (then remove it). See [`pool`].
-    fn ready_for_reuse(&mut self) -> Result<bool, CgroupError> {
-        Ok(false)
-    }
-    /// Writes `limits` for the next run of a reused cgroup (only what changed).
-    fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError>;
+    /// Ends the run's use of the cgroup, after its stats were read and every process is gone:
+    /// removes it, or keeps it for the next run of this process (v1, see [`pool`]).
+    fn release(self: Box<Self>) -> Result<(), CgroupError>;
     /// Removes what launchers that died left beside this cgroup (once per process and
     /// directory). Called once the sandbox is running, off the path to the command's start.
     fn remove_stale_runs(&self);
-    /// Removes the cgroup (and children the command created); idempotent.
-    fn remove(&mut self) -> Result<(), CgroupError>;
     /// The cgroup directories, for diagnostics and tests.
     fn paths(&self) -> Vec<PathBuf>;
 }
+
+/// How the sandbox's init gets into its cgroup.
+#[derive(Debug)]
+pub(crate) enum Placement<'a> {
+    /// Created in it by `clone3(CLONE_INTO_CGROUP)` with this directory (v2); where the kernel
+    /// cannot, [`RunCgroup::place`] moves it.
+    CloneInto(BorrowedFd<'a>),
+    /// The init joins each directory itself, in the order of [`RunCgroup::paths`] (v1; see
+    /// `InitArgs::join_cgroups`).
+    InitJoins(Vec<InitJoin>),
+}
+
+/// Polls `done` every millisecond for at most `limit`: whether it came true (the kernel freezes
+/// a cgroup asynchronously).
+pub(crate) fn settled(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How long a freeze may take before the picture is taken unfrozen.
+pub(crate) const FREEZE_WAIT: Duration = Duration::from_millis(500);
 
 /// How the sandbox's init gets into one cgroup directory itself: by writing `0` (itself) into
 /// its `tasks` file, through descriptors opened before the clone.
@@ -260,21 +284,37 @@ impl InitJoin {
     }
 }
 
-/// A new cgroup for one run below `cgroup_parent` (default: `sandbox` in each hierarchy), with
-/// `limits`. v1 directories are only named: the launcher makes them with
-/// [`RunCgroup::finish_creation`] (after the clone, while the init sets up its mounts). A v2
-/// cgroup is made at once: the init is created inside it.
+/// The cgroup for one run below `cgroup_parent` (default: `sandbox` in each hierarchy), with
+/// `limits`: an idle one of this process's earlier runs where it keeps them ([`pool`]), or a
+/// new one, made as `when` says. A v2 cgroup is made at once: the init is created inside it.
 pub(crate) fn plan_run_cgroup(
-    layout: &Layout,
     cgroup_parent: Option<&Path>,
     limits: &Limits,
+    when: Creation,
 ) -> Result<Box<dyn RunCgroup>, CgroupError> {
-    match layout {
-        Layout::Unified { mount_point } => {
-            Ok(Box::new(V2Cgroup::create(mount_point, cgroup_parent, limits)?))
-        }
-        _ => Ok(Box::new(V1Cgroup::plan(layout, cgroup_parent, limits)?)),
+    if let Some(reused) = pool::take(cgroup_parent, limits) {
+        return Ok(Box::new(reused));
     }
+    match Layout::current()? {
+        Layout::Unified { mount_point } => Ok(Box::new(V2Cgroup::create(mount_point, cgroup_parent, limits)?)),
+        layout => {
+            let mut cgroup = V1Cgroup::plan(layout, cgroup_parent, limits)?;
+            if when == Creation::Now {
+                cgroup.make()?;
+            }
+            Ok(Box::new(cgroup))
+        }
+    }
+}
+
+/// When a run's cgroup is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Creation {
+    /// Before the clone (rootless runs, which fall back on rlimits when they cannot make one).
+    Now,
+    /// Where the version allows, after the clone, while the init sets up its mounts (v1 as
+    /// root: the two are the largest parts of a sandbox's start; see [`RunCgroup::place`]).
+    WhileTheInitStarts,
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! Reuse of run cgroups in a process that runs one sandbox after another (the runner's fork
-//! servers): making and removing a v1 memory and pids cgroup for every test is about a
-//! quarter of what a trivial test costs, and takes the kernel's global `cgroup_mutex` that
-//! parallel tests queue on. A cgroup goes back to the pool only when the next run's counters can
-//! be told exactly as in a new one (`RunCgroup::ready_for_reuse`); otherwise it is removed.
+//! Reuse of run cgroups in a process that runs one sandbox after another (fork servers): making and
+//! removing a v1 memory and pids cgroup for every test is about a quarter of what a trivial test
+//! costs, and takes the kernel's global `cgroup_mutex` that parallel tests queue on. A cgroup goes
+//! back to the pool only when the next run's counters can be told exactly as in a new one
+//! (`V1Cgroup::ready_for_reuse`); otherwise it is removed.
 //!
 //! Off unless [`enable`]d; a process that enables it must call [`drain`] before it exits (a
 //! process killed before that leaves its idle cgroups to the stale-run cleanup of the next
@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use super::{CgroupError, RunCgroup};
+use super::{CgroupError, V1Cgroup};
 use crate::config::Limits;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// An idle cgroup, with the `--cgroup-parent` it was made under.
-type Idle = (Option<PathBuf>, Box<dyn RunCgroup>);
+type Idle = (Option<PathBuf>, V1Cgroup);
 
 static IDLE: Mutex<Vec<Idle>> = Mutex::new(Vec::new());
 
@@ -33,7 +33,7 @@ pub fn is_enabled() -> bool {
 }
 
 /// An idle cgroup made under `parent`, with `limits` written, if there is one.
-pub(crate) fn take(parent: Option<&Path>, limits: &Limits) -> Option<Box<dyn RunCgroup>> {
+pub(crate) fn take(parent: Option<&Path>, limits: &Limits) -> Option<V1Cgroup> {
     if !is_enabled() {
         return None;
     }
@@ -49,9 +49,10 @@ pub(crate) fn take(parent: Option<&Path>, limits: &Limits) -> Option<Box<dyn Run
     }
 }
 
-/// Ends a run's use of `cgroup` (after its stats were read and every process is gone): into
-/// the pool when it is enabled and the cgroup can be reused, otherwise removed.
-pub(crate) fn release(parent: Option<&Path>, mut cgroup: Box<dyn RunCgroup>) -> Result<(), CgroupError> {
+/// Ends a run's use of `cgroup`, made under `parent` (after its stats were read and every
+/// process is gone): into the pool when it is enabled and the cgroup can be reused, otherwise
+/// removed.
+pub(crate) fn release(parent: Option<&Path>, mut cgroup: V1Cgroup) -> Result<(), CgroupError> {
     if is_enabled() && cgroup.ready_for_reuse().unwrap_or(false) {
         if let Ok(mut idle) = IDLE.lock() {
             idle.push((parent.map(Path::to_path_buf), cgroup));

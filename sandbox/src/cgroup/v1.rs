@@ -6,7 +6,6 @@
 //! spares each run a `mkdir`, a migration and an `rmdir` (BENCHMARKS.md).
 
 use std::fs;
-use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -14,8 +13,8 @@ use nix::unistd::Pid;
 use super::{
     child_cgroup_count, cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_events_hierarchical, pids_limit_hits,
-    read_small_file, remove_tree, CgroupError, CgroupVersion, Hierarchy, InitJoin, Layout, OpenFiles, RunCgroup,
-    Stats,
+    read_small_file, remove_tree, CgroupError, CgroupVersion, Hierarchy, InitJoin, Layout, OpenFiles, Placement,
+    RunCgroup, Stats, settled, write_file, FREEZE_WAIT,
 };
 use crate::config::Limits;
 
@@ -29,18 +28,25 @@ pub struct V1Cgroup {
     /// Every distinct directory of the run, in creation order. Until they are made, removing
     /// them finds some or all missing, which [`remove_tree`] takes as done.
     dirs: Vec<PathBuf>,
-    /// The limits to write once the directories are made ([`RunCgroup::finish_creation`]);
-    /// `Some` while they are not.
+    /// The limits to write once the directories are made ([`V1Cgroup::make`]); `Some` while
+    /// they are not.
     pending: Option<Limits>,
     removed: bool,
     /// The limits written into the files now.
     limits: Limits,
     /// What the counters that cannot be reset said when this run started (zero in a new
-    /// cgroup; earlier runs' counts in a reused one, see [`RunCgroup::ready_for_reuse`]).
+    /// cgroup; earlier runs' counts in a reused one, see [`V1Cgroup::ready_for_reuse`]).
     start: Counters,
-    /// What the last [`RunCgroup::stats`] read, for [`RunCgroup::ready_for_reuse`].
+    /// What the last [`RunCgroup::stats`] read, for [`V1Cgroup::ready_for_reuse`].
     last: Option<LastRun>,
     files: OpenFiles,
+    /// The `--cgroup-parent` it was made under, for the pool of reused cgroups.
+    parent: Option<PathBuf>,
+    /// Its directory in the freezer hierarchy, where there is one: made only when a run that
+    /// timed out is frozen ([`RunCgroup::set_frozen`]), so that other runs pay nothing for it.
+    freezer: Option<PathBuf>,
+    /// Whether `freezer` was made (and must be removed).
+    freezer_made: bool,
     /// Whether `pids.events` counts the whole subtree, looked up at the first run.
     pids_events_hierarchical: std::sync::OnceLock<bool>,
 }
@@ -70,7 +76,8 @@ impl V1Cgroup {
     /// without making them: `<hierarchy>/<cgroup_parent>/<run>`, or without a parent below this
     /// process's own cgroup (`default_runs_dir`). The launcher plans the cgroup before the
     /// clone, so that the init knows where to join, and makes it while the init sets up its
-    /// mounts ([`RunCgroup::finish_creation`]; on error, what was made is removed again).
+    /// mounts ([`V1Cgroup::make`], from [`RunCgroup::place`]; on error, what was made is
+    /// removed again).
     pub fn plan(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V1Cgroup, CgroupError> {
         let relative_parent = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf());
         let proc_self_cgroup = match relative_parent {
@@ -89,6 +96,9 @@ impl V1Cgroup {
             start: Counters::default(),
             last: None,
             files: OpenFiles::default(),
+            parent: cgroup_parent.map(Path::to_path_buf),
+            freezer: None,
+            freezer_made: false,
             pids_events_hierarchical: std::sync::OnceLock::new(),
         };
         let wanted: [(&str, bool); 3] = [
@@ -124,7 +134,40 @@ impl V1Cgroup {
                 _ => cgroup.cpu = Some(dir),
             }
         }
+        cgroup.freezer = layout.v1_hierarchy("freezer").map(|hierarchy| {
+            let runs = match &relative_parent {
+                Some(parent) => hierarchy.mount_point.join(parent),
+                None => default_runs_dir(hierarchy, &proc_self_cgroup),
+            };
+            runs.join(&name)
+        });
         Ok(cgroup)
+    }
+
+    /// Moves the run's processes into its freezer directory (made now) and freezes it: a few
+    /// rounds, for what forks meanwhile.
+    fn freeze(&mut self) -> Result<bool, CgroupError> {
+        let (Some(freezer), Some(source)) = (self.freezer.clone(), self.pids.clone().or_else(|| self.memory.clone())) else {
+            return Ok(false);
+        };
+        if !self.freezer_made {
+            fs::create_dir_all(&freezer).map_err(io_err("creating cgroup", &freezer))?;
+            self.freezer_made = true;
+        }
+        for _ in 0..3 {
+            let listed = read_small_file(&source.join("cgroup.procs")).unwrap_or_default();
+            let moved = read_small_file(&freezer.join("cgroup.procs")).unwrap_or_default();
+            let missing: Vec<&str> = listed.lines().filter(|pid| !moved.lines().any(|m| m == *pid)).collect();
+            if missing.is_empty() {
+                break;
+            }
+            for pid in missing {
+                // A process that exited meanwhile (ESRCH) needs no freezing.
+                let _ = write_file(&freezer, "cgroup.procs", pid);
+            }
+        }
+        write_file(&freezer, "freezer.state", "FROZEN")?;
+        Ok(settled(FREEZE_WAIT, || read_small_file(&freezer.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")))
     }
 
     /// Writes the limits that differ from those in the files now (all of them in a new cgroup).
@@ -260,34 +303,10 @@ fn has_child_cgroups(dir: &Path) -> Result<bool, CgroupError> {
     Ok(child_cgroup_count(dir)? != 0)
 }
 
-impl RunCgroup for V1Cgroup {
-    fn version(&self) -> CgroupVersion {
-        CgroupVersion::V1
-    }
-
-    fn clone_target(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
-
-    fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
-        for dir in &self.dirs {
-            self.files.write(dir, "cgroup.procs", &pid.to_string())?;
-        }
-        Ok(())
-    }
-
-    fn init_joins(&self) -> Result<Vec<InitJoin>, CgroupError> {
-        self.dirs
-            .iter()
-            .map(|dir| match self.pending {
-                // Made (a reused cgroup): its `tasks` file, kept open for the runs after.
-                None => self.files.writable_fd(dir, "tasks").map(InitJoin::TasksFile),
-                Some(_) => InitJoin::below(dir),
-            })
-            .collect()
-    }
-
-    fn finish_creation(&mut self) -> Result<(), CgroupError> {
+impl V1Cgroup {
+    /// Makes the directories that [`V1Cgroup::plan`] only named, and writes the limits; nothing
+    /// for a cgroup that exists.
+    pub(crate) fn make(&mut self) -> Result<(), CgroupError> {
         let Some(limits) = self.pending.take() else { return Ok(()) };
         for dir in &self.dirs {
             // The runs directory exists after the first run: try without checking.
@@ -303,10 +322,82 @@ impl RunCgroup for V1Cgroup {
         self.apply_limits(&limits)
     }
 
+    /// After [`RunCgroup::stats`] of a run whose processes are all gone: readies the cgroup for
+    /// another run, if the next run's counters can then be told exactly as in a new cgroup.
+    /// `false` when not (then remove it). See [`pool`](super::pool).
+    pub(crate) fn ready_for_reuse(&mut self) -> Result<bool, CgroupError> {
+        let Some(last) = self.last.take() else { return Ok(false) };
+        // A run that was frozen (it timed out) leaves a freezer directory: not reused.
+        if self.removed || self.freezer_made || !self.is_clean(&last)? {
+            return Ok(false);
+        }
+        if let Some(dir) = &self.memory {
+            // Writing 0 sets the peak to the usage now (at most MAX_REUSED_CHARGE_BYTES).
+            self.files.write(dir, "memory.max_usage_in_bytes", "0")?;
+        }
+        self.start = last.counters;
+        Ok(true)
+    }
+
+    /// Writes `limits` for the next run of a reused cgroup (only what changed).
+    pub(crate) fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
+        self.apply_limits(limits)
+    }
+
+    /// Removes the cgroup (and children the command created); idempotent.
+    pub(crate) fn remove(&mut self) -> Result<(), CgroupError> {
+        if self.removed {
+            return Ok(());
+        }
+        for dir in &self.dirs {
+            remove_tree(dir)?;
+        }
+        if let (true, Some(freezer)) = (self.freezer_made, &self.freezer) {
+            remove_tree(freezer)?;
+        }
+        self.removed = true;
+        Ok(())
+    }
+}
+
+impl RunCgroup for V1Cgroup {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V1
+    }
+
+    fn placement(&self) -> Result<Placement<'_>, CgroupError> {
+        let joins = self
+            .dirs
+            .iter()
+            .map(|dir| match self.pending {
+                // Made (a reused cgroup, or a rootless run's): its `tasks` file, kept open for
+                // the runs after.
+                None => self.files.writable_fd(dir, "tasks").map(InitJoin::TasksFile),
+                Some(_) => InitJoin::below(dir),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Placement::InitJoins(joins))
+    }
+
+    /// The init joins its directories itself once they exist: this makes them.
+    fn place(&mut self, _init: Pid, _cloned_into: bool) -> Result<(), CgroupError> {
+        self.make()
+    }
+
     fn kill_all(&self) {
         for dir in &self.dirs {
             kill_listed_processes(dir);
         }
+    }
+
+    fn set_frozen(&mut self, frozen: bool) -> bool {
+        if frozen {
+            return self.freeze().unwrap_or(false);
+        }
+        if let (true, Some(freezer)) = (self.freezer_made, &self.freezer) {
+            let _ = write_file(freezer, "freezer.state", "THAWED");
+        }
+        false
     }
 
     fn stats(&mut self) -> Result<Stats, CgroupError> {
@@ -334,40 +425,18 @@ impl RunCgroup for V1Cgroup {
         Ok(stats)
     }
 
-    fn ready_for_reuse(&mut self) -> Result<bool, CgroupError> {
-        let Some(last) = self.last.take() else { return Ok(false) };
-        if self.removed || !self.is_clean(&last)? {
-            return Ok(false);
-        }
-        if let Some(dir) = &self.memory {
-            // Writing 0 sets the peak to the usage now (at most MAX_REUSED_CHARGE_BYTES).
-            self.files.write(dir, "memory.max_usage_in_bytes", "0")?;
-        }
-        self.start = last.counters;
-        Ok(true)
-    }
-
-    fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
-        self.apply_limits(limits)
+    fn release(self: Box<Self>) -> Result<(), CgroupError> {
+        let parent = self.parent.clone();
+        super::pool::release(parent.as_deref(), *self)
     }
 
     fn remove_stale_runs(&self) {
-        for dir in &self.dirs {
+        // The freezer's too: a launcher killed while its run was frozen leaves one there.
+        for dir in self.dirs.iter().chain(&self.freezer) {
             if let Some(parent) = dir.parent() {
                 clean_stale_once(parent);
             }
         }
-    }
-
-    fn remove(&mut self) -> Result<(), CgroupError> {
-        if self.removed {
-            return Ok(());
-        }
-        for dir in &self.dirs {
-            remove_tree(dir)?;
-        }
-        self.removed = true;
-        Ok(())
     }
 
     fn paths(&self) -> Vec<PathBuf> {

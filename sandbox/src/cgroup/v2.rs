@@ -2,7 +2,7 @@
 //! and the sandbox's init created directly in it with `CLONE_INTO_CGROUP`.
 
 use std::fs;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
@@ -10,7 +10,8 @@ use nix::unistd::Pid;
 use super::{
     cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
-    read_optional, remove_tree, subtree_deepest_first, write_file, CgroupError, CgroupVersion, RunCgroup, Stats,
+    read_optional, remove_tree, subtree_deepest_first, write_file, CgroupError, CgroupVersion, Placement, RunCgroup,
+    Stats, settled, FREEZE_WAIT,
 };
 use crate::config::Limits;
 
@@ -296,12 +297,16 @@ impl RunCgroup for V2Cgroup {
         CgroupVersion::V2
     }
 
-    fn clone_target(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.dir_fd.as_fd())
+    fn placement(&self) -> Result<Placement<'_>, CgroupError> {
+        Ok(Placement::CloneInto(self.dir_fd.as_fd()))
     }
 
-    fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
-        write_file(&self.dir, "cgroup.procs", &pid.to_string())
+    /// Where `clone3` is missing, the init was cloned outside: it moves in before it goes on.
+    fn place(&mut self, init: Pid, cloned_into: bool) -> Result<(), CgroupError> {
+        match cloned_into {
+            true => Ok(()),
+            false => write_file(&self.dir, "cgroup.procs", &init.to_string()),
+        }
     }
 
     fn kill_all(&self) {
@@ -312,10 +317,11 @@ impl RunCgroup for V2Cgroup {
         }
     }
 
-    /// Only for the first run: a v2 cgroup is never reused (its `memory.peak` can be reset only
-    /// on kernels from 6.12 on), so the limits are those of a new cgroup.
-    fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
-        self.apply_limits(limits)
+    fn set_frozen(&mut self, frozen: bool) -> bool {
+        if write_file(&self.dir, "cgroup.freeze", if frozen { "1" } else { "0" }).is_err() || !frozen {
+            return false;
+        }
+        settled(FREEZE_WAIT, || read_key(&self.dir, "cgroup.events", "frozen").is_ok_and(|state| state == Some(1)))
     }
 
     fn stats(&mut self) -> Result<Stats, CgroupError> {
@@ -334,16 +340,25 @@ impl RunCgroup for V2Cgroup {
         }
     }
 
+    /// A v2 cgroup is never reused (its `memory.peak` can be reset only on kernels from 6.12
+    /// on): it is removed.
+    fn release(mut self: Box<Self>) -> Result<(), CgroupError> {
+        self.remove()
+    }
+
+    fn paths(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
+}
+
+impl V2Cgroup {
+    /// Removes the cgroup (and children the command created); idempotent.
     fn remove(&mut self) -> Result<(), CgroupError> {
         if !self.removed {
             remove_tree(&self.dir)?;
             self.removed = true;
         }
         Ok(())
-    }
-
-    fn paths(&self) -> Vec<PathBuf> {
-        vec![self.dir.clone()]
     }
 }
 

@@ -65,9 +65,11 @@ impl Command {
     /// [`report_to`](Command::report_to)): no exec.
     ///
     /// # Safety
-    /// The process that spawns it must be single-threaded: the sandbox's init forks a full copy
-    /// of it to run `body`, and a copy of a multi-threaded process may find a lock held forever
-    /// by a thread that does not exist there (see `testing::run_function_isolated`).
+    /// A copy of the process that spawns it must be consistent (`sys::copy_is_consistent`): the
+    /// sandbox's init forks a full copy of it to run `body`, and a copy of a multi-threaded
+    /// process may find a lock held forever by a thread that does not exist there. So it is
+    /// single-threaded, or its one other thread is libtest's main thread, blocked waiting for
+    /// the test that spawns it (see `testing::run_function_isolated`).
     pub(crate) unsafe fn for_function(run: fn(FunctionBody, Option<RawFd>) -> !, body: FunctionBody) -> Command {
         let mut command = Command::new("isolated test");
         command.function = Some(FunctionCall { run, body, report_fd: None });
@@ -85,7 +87,9 @@ impl Command {
     /// When stdin is the terminal's foreground, hands the terminal to the command (its own
     /// process group), as a shell does for a job: an interactive `sh` then has job control and
     /// ^C reaches only the sandbox. The launcher takes it back with
-    /// [`Running::restore_terminal`](super::Running::restore_terminal). Off by default (a test harness keeps its terminal).
+    /// [`Running::restore_terminal`](super::Running::restore_terminal). Off by default (a test
+    /// harness keeps its terminal): then the command runs in a session of the sandbox's own, led
+    /// by its init, without a controlling terminal, and leads its own process group.
     pub fn foreground_terminal(&mut self, take: bool) -> &mut Command {
         self.take_terminal = take && sys::is_foreground_terminal(0);
         self
@@ -159,6 +163,14 @@ impl Command {
     pub fn stderr(&mut self, fd: impl Into<OwnedFd>) -> &mut Command {
         self.stdio[2] = Some(fd.into());
         self
+    }
+
+    /// The value `name` will have in the command's environment.
+    pub(super) fn env_var(&self, name: &str) -> Option<OsString> {
+        match self.env.iter().rfind(|(key, _)| key == name) {
+            Some((_, value)) => value.clone(),
+            None => std::env::var_os(name),
+        }
     }
 
     pub(super) fn environment(&self) -> Vec<CString> {

@@ -11,7 +11,7 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use crate::cgroup::{plan_run_cgroup, CgroupError, InitJoin, Layout, RunCgroup};
+use crate::cgroup::{plan_run_cgroup, CgroupError, Creation, InitJoin, Placement, RunCgroup};
 use crate::config::{Config, ConfigError, NetMode};
 use crate::init::InitArgs;
 use crate::mounts::{self, Step};
@@ -119,14 +119,20 @@ impl Sandbox {
         let bind_sources = open_bind_sources(&config)?;
         let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
         // Shared with `Running` (which names a failed step): the init reads them meanwhile.
-        let steps: std::sync::Arc<[Step]> = mounts::plan(&config, self.rootfs.as_deref(), &bind_fds).into();
+        let tmpdir = command.env_var("TMPDIR").map(PathBuf::from);
+        let steps: std::sync::Arc<[Step]> = mounts::plan(&config, self.rootfs.as_deref(), &bind_fds, tmpdir.as_deref()).into();
         let exec = ExecStrings::new(command, cwd)?;
 
         // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
         // or, where there is none, from rlimits: weaker, and said so in the outcome.
         let rootless = !nix::unistd::geteuid().is_root();
         let (cgroup, no_cgroup_reason) = self.choose_cgroup(rootless)?;
-        let joins = cgroup.as_ref().map_or_else(|| Ok(Vec::new()), |c| c.init_joins()).map_err(|e| self.cgroup_error(e))?;
+        let placement = cgroup.as_deref().map(RunCgroup::placement).transpose().map_err(|e| self.cgroup_error(e))?;
+        let (clone_into, joins) = match placement {
+            Some(Placement::CloneInto(dir)) => (Some(dir), Vec::new()),
+            Some(Placement::InitJoins(joins)) => (None, joins),
+            None => (None, Vec::new()),
+        };
         let join_cgroups: Vec<(RawFd, Option<&CStr>)> = joins.iter().map(InitJoin::for_init).collect();
         let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone());
         let rlimits = if no_cgroup_reason.is_some() { rlimits_for(&self.config.limits) } else { Vec::new() };
@@ -143,7 +149,7 @@ impl Sandbox {
         // The init shares this process's memory (no copy of it to make and tear down) unless
         // it must be created inside its v2 cgroup: CLONE_INTO_CGROUP needs clone3, for which
         // glibc has no wrapper that runs a function on a new stack.
-        let (stack, started_read, started_write) = if cgroup.as_ref().and_then(|c| c.clone_target()).is_none() {
+        let (stack, started_read, started_write) = if clone_into.is_none() {
             let stack = sys::ChildStack::new(INIT_STACK_BYTES).map_err(io_error("mapping the init's stack"))?;
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
             (Some(stack), Some(read), Some(write))
@@ -190,7 +196,7 @@ impl Sandbox {
             Some(stack) => unsafe { sys::clone_sharing_memory(flags, stack, crate::init::run, &init_args) }
                 .map(|(pid, pidfd)| Cloned::Parent { pid, pidfd, placed_in_cgroup: false }),
             // SAFETY: as above; the child gets a copy of this process and runs only `init::run`.
-            None => unsafe { sys::clone_process(flags, cgroup.as_ref().and_then(|c| c.clone_target())) },
+            None => unsafe { sys::clone_process(flags, clone_into) },
         };
         let (pid, pidfd, placed) = match cloned {
             Ok(Cloned::Child) => crate::init::run(&init_args),
@@ -204,7 +210,6 @@ impl Sandbox {
             pid,
             pidfd,
             cgroup,
-            cgroup_parent: self.config.cgroup_parent.clone(),
             report: report_read,
             started,
             timeout: self.config.timeout,
@@ -218,7 +223,7 @@ impl Sandbox {
         };
         // From here on, an error drops `running`: it kills the init (still waiting for "go")
         // and removes the cgroup.
-        self.start(&mut running, rootless, placed || !joins.is_empty(), &go_write, started_read)?;
+        self.start(&mut running, rootless, placed, &go_write, started_read)?;
         // From here on the init reads nothing of `init_args`. (On an early return above,
         // `running`, declared after them, is dropped first: it kills and reaps the init.)
         drop(go_read);
@@ -244,16 +249,8 @@ impl Sandbox {
     /// their cgroup before the clone, to fall back on rlimits when they cannot.
     fn choose_cgroup(&self, rootless: bool) -> Result<CgroupChoice, Error> {
         let (parent, limits) = (self.config.cgroup_parent.as_deref(), &self.config.limits);
-        let cgroup = crate::cgroup::pool::take(parent, limits)
-            .map(Ok)
-            .unwrap_or_else(|| Layout::current().and_then(|layout| plan_run_cgroup(layout, parent, limits)))
-            .and_then(|mut cgroup| {
-                if rootless {
-                    cgroup.finish_creation()?;
-                }
-                Ok(cgroup)
-            });
-        match cgroup {
+        let when = if rootless { Creation::Now } else { Creation::WhileTheInitStarts };
+        match plan_run_cgroup(parent, limits, when) {
             Ok(cgroup) => Ok((Some(cgroup), None)),
             Err(cause) if rootless && !self.config.require_cgroup => Ok((None, Some(cause.to_string()))),
             Err(cause) => Err(self.cgroup_error(cause)),
@@ -270,15 +267,15 @@ impl Sandbox {
         flags
     }
 
-    /// Lets the cloned init go: writes its id maps (rootless), finishes its cgroup and puts it
-    /// there unless the kernel or the init itself does (`joined`), says "go", and waits until
-    /// an init that shares our memory has started the command (`started`: one byte then, end
-    /// of file when it died first).
+    /// Lets the cloned init go: writes its id maps (rootless), has its cgroup place it
+    /// (`cloned_into`: the kernel created it there), says "go", and waits until an init that
+    /// shares our memory has started the command (`started`: one byte then, end of file when it
+    /// died first).
     fn start(
         &self,
         running: &mut Running,
         rootless: bool,
-        joined: bool,
+        cloned_into: bool,
         go_write: &OwnedFd,
         started: Option<OwnedFd>,
     ) -> Result<(), Error> {
@@ -286,12 +283,7 @@ impl Sandbox {
             write_id_maps(running.pid)?;
         }
         if let Some(cgroup) = running.cgroup.as_mut() {
-            let made = cgroup.finish_creation().map_err(|e| self.cgroup_error(e));
-            let placed = made.and_then(|()| match joined {
-                true => Ok(()),
-                false => cgroup.add_process(running.pid).map_err(Error::from),
-            });
-            if let Err(err) = placed {
+            if let Err(err) = cgroup.place(running.pid, cloned_into).map_err(|e| self.cgroup_error(e)) {
                 // An init that already failed a set-up step is gone: that failure is the news.
                 return Err(running.setup_failure().unwrap_or(err));
             }

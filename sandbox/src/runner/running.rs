@@ -11,6 +11,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use crate::cgroup::{RunCgroup, Stats};
+use crate::processes::{self, ProcessInfo};
 use crate::init::Report;
 use crate::mounts::Step;
 use crate::outcome::{Enforcements, ExitStatus, Outcome};
@@ -29,8 +30,6 @@ pub struct Running {
     pub(super) pidfd: OwnedFd,
     /// `None` in rootless mode without a delegated cgroup.
     pub(super) cgroup: Option<Box<dyn RunCgroup>>,
-    /// Where the cgroup was made (for the pool of reused cgroups).
-    pub(super) cgroup_parent: Option<PathBuf>,
     pub(super) report: OwnedFd,
     pub(super) started: Instant,
     pub(super) timeout: Option<Duration>,
@@ -110,6 +109,7 @@ impl Running {
     fn wait_inner(mut self, watch: Watch<'_>) -> Result<Outcome, Error> {
         let deadline = self.timeout.map(|t| self.started + t);
         let mut timed_out = false;
+        let mut processes = Vec::new();
         let watched = match &watch {
             Watch::Nothing => None,
             Watch::Signals(fd) => Some(fd.as_fd()),
@@ -136,6 +136,7 @@ impl Running {
                 },
                 Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     timed_out = true;
+                    processes = self.still_running();
                     self.end();
                     break;
                 }
@@ -152,7 +153,7 @@ impl Running {
         let stats = match self.cgroup.take() {
             Some(mut cgroup) => {
                 let stats = cgroup.stats();
-                crate::cgroup::pool::release(self.cgroup_parent.as_deref(), cgroup)?;
+                cgroup.release()?;
                 let mut stats = stats?;
                 stats.cpu_usec = stats.cpu_usec.or(Some(usage.cpu_usec));
                 stats
@@ -181,7 +182,34 @@ impl Running {
             wall,
             cgroup_version,
             enforcement: self.enforcement.clone(),
+            processes,
         })
+    }
+
+    /// Every process of the sandbox but its init, read at the timeout before anything is
+    /// killed. Each one is read just before the cgroup is frozen (a frozen process shows the
+    /// freezer's state and wait channel); the list is the frozen one, in which nothing forks or
+    /// exits: a process gone meanwhile is left out, one forked meanwhile is read frozen.
+    fn still_running(&mut self) -> Vec<ProcessInfo> {
+        let init = self.pid.as_raw() as u32;
+        let read_all = |listed: Vec<(u32, String)>| -> Vec<ProcessInfo> {
+            listed.into_iter().filter_map(|(pid, state)| processes::read(pid, state)).collect()
+        };
+        let before = read_all(processes::in_pid_namespace_of(init));
+        let Some(cgroup) = self.cgroup.as_mut() else { return before };
+        if !cgroup.set_frozen(true) {
+            // Half frozen, perhaps (the freeze did not settle in time): thawed again.
+            cgroup.set_frozen(false);
+            return before;
+        }
+        let frozen = processes::in_pid_namespace_of(init)
+            .into_iter()
+            .filter_map(|(pid, state)| {
+                before.iter().find(|seen| seen.host_pid == pid).cloned().or_else(|| processes::read(pid, state))
+            })
+            .collect();
+        cgroup.set_frozen(false);
+        frozen
     }
 
     /// The error a failure report of the init stands for (`None` for an exec failure after the
@@ -203,6 +231,7 @@ impl Running {
             Report::ChdirFailed { errno } => setup("changing to the command's working directory".into(), errno),
             Report::ForkFailed { errno } => setup("starting the command (fork)".into(), errno),
             Report::NoNewPrivsFailed { errno } => setup("setting no_new_privs (prctl PR_SET_NO_NEW_PRIVS)".into(), errno),
+            Report::SessionFailed { errno } => setup("giving the command a session and process group (setsid, setpgid)".into(), errno),
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
             }

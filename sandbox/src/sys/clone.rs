@@ -305,6 +305,14 @@ fn on_libtest_test_thread() -> bool {
     LIBTEST_TEST_THREAD.with(|mark| mark.get())
 }
 
+/// Whether a copy of this process made now would be consistent: it has one thread, or this is
+/// the thread marked as libtest's test thread and its one sibling is libtest's main thread
+/// (see [`mark_libtest_test_thread`]).
+pub fn copy_is_consistent() -> bool {
+    let allowed = if on_libtest_test_thread() { 2 } else { 1 };
+    thread_count().is_some_and(|n| n <= allowed)
+}
+
 /// glibc's `fork(2)` (which leaves the allocator consistent in the copy), for a copy that has
 /// one thread and may run any code: a fork server, the D-Bus helper. Refuses (`EAGAIN`) when
 /// another thread runs, except on a thread marked as libtest's test thread, beside whose one
@@ -312,8 +320,7 @@ fn on_libtest_test_thread() -> bool {
 /// test binary running several tests at once has more threads and is refused. Returns `None` in
 /// the child, which must end in `exit` rather than return into libtest's code.
 pub fn fork_copy() -> Result<Option<Pid>, Errno> {
-    let allowed = if on_libtest_test_thread() { 2 } else { 1 };
-    if thread_count().is_none_or(|n| n > allowed) {
+    if !copy_is_consistent() {
         return Err(Errno::EAGAIN);
     }
     // SAFETY: no other thread can hold a lock the copy needs: there is none, or it is libtest's

@@ -2,6 +2,9 @@
 
 use std::fs::File;
 use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
 use super::TestBody;
 
 /// Set in the sandboxed child to the name of the test it must run.
@@ -9,40 +12,31 @@ pub const CHILD_ENV: &str = "SANDBOX_ISOLATED_TEST";
 /// The descriptor number of the pipe the child reports through.
 pub(crate) const REPORT_FD_ENV: &str = "SANDBOX_ISOLATED_REPORT_FD";
 
-/// How the body ended, as the child saw it. Absent when the child was killed first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the body ended, as the child saw it. Absent when the child was killed first. Sent as
+/// one JSON line: `{"result":"panicked","message":"boom"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", content = "message", rename_all = "snake_case")]
 pub enum ChildReport {
     /// The body returned normally (or `Ok`).
     Passed,
     /// The body panicked with this message.
     Panicked(String),
     /// The body returned `Err`; its `Debug` text.
+    #[serde(rename = "error")]
     ReturnedError(String),
 }
 
 /// [`ChildReport::Passed`], encoded, with its line end.
-const PASSED_LINE: &[u8] = b"{\"message\":\"\",\"result\":\"passed\"}\n";
+const PASSED_LINE: &[u8] = b"{\"result\":\"passed\"}\n";
 
 impl ChildReport {
     fn encode(&self) -> String {
-        let (kind, message) = match self {
-            ChildReport::Passed => ("passed", ""),
-            ChildReport::Panicked(message) => ("panicked", message.as_str()),
-            ChildReport::ReturnedError(message) => ("error", message.as_str()),
-        };
-        serde_json::json!({ "result": kind, "message": message }).to_string()
+        serde_json::to_string(self).expect("a report serialises")
     }
 
     /// Parses what the child wrote; `None` when it wrote nothing (it was killed) or garbage.
     pub fn parse(text: &str) -> Option<ChildReport> {
-        let value: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
-        let message = value["message"].as_str().unwrap_or_default().to_string();
-        match value["result"].as_str()? {
-            "passed" => Some(ChildReport::Passed),
-            "panicked" => Some(ChildReport::Panicked(message)),
-            "error" => Some(ChildReport::ReturnedError(message)),
-            _ => None,
-        }
+        serde_json::from_str(text.lines().next()?).ok()
     }
 }
 

@@ -4,25 +4,29 @@
 
 mod spec;
 
-pub use spec::{test_name, Expect, Net, ShouldPanic, TestBody, TestCase, TestReturn, TestSpec};
+pub use spec::{test_name, Expect, Net, ShouldPanic, TestBody, TestCase, TestReturn, TestSpec, Tolerance};
 
 #[cfg(target_os = "linux")]
 pub(crate) mod affinity;
+#[cfg(target_os = "linux")]
+pub mod baseline;
 #[cfg(target_os = "linux")]
 mod child;
 #[cfg(target_os = "linux")]
 mod run;
 #[cfg(target_os = "linux")]
-mod server;
+pub(crate) mod fork_server;
 #[cfg(target_os = "linux")]
 mod verdict;
 
+#[cfg(target_os = "linux")]
+pub use baseline::{BaselineCheck, BaselineStatus, Baselines};
 #[cfg(target_os = "linux")]
 pub use child::{ChildReport, CHILD_ENV};
 #[cfg(target_os = "linux")]
 pub use run::*;
 #[cfg(target_os = "linux")]
-pub use verdict::{judge, resources, Verdict};
+pub use verdict::{judge, judge_should_panic, Failure, FailureKind, Resources, Verdict};
 
 #[cfg(not(target_os = "linux"))]
 mod off_linux;

@@ -8,9 +8,10 @@ use std::os::fd::OwnedFd;
 use std::thread;
 
 use super::child::{self, ChildReport, CHILD_ENV};
-use super::server;
-use super::verdict::{judge, Verdict};
-use super::{test_name, TestBody, TestSpec};
+use super::fork_server::{self, ServeOptions, TestResult};
+use super::baseline::{Baseline, BaselineStatus, Baselines, Figures};
+use super::verdict::{judge, Failure, Resources, Verdict};
+use super::{test_name, ShouldPanic, TestBody, TestCase, TestSpec};
 
 use crate::outcome::Outcome;
 use crate::runner::{Command, Error, Sandbox};
@@ -37,8 +38,9 @@ fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
 /// reads as ended (see [`Running::wait_unless_hung_up`](crate::runner::Running)).
 ///
 /// # Safety
-/// This process must be single-threaded (a fork server), where every copy is consistent: see
-/// [`Command::for_function`].
+/// Every copy of this process must be consistent: it is single-threaded (a fork server), or
+/// this is libtest's test thread beside libtest's blocked main thread only
+/// (`sys::copy_is_consistent`); see [`Command::for_function`].
 pub(crate) unsafe fn run_function_isolated(
     spec: &TestSpec,
     body: TestBody,
@@ -47,7 +49,7 @@ pub(crate) unsafe fn run_function_isolated(
 ) -> Result<IsolatedRun, Error> {
     let io = |action: &'static str| move |errno: nix::errno::Errno| Error::Io { action, source: errno.into() };
     let (report_read, report_write) = pipe()?;
-    // SAFETY: this process is single-threaded, as our caller guarantees.
+    // SAFETY: copies of this process are consistent, as our caller guarantees.
     let mut command = unsafe { Command::for_function(run_child_body, body) };
     let report_fd = command.keep_fd(report_write);
     command.report_to(report_fd);
@@ -213,8 +215,8 @@ fn forward(source: OwnedFd, mode: OutputMode, strip_preamble: bool) -> Vec<u8> {
 /// verdict's reason when the test failed. In that child (marked by [`CHILD_ENV`]) it runs `body`
 /// and reports the result to the parent.
 #[track_caller]
-pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'static str, body: TestBody) {
-    let name = test_name(module_path, name);
+pub fn run_test(spec: &'static TestSpec, module_path: &'static str, fn_name: &'static str, body: TestBody) {
+    let name = test_name(module_path, fn_name);
     // SAFETY: the `#[test]` that `#[isolated]` generates is the caller, on the thread libtest
     // runs the test on.
     unsafe { crate::sys::mark_libtest_test_thread() };
@@ -226,25 +228,62 @@ pub fn run_test(spec: &'static TestSpec, module_path: &'static str, name: &'stat
         // `--exact`, so this only happens if the name computation is wrong. Never run unisolated.
         panic!("sandbox: test '{name}' started inside the sandboxed child of '{}'", wanted.to_string_lossy());
     }
-    if std::env::var_os(server::SERVER_ENV).is_some() {
-        server::serve();
+    if std::env::var_os(fork_server::SERVER_ENV).is_some() {
+        fork_server::serve_stdio();
+    }
+    // nextest runs every test in a process of its own, where a server would serve this one
+    // test: the test's thread runs it itself, beside libtest's main thread, which waits for it.
+    // Only without libtest's output capture (nextest passes --nocapture), which the body's copy
+    // would inherit and write its output into.
+    let one_test_per_process = std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test");
+    if one_test_per_process && libtest_passes_output_through() && crate::sys::copy_is_consistent() {
+        let case = TestCase { name: fn_name, module_path, spec, body, ignore: false, should_panic: ShouldPanic::No };
+        let options = ServeOptions { output: OutputMode::Collect, keep_outcomes: false, judge_should_panic: false };
+        // SAFETY: copies of this process are consistent: checked just now.
+        return report(unsafe { fork_server::run_in_process(&case, options, None) }, spec);
     }
     // A fork server copies a process that is already running instead of executing the test
     // binary again; where none can run the test, it is re-executed.
-    if let Some(answer) = server::run(&name) {
-        print!("{}", answer.output);
-        if let Some(reason) = answer.failure {
-            panic!("{reason}");
-        }
-        return;
+    if let Some(result) = fork_server::run_in_server(&name) {
+        return report(result, spec);
     }
     let run = match run_isolated(spec, &name, ChildHarness::Libtest, OutputMode::Replay) {
         Ok(run) => run,
-        Err(err) => panic!(
-            "cannot sandbox this test: {err}\n(the test was not run; `sandbox check` shows what this machine allows)"
-        ),
+        Err(err) => panic!("{}", Failure::not_sandboxed(&err)),
     };
-    if let Verdict::Failed(reason) = judge(spec, &run.outcome, run.report.as_ref()) {
-        panic!("{reason}");
+    // Its output went through libtest's capture as it came.
+    let mut result = TestResult::without_run(name, judge(spec, &run.outcome, run.report.as_ref()));
+    result.resources = Some(Resources::of(&run.outcome));
+    report(result, spec);
+}
+
+/// A test's result under the stock harness: its output through libtest's capture, the
+/// baselines of the environment applied, and a failure as the test's panic (which
+/// `#[should_panic]` then judges).
+#[track_caller]
+fn report(mut result: TestResult, spec: &TestSpec) {
+    print!("{}", result.output);
+    let baselines = match Baselines::from_environment() {
+        Ok(baselines) => baselines,
+        Err(message) => panic!("sandbox: {message}"),
+    };
+    baselines.hold(&mut result, spec.baseline_tolerance);
+    if let Some(check) = result.baseline.as_ref().filter(|check| check.status == BaselineStatus::Missing) {
+        println!("sandbox: {}: {}", result.name, check.note());
     }
+    if let (Some(path), Some(figures)) = (&baselines.save, Figures::to_save(&result)) {
+        if let Err(err) = Baseline::update_file(path, [figures]) {
+            panic!("sandbox: saving {err}");
+        }
+    }
+    if let Verdict::Failed(failure) = result.verdict {
+        panic!("{failure}");
+    }
+}
+
+/// Whether libtest was told not to capture the tests' output (`--nocapture`, as nextest runs
+/// every test, or `RUST_TEST_NOCAPTURE`).
+fn libtest_passes_output_through() -> bool {
+    std::env::args_os().any(|arg| arg == "--nocapture" || arg == "--no-capture")
+        || std::env::var_os("RUST_TEST_NOCAPTURE").is_some_and(|value| value != "0")
 }

@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use crate::config::{Config, Limits, NetMode, TmpfsMount};
+pub use crate::units::Tolerance;
 
 /// The event a regression test requires (`expect = "..."`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,9 @@ pub struct TestSpec {
     pub expect: Expect,
     /// `require = "cgroup"`: fail instead of falling back to rlimits.
     pub require_cgroup: bool,
+    /// `baseline_tolerance = "PERCENT%+SIZE"`: how far the peak memory may grow over its
+    /// baseline (`--baseline`); the run's tolerance when `None`.
+    pub baseline_tolerance: Option<Tolerance>,
 }
 
 impl TestSpec {
@@ -75,6 +79,7 @@ impl TestSpec {
         net: Net::Host,
         expect: Expect::Success,
         require_cgroup: false,
+        baseline_tolerance: None,
     };
 
     /// The sandbox configuration this spec asks for.

@@ -1,16 +1,125 @@
-//! From what the kernel saw and what the child reported to a test's verdict.
+//! From what the kernel saw and what the child reported to a test's verdict, and the one place
+//! where a verdict and a test's resources become text.
 
-use super::{ChildReport, Expect, TestSpec};
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ChildReport, Expect, ShouldPanic, TestSpec};
 use crate::outcome::{signal_name, Ending, Enforcement, Outcome};
+use crate::processes::ProcessInfo;
 use crate::units::{format_bytes, format_duration};
 
-/// Whether an isolated test passed, and if not, why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How an isolated test ended for its runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Verdict {
     /// It passed.
     Passed,
-    /// It failed, with a message saying exactly how (and the run's summary).
-    Failed(String),
+    /// It failed; the failure says exactly how.
+    Failed(Failure),
+    /// `#[ignore]`, and not asked for (the runner only).
+    Ignored,
+}
+
+/// Why a test failed, and the run's summary line when it ran. `Display` is its message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What went wrong.
+    pub kind: FailureKind,
+    /// The run's summary (an [`Outcome`]'s `Display`), printed after the reason; `None` when the
+    /// test did not run.
+    pub summary: Option<String>,
+    /// What was still running when its timeout fired.
+    pub processes: Vec<ProcessInfo>,
+}
+
+/// What went wrong in a failed test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// The sandbox could not be made; the test did not run.
+    NotSandboxed {
+        /// The launcher's error, with its cause and fix.
+        error: String,
+    },
+    /// The fork server that was running the test died.
+    ServerDied,
+    /// A fork server was asked for a test this binary does not have.
+    NoSuchTest {
+        /// The name asked for.
+        name: String,
+    },
+    /// `expect` names an event only a cgroup counts, and the run had no cgroup.
+    Uncountable {
+        /// `OOM kills` or `pids-limit hits`.
+        events: String,
+        /// Why the run had no cgroup.
+        no_cgroup_reason: String,
+    },
+    /// No expectation, and the body did not pass.
+    Failed {
+        /// How it ended.
+        ending: String,
+        /// Forks the pids limit refused, and the limit.
+        pids_limit_hits: u64,
+        /// The pids limit.
+        pids_limit: Option<u64>,
+    },
+    /// `expect = "oom"`, and nothing was OOM-killed.
+    NoOomKill {
+        /// How it ended.
+        ending: String,
+        /// The memory limit.
+        memory_limit: Option<u64>,
+        /// The memory peak.
+        peak_memory: Option<u64>,
+    },
+    /// `expect = "pids_limit"`, and no fork was refused.
+    NoPidsLimitHit {
+        /// How it ended.
+        ending: String,
+        /// The pids limit.
+        pids_limit: Option<u64>,
+        /// The peak number of processes.
+        peak_pids: Option<u64>,
+    },
+    /// `expect = "timeout"`, and the test ended first.
+    NoTimeout {
+        /// How it ended.
+        ending: String,
+        /// The timeout.
+        timeout: Option<Duration>,
+    },
+    /// `#[should_panic]`, and the body did not panic (sandbox's runner).
+    DidNotPanic,
+    /// It passed, but used more than its baseline allows (`--baseline`).
+    AboveBaseline {
+        /// The figures that grew, against the baseline's.
+        check: Box<super::BaselineCheck>,
+    },
+    /// `#[should_panic(expected = "..")]`, and the panic did not contain the text.
+    WrongPanic {
+        /// The panic's message.
+        message: String,
+        /// The text it should have contained.
+        expected: String,
+    },
+}
+
+impl Failure {
+    /// A failure of a test that did not run.
+    pub fn without_run(kind: FailureKind) -> Failure {
+        Failure { kind, summary: None, processes: Vec::new() }
+    }
+
+    /// The sandbox for the test could not be made (`error`, the launcher's error).
+    pub fn not_sandboxed(error: &dyn fmt::Display) -> Failure {
+        Failure::without_run(FailureKind::NotSandboxed { error: error.to_string() })
+    }
+
+    fn after(outcome: &Outcome, kind: FailureKind) -> Failure {
+        Failure { kind, summary: Some(outcome.to_string()), processes: outcome.processes.clone() }
+    }
 }
 
 fn limit_text(limit: Option<u64>) -> String {
@@ -19,6 +128,71 @@ fn limit_text(limit: Option<u64>) -> String {
 
 fn peak_text(peak: Option<u64>) -> String {
     peak.map(format_bytes).unwrap_or_else(|| "n/a".into())
+}
+
+fn count_text(count: Option<u64>, absent: &str) -> String {
+    count.map(|c| c.to_string()).unwrap_or_else(|| absent.into())
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureKind::NotSandboxed { error } => write!(
+                f,
+                "cannot sandbox this test: {error}\n(the test was not run; `sandbox check` shows what this machine allows)"
+            ),
+            FailureKind::ServerDied => write!(f, "the fork server running this test died"),
+            FailureKind::NoSuchTest { name } => write!(f, "sandbox: no #[isolated] test named '{name}' in this binary"),
+            FailureKind::Uncountable { events, no_cgroup_reason } => write!(
+                f,
+                "cannot check this expectation: {events} are only counted by a cgroup, and this run had none \
+                 ({no_cgroup_reason}); give the tests a delegated cgroup (SANDBOX_CGROUP_PARENT) or run them as root"
+            ),
+            FailureKind::Failed { ending, pids_limit_hits, pids_limit } => {
+                write!(f, "isolated test failed: {ending}")?;
+                if *pids_limit_hits > 0 {
+                    write!(f, "; pids-limit hits {pids_limit_hits} (limit {})", count_text(*pids_limit, "?"))?;
+                }
+                Ok(())
+            }
+            FailureKind::NoOomKill { ending, memory_limit, peak_memory } => write!(
+                f,
+                "expected an OOM kill (memory limit {}), but none happened: {ending}; peak memory {}",
+                limit_text(*memory_limit),
+                peak_text(*peak_memory)
+            ),
+            FailureKind::NoPidsLimitHit { ending, pids_limit, peak_pids } => write!(
+                f,
+                "expected the pids limit ({}) to be hit, but no fork was refused: {ending}; peak pids {}",
+                count_text(*pids_limit, "none"),
+                count_text(*peak_pids, "n/a")
+            ),
+            FailureKind::NoTimeout { ending, timeout } => write!(
+                f,
+                "expected the timeout ({}) to fire, but the test ended first: {ending}",
+                timeout.map(format_duration).unwrap_or_else(|| "none".into())
+            ),
+            FailureKind::DidNotPanic => write!(f, "test did not panic as expected"),
+            FailureKind::AboveBaseline { check } => write!(f, "used more than its baseline allows: {check}"),
+            FailureKind::WrongPanic { message, expected } => write!(
+                f,
+                "panic did not contain expected string\n      panic message: {message:?}\n expected substring: {expected:?}"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(summary) = &self.summary {
+            write!(f, "\nsandbox: {summary}")?;
+        }
+        if !self.processes.is_empty() {
+            write!(f, "\n{}", crate::processes::render(&self.processes))?;
+        }
+        Ok(())
+    }
 }
 
 /// How the run ended, in the words a failure message needs.
@@ -41,18 +215,9 @@ fn ending_text(outcome: &Outcome, report: Option<&ChildReport>) -> String {
     }
 }
 
-fn pids_note(outcome: &Outcome) -> String {
-    if outcome.stats.pids_limit_hits == 0 {
-        return String::new();
-    }
-    let limit = outcome.limits.pids.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
-    format!("; pids-limit hits {} (limit {limit})", outcome.stats.pids_limit_hits)
-}
-
 /// The verdict for a test with `spec`, given the outcome and the child's report.
 pub fn judge(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -> Verdict {
-    let summary = format!("sandbox: {outcome}");
-    let failed = |reason: String| Verdict::Failed(format!("{reason}\n{summary}"));
+    let failed = |kind: FailureKind| Verdict::Failed(Failure::after(outcome, kind));
     // An expected event is only seen through the cgroup's counters.
     let counted = |enforcement: Option<Enforcement>| enforcement == Some(Enforcement::Cgroup);
     let uncountable = match spec.expect {
@@ -60,13 +225,13 @@ pub fn judge(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -
         Expect::PidsLimit if !counted(outcome.enforcement.pids) => Some("pids-limit hits"),
         _ => None,
     };
-    if let Some(what) = uncountable {
-        return failed(format!(
-            "cannot check this expectation: {what} are only counted by a cgroup, and this run had none ({}); \
-             give the tests a delegated cgroup (SANDBOX_CGROUP_PARENT) or run them as root",
-            outcome.enforcement.no_cgroup_reason.as_deref().unwrap_or("no cgroup")
-        ));
+    if let Some(events) = uncountable {
+        return failed(FailureKind::Uncountable {
+            events: events.into(),
+            no_cgroup_reason: outcome.enforcement.no_cgroup_reason.clone().unwrap_or_else(|| "no cgroup".into()),
+        });
     }
+    let ending = || ending_text(outcome, report);
     match spec.expect {
         Expect::Success => {
             let passed = report == Some(&ChildReport::Passed)
@@ -76,56 +241,107 @@ pub fn judge(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -
             if passed {
                 Verdict::Passed
             } else {
-                failed(format!("isolated test failed: {}{}", ending_text(outcome, report), pids_note(outcome)))
+                failed(FailureKind::Failed {
+                    ending: ending(),
+                    pids_limit_hits: outcome.stats.pids_limit_hits,
+                    pids_limit: outcome.limits.pids,
+                })
             }
         }
         Expect::Oom if outcome.stats.oom_kills > 0 => Verdict::Passed,
-        Expect::Oom => failed(format!(
-            "expected an OOM kill (memory limit {}), but none happened: {}; peak memory {}",
-            limit_text(outcome.limits.memory_bytes),
-            ending_text(outcome, report),
-            peak_text(outcome.stats.peak_memory_bytes)
-        )),
+        Expect::Oom => failed(FailureKind::NoOomKill {
+            ending: ending(),
+            memory_limit: outcome.limits.memory_bytes,
+            peak_memory: outcome.stats.peak_memory_bytes,
+        }),
         Expect::PidsLimit if outcome.stats.pids_limit_hits > 0 => Verdict::Passed,
-        Expect::PidsLimit => failed(format!(
-            "expected the pids limit ({}) to be hit, but no fork was refused: {}; peak pids {}",
-            outcome.limits.pids.map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
-            ending_text(outcome, report),
-            outcome.stats.peak_pids.map(|p| p.to_string()).unwrap_or_else(|| "n/a".into())
-        )),
+        Expect::PidsLimit => failed(FailureKind::NoPidsLimitHit {
+            ending: ending(),
+            pids_limit: outcome.limits.pids,
+            peak_pids: outcome.stats.peak_pids,
+        }),
         Expect::Timeout if outcome.timed_out => Verdict::Passed,
-        Expect::Timeout => failed(format!(
-            "expected the timeout ({}) to fire, but the test ended first: {}",
-            outcome.timeout.map(format_duration).unwrap_or_else(|| "none".into()),
-            ending_text(outcome, report)
-        )),
+        Expect::Timeout => failed(FailureKind::NoTimeout { ending: ending(), timeout: outcome.timeout }),
     }
 }
 
-/// The runner's per-test resource note: `pids-limit hits 1312, peak pids 20, peak mem 4.1 MiB, 212 ms`.
-pub fn resources(outcome: &Outcome) -> String {
-    let mut parts = Vec::new();
-    if outcome.stats.oom_kills > 0 {
-        parts.push(format!("oom kills {}", outcome.stats.oom_kills));
+/// `#[should_panic]` judged as libtest judges it (the body must panic, with the expected text);
+/// `None` without the attribute.
+pub fn judge_should_panic(should_panic: ShouldPanic, outcome: &Outcome, report: Option<&ChildReport>) -> Option<Verdict> {
+    let failed = |kind: FailureKind| Some(Verdict::Failed(Failure::after(outcome, kind)));
+    match (should_panic, report) {
+        (ShouldPanic::No, _) => None,
+        (ShouldPanic::Yes, Some(ChildReport::Panicked(_))) => Some(Verdict::Passed),
+        (ShouldPanic::WithMessage(expected), Some(ChildReport::Panicked(message))) => {
+            if message.contains(expected) {
+                Some(Verdict::Passed)
+            } else {
+                failed(FailureKind::WrongPanic { message: message.clone(), expected: expected.into() })
+            }
+        }
+        (_, _) => failed(FailureKind::DidNotPanic),
     }
-    if outcome.stats.pids_limit_hits > 0 {
-        parts.push(format!("pids-limit hits {}", outcome.stats.pids_limit_hits));
-    }
-    if let Some(peak) = outcome.stats.peak_pids {
-        parts.push(format!("peak pids {peak}"));
-    }
-    parts.push(format!("peak mem {}", peak_text(outcome.stats.peak_memory_bytes)));
-    parts.push(format_duration(outcome.wall));
-    if outcome.timed_out {
-        parts.push("timed out".into());
-    }
-    let weaker = outcome.enforcement.weaker_than_cgroup();
-    if !weaker.is_empty() {
-        parts.push(format!("limits not exact: {}", weaker.join(" ")));
-    }
-    parts.join(", ")
 }
 
+/// What a test used, as the runner prints it after the verdict:
+/// `pids-limit hits 1312, peak pids 20, peak mem 4.1 MiB, 212 ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Processes the OOM killer killed.
+    pub oom_kills: u64,
+    /// Forks the pids limit refused.
+    pub pids_limit_hits: u64,
+    /// The most processes at once, where the kernel counts it.
+    pub peak_pids: Option<u64>,
+    /// The memory peak, where the kernel records it.
+    pub peak_memory_bytes: Option<u64>,
+    /// The CPU time used.
+    pub cpu_usec: Option<u64>,
+    /// How long the run took.
+    pub wall: Duration,
+    /// The timeout ended it.
+    pub timed_out: bool,
+    /// The limits enforced by less than a cgroup, and how.
+    pub not_exact: Vec<String>,
+}
+
+impl Resources {
+    /// What the run of `outcome` used.
+    pub fn of(outcome: &Outcome) -> Resources {
+        Resources {
+            oom_kills: outcome.stats.oom_kills,
+            pids_limit_hits: outcome.stats.pids_limit_hits,
+            peak_pids: outcome.stats.peak_pids,
+            peak_memory_bytes: outcome.stats.peak_memory_bytes,
+            cpu_usec: outcome.stats.cpu_usec,
+            wall: outcome.wall,
+            timed_out: outcome.timed_out,
+            not_exact: outcome.enforcement.weaker_than_cgroup(),
+        }
+    }
+}
+
+impl fmt::Display for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.oom_kills > 0 {
+            write!(f, "oom kills {}, ", self.oom_kills)?;
+        }
+        if self.pids_limit_hits > 0 {
+            write!(f, "pids-limit hits {}, ", self.pids_limit_hits)?;
+        }
+        if let Some(peak) = self.peak_pids {
+            write!(f, "peak pids {peak}, ")?;
+        }
+        write!(f, "peak mem {}, {}", peak_text(self.peak_memory_bytes), format_duration(self.wall))?;
+        if self.timed_out {
+            write!(f, ", timed out")?;
+        }
+        if !self.not_exact.is_empty() {
+            write!(f, ", limits not exact: {}", self.not_exact.join(" "))?;
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -164,8 +380,8 @@ mod tests {
 
     fn reason(verdict: Verdict) -> String {
         match verdict {
-            Verdict::Failed(reason) => reason,
-            Verdict::Passed => panic!("expected a failure"),
+            Verdict::Failed(failure) => failure.to_string(),
+            other => panic!("expected a failure, got {other:?}"),
         }
     }
 
@@ -209,6 +425,38 @@ mod tests {
         assert!(reason(judge(&spec(Expect::Timeout), &slow, None)).contains("but the test ended first: killed by SIGKILL"));
         slow.timed_out = true;
         assert_eq!(judge(&spec(Expect::Timeout), &slow, None), Verdict::Passed);
-        assert_eq!(resources(&slow), "peak pids 3, peak mem 100.0 MiB, 212 ms, timed out");
+        assert_eq!(Resources::of(&slow).to_string(), "peak pids 3, peak mem 100.0 MiB, 212 ms, timed out");
+    }
+
+    #[test]
+    fn should_panic_is_judged_as_libtest_judges_it() {
+        let ended = outcome(ExitStatus::Code(101));
+        let panicked = ChildReport::Panicked("index out of bounds: the len is 3".into());
+        assert_eq!(judge_should_panic(ShouldPanic::No, &ended, Some(&panicked)), None);
+        assert_eq!(judge_should_panic(ShouldPanic::Yes, &ended, Some(&panicked)), Some(Verdict::Passed));
+        let wanted = ShouldPanic::WithMessage("out of bounds");
+        assert_eq!(judge_should_panic(wanted, &ended, Some(&panicked)), Some(Verdict::Passed));
+        let text = reason(judge_should_panic(ShouldPanic::WithMessage("overflow"), &ended, Some(&panicked)).unwrap());
+        assert!(text.starts_with("panic did not contain expected string\n      panic message: \"index out of bounds"), "{text}");
+        assert!(text.contains(" expected substring: \"overflow\"\nsandbox: exit 101"), "{text}");
+        let text = reason(judge_should_panic(ShouldPanic::Yes, &outcome(ExitStatus::Code(0)), Some(&ChildReport::Passed)).unwrap());
+        assert!(text.starts_with("test did not panic as expected\nsandbox: "), "{text}");
+    }
+
+    #[test]
+    fn a_failure_without_a_run_has_no_summary_and_crosses_a_pipe_intact() {
+        let failure = Failure::not_sandboxed(&"a cgroup is required");
+        assert_eq!(
+            failure.to_string(),
+            "cannot sandbox this test: a cgroup is required\n(the test was not run; `sandbox check` shows what this machine allows)"
+        );
+        let judged = judge(&spec(Expect::Oom), &outcome(ExitStatus::Code(0)), Some(&ChildReport::Passed));
+        for verdict in [Verdict::Passed, Verdict::Ignored, Verdict::Failed(failure), judged] {
+            let text = serde_json::to_string(&verdict).unwrap();
+            assert_eq!(serde_json::from_str::<Verdict>(&text).unwrap(), verdict, "{text}");
+        }
+        let resources = Resources::of(&outcome(ExitStatus::Code(0)));
+        let text = serde_json::to_string(&resources).unwrap();
+        assert_eq!(serde_json::from_str::<Resources>(&text).unwrap(), resources);
     }
 }

@@ -2,7 +2,7 @@
 //! like a `harness = false` target: the `#[test]` functions are stripped, and `main` finds the
 //! tests through the registry and checks what the macro recorded.
 
-use sandbox::__private::{inventory, Expect, Net, ShouldPanic, TestCase, TestSpec};
+use sandbox::__private::{inventory, Expect, Net, ShouldPanic, TestCase, TestSpec, Tolerance};
 use sandbox::isolated;
 
 #[derive(Debug)]
@@ -23,6 +23,7 @@ fn parse(input: &str) -> Result<u32, ParseError> {
     net = "none",
     expect = "oom",
     require = "cgroup",
+    baseline_tolerance = "25%+4M",
 )]
 #[ignore = "needs a sandbox"]
 #[should_panic(expected = "out of memory")]
@@ -64,6 +65,7 @@ fn main() {
             net: Net::None,
             expect: Expect::Oom,
             require_cgroup: true,
+            baseline_tolerance: Some(Tolerance { percent: 25, bytes: 4 << 20 }),
         }
     );
     assert_eq!(every.module_path, module_path!());

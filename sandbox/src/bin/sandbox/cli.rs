@@ -208,7 +208,11 @@ fn run(args: RunArgs) -> u8 {
         Err(err) => return fail(err.to_string(), err.exit_code() as u8),
     };
     // One write: stderr is unbuffered, and the summary's pieces would each be a system call.
-    let _ = std::io::stderr().write_all(format!("sandbox: {outcome}\n").as_bytes());
+    let mut summary = format!("sandbox: {outcome}\n");
+    if !outcome.processes.is_empty() {
+        summary.push_str(&format!("sandbox: {}\n", sandbox::processes::render(&outcome.processes)));
+    }
+    let _ = std::io::stderr().write_all(summary.as_bytes());
     if let Some(path) = &args.json {
         let text = outcome.to_json().to_string();
         let written = if path.as_os_str() == "-" {
