@@ -207,18 +207,21 @@ fn cgroup_dirs_named(name: &std::ffi::OsStr) -> Vec<PathBuf> {
 /// `processes` and on stderr under the summary. The cgroup it was frozen in is gone afterwards.
 #[test]
 fn a_timed_out_run_lists_what_was_still_running() {
-    let run = sandbox(&["--timeout", "1s", "--", "sh", "-c", "cat /proc/self/cgroup; sleep 101 & sleep 102 & wait"]);
+    // The shell waits until both sleeps have exec'd and sleep (a loaded, emulated machine can
+    // take a second for that), then sleeps itself in `wait` until the timeout fires.
+    const SCRIPT: &str = r#"cat /proc/self/cgroup; sleep 101 & a=$!; sleep 102 & b=$!; for p in $a $b; do until read -r s < /proc/$p/stat && case $s in *"(sleep) S"*) true;; *) false;; esac; do :; done; done; wait"#;
+    let run = sandbox(&["--timeout", "2s", "--", "sh", "-c", SCRIPT]);
     assert_eq!(run.code, Some(137), "{run:#?}");
     let processes = run.json["processes"].as_array().unwrap_or_else(|| panic!("{run:#?}"));
     let find = |command: &str| processes.iter().find(|p| p["command"] == command).unwrap_or_else(|| panic!("{command} in {processes:?}"));
-    let shell = find("sh -c cat /proc/self/cgroup; sleep 101 & sleep 102 & wait");
+    let shell = find(&format!("sh -c {SCRIPT}"));
     assert_eq!((shell["pid"].as_u64(), shell["threads"].as_u64()), (Some(2), Some(1)), "{shell}");
     for command in ["sleep 101", "sleep 102"] {
         let sleep = find(command);
         assert_eq!(sleep["state"], "S", "{sleep}");
         assert_eq!(sleep["syscall"].as_u64(), Some(libc::SYS_clock_nanosleep as u64), "{sleep}");
         assert!(sleep["wchan"].as_str().is_some_and(|w| w.contains("sleep")), "{sleep}");
-        // Started after `cat`, and ended by the 1 s timeout (a slow, emulated machine starts
+        // Started after `cat`, and ended by the 2 s timeout (a slow, emulated machine starts
         // them late).
         assert!((100..5000).contains(&sleep["elapsed_ms"].as_u64().unwrap()), "{sleep}");
         assert!(sleep["pid"].as_u64().unwrap() > 2 && sleep["host_pid"] != sleep["pid"], "{sleep}");
@@ -226,7 +229,7 @@ fn a_timed_out_run_lists_what_was_still_running() {
     assert_eq!(processes.len(), 3, "the init is not listed: {processes:?}");
     let listed = run.stderr.split_once("sandbox: still running when the timeout fired:\n").map(|(_, list)| list);
     let listed = listed.unwrap_or_else(|| panic!("no list under the summary: {run:#?}"));
-    assert!(listed.lines().any(|l| l.starts_with("  pid 2 S") && l.ends_with(": sh -c cat /proc/self/cgroup; sleep 101 & sleep 102 & wait")), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("  pid 2 S") && l.ends_with(&format!(": sh -c {SCRIPT}"))), "{listed}");
     assert!(listed.lines().any(|l| l.contains(" S in ") && l.ends_with(": sleep 101")), "{listed}");
     // Frozen where the run had a cgroup (root here): its freezer directory (v1) is gone too.
     let dirs = run_cgroup_dirs(&run.stdout);

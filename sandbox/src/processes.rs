@@ -144,10 +144,19 @@ mod tests {
     #[test]
     fn a_sleeping_child_is_read_from_proc() {
         let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
         let pid = child.id();
-        let state = stat_fields(pid).unwrap().state;
-        let info = read(pid, state).unwrap();
+        // The child first has to exec and reach its nanosleep, which a loaded, emulated machine
+        // can take seconds for: read it until it sleeps there, then assert on that last reading.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let info = loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let state = stat_fields(pid).unwrap().state;
+            let info = read(pid, state).unwrap();
+            let asleep = info.state == "S" && info.syscall == Some(libc::SYS_clock_nanosleep as u64);
+            if asleep || std::time::Instant::now() > deadline {
+                break info;
+            }
+        };
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!((info.host_pid, info.pid, info.state.as_str(), info.threads), (pid, pid, "S", 1), "{info:?}");

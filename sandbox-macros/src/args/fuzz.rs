@@ -286,8 +286,10 @@ fn render(args: &Args) -> TokenStream {
         parts.push(quote!(require = "cgroup"));
     }
     if let Some(tolerance) = args.baseline_tolerance {
-        let text = format!("{}%+{}B", tolerance.percent, tolerance.bytes);
-        let text = if tolerance.bytes == 0 { format!("{}%", tolerance.percent) } else { text };
+        let text = match tolerance.bytes {
+            0 => format!("{}%", tolerance.percent),
+            bytes => format!("{}%+{bytes}B", tolerance.percent),
+        };
         parts.push(quote!(baseline_tolerance = #text));
     }
     quote!(#(#parts),*)

@@ -60,7 +60,8 @@ pub(super) fn write(path: &Path, suite: &str, conclusion: &Conclusion) -> std::i
     std::fs::write(path, xml)
 }
 
-/// A property's value: empty where the kernel had no figure.
+/// A property's value: empty where there is no figure, because the kernel keeps none (a peak
+/// without `memory.peak` or `pids.peak`) or the baseline has none for the test.
 fn optional<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(String::new, |v| v.to_string())
 }

@@ -321,7 +321,7 @@ impl Baselines {
 
     /// Holds a test that passed against its baseline: it fails when it used more than the
     /// baseline allows. `tolerance` is the test's own (`baseline_tolerance`), if it has one.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         test: &str,
         verdict: &mut Verdict,
