@@ -84,15 +84,12 @@ struct StatFields {
 }
 
 fn stat_fields(pid: u32) -> Option<StatFields> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold spaces: the fields follow its last ')'.
-    let after = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    // After the name: state (3rd field of the line), ..., num_threads (20th), starttime (22nd).
+    let stat = crate::cgroup::ProcStat::read(pid)?;
+    // proc(5)'s fields: state (3), num_threads (20), starttime (22).
     Some(StatFields {
-        state: fields.first()?.to_string(),
-        threads: fields.get(17)?.parse().ok()?,
-        start_ticks: fields.get(19)?.parse().ok()?,
+        state: stat.field(3)?.to_string(),
+        threads: stat.field(20)?.parse().ok()?,
+        start_ticks: stat.field(22)?.trim().parse().ok()?,
     })
 }
 

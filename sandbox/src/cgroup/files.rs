@@ -13,6 +13,16 @@ pub(crate) fn write_file(dir: &Path, name: &str, value: &str) -> Result<(), Cgro
     fs::write(&path, value).map_err(io_err("writing", &path))
 }
 
+/// The smallest limit in control file `file` of cgroup `dir` and of each cgroup above it, up to
+/// (not including) the hierarchy's root `mount_point`, which has no limits; `parse` reads one
+/// file's trimmed text (`None`: no limit there).
+pub(crate) fn tightest_along(dir: &Path, mount_point: &Path, file: &str, parse: impl Fn(&str) -> Option<u64>) -> Option<u64> {
+    dir.ancestors()
+        .take_while(|ancestor| *ancestor != mount_point && ancestor.starts_with(mount_point))
+        .filter_map(|ancestor| fs::read_to_string(ancestor.join(file)).ok().and_then(|text| parse(text.trim())))
+        .min()
+}
+
 /// Cgroup files kept open for the life of a cgroup, which the pool reuses for many runs:
 /// opening a cgroup file costs a path walk and kernfs allocations, reading an open one from
 /// offset 0 (which restarts the kernel's text) little. A handful per cgroup: a list.

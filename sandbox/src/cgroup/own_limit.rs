@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{proc_cgroup_lines, Layout};
+use super::{proc_cgroup_lines, tightest_along, Layout};
 
 /// The tightest memory limit on this process's cgroup and its ancestors (v2 `memory.max`, v1
 /// `memory.limit_in_bytes` of the memory hierarchy); `None` without a limit or a way to read it.
@@ -29,17 +29,8 @@ fn tightest_limit(root: &Path, path: &str, file: &str) -> Option<u64> {
     if path.split('/').any(|part| part == "..") {
         return None;
     }
-    let mut dir = root.join(path.trim_start_matches('/'));
-    let mut tightest: Option<u64> = None;
-    loop {
-        let limit = std::fs::read_to_string(dir.join(file)).ok().and_then(|text| text.trim().parse::<u64>().ok());
-        if let Some(limit) = limit.filter(|limit| *limit < 1 << 62) {
-            tightest = Some(tightest.map_or(limit, |t| t.min(limit)));
-        }
-        if dir == root || !dir.pop() {
-            return tightest;
-        }
-    }
+    let dir = root.join(path.trim_start_matches('/'));
+    tightest_along(&dir, root, file, |text| text.parse::<u64>().ok().filter(|limit| *limit < 1 << 62))
 }
 
 #[cfg(test)]

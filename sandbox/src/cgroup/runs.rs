@@ -35,12 +35,30 @@ impl Owner {
     }
 }
 
-/// Field `field` (1-based, as proc(5) numbers them; 3 or later) of `/proc/PID/stat`.
+/// A process's `/proc/PID/stat` line, from field 3 (the state) on.
+pub(crate) struct ProcStat {
+    line: String,
+    /// Where field 3 starts.
+    state_at: usize,
+}
+
+impl ProcStat {
+    /// Reads process `pid`'s line; `None` when it is gone.
+    pub(crate) fn read(pid: u32) -> Option<ProcStat> {
+        let line = read_small_file(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
+        // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
+        let state_at = line.rfind(')')? + 2;
+        (state_at <= line.len()).then_some(ProcStat { line, state_at })
+    }
+
+    /// Field `field` (1-based, as proc(5) numbers them; 3 or later).
+    pub(crate) fn field(&self, field: usize) -> Option<&str> {
+        self.line[self.state_at..].split(' ').nth(field.checked_sub(3)?)
+    }
+}
+
 fn stat_field(pid: u32, field: usize) -> Option<u64> {
-    let stat = read_small_file(Path::new(&format!("/proc/{pid}/stat"))).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip past the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(field - 3)?.parse().ok()
+    ProcStat::read(pid)?.field(field)?.trim().parse().ok()
 }
 
 /// Field 22 of `/proc/PID/stat`: start time in clock ticks after boot.

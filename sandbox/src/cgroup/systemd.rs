@@ -157,24 +157,18 @@ pub(crate) struct CallerLimits {
 impl CallerLimits {
     /// Reads `dir` and each of its ancestors up to (not including) the root `mount_point`.
     pub(crate) fn along(dir: &Path, mount_point: &Path) -> CallerLimits {
-        let mut limits = CallerLimits::default();
-        let tighter = |current: Option<u64>, found: Option<u64>| match (current, found) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        for ancestor in dir.ancestors().take_while(|a| *a != mount_point && a.starts_with(mount_point)) {
-            let value = |name| fs::read_to_string(ancestor.join(name)).ok();
-            limits.memory_max = tighter(limits.memory_max, value("memory.max").and_then(|v| v.trim().parse().ok()));
-            limits.pids_max = tighter(limits.pids_max, value("pids.max").and_then(|v| v.trim().parse().ok()));
-            let cpu = value("cpu.max").and_then(|v| {
-                let mut fields = v.split_whitespace();
+        // `max` (no limit) does not parse as a number.
+        let number = |text: &str| text.parse().ok();
+        CallerLimits {
+            memory_max: super::tightest_along(dir, mount_point, "memory.max", number),
+            pids_max: super::tightest_along(dir, mount_point, "pids.max", number),
+            cpu_quota_per_sec_usec: super::tightest_along(dir, mount_point, "cpu.max", |text| {
+                let mut fields = text.split_whitespace();
                 let quota: u64 = fields.next()?.parse().ok()?;
                 let period: u64 = fields.next()?.parse().ok()?;
                 (period > 0).then(|| quota.saturating_mul(1_000_000) / period)
-            });
-            limits.cpu_quota_per_sec_usec = tighter(limits.cpu_quota_per_sec_usec, cpu);
+            }),
         }
-        limits
     }
 }
 
