@@ -41,7 +41,7 @@ pub(crate) fn take(parent: Option<&Path>, limits: &Limits) -> Option<V1Cgroup> {
     let index = idle.iter().position(|(p, _)| p.as_deref() == parent)?;
     let (_, mut cgroup) = idle.swap_remove(index);
     drop(idle);
-    match cgroup.set_limits(limits) {
+    match cgroup.apply_limits(limits) {
         Ok(()) => Some(cgroup),
         // It cannot take these limits (e.g. a CPU limit it was made without): dropping it
         // removes it, and the caller makes a new one, which reports its own errors.

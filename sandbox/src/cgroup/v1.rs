@@ -85,6 +85,14 @@ impl V1Cgroup {
             None => own_cgroups()?,
         };
         let name = new_run_name();
+        // The run's directory in `hierarchy`.
+        let run_dir = |hierarchy: &Hierarchy| {
+            let runs = match &relative_parent {
+                Some(parent) => hierarchy.mount_point.join(parent),
+                None => default_runs_dir(hierarchy, &proc_self_cgroup),
+            };
+            runs.join(&name)
+        };
         let mut cgroup = V1Cgroup {
             memory: None,
             pids: None,
@@ -120,11 +128,7 @@ impl V1Cgroup {
                 }
                 continue;
             };
-            let runs = match &relative_parent {
-                Some(parent) => hierarchy.mount_point.join(parent),
-                None => default_runs_dir(hierarchy, &proc_self_cgroup),
-            };
-            let dir = runs.join(&name);
+            let dir = run_dir(hierarchy);
             if !cgroup.dirs.contains(&dir) {
                 cgroup.dirs.push(dir.clone());
             }
@@ -134,13 +138,7 @@ impl V1Cgroup {
                 _ => cgroup.cpu = Some(dir),
             }
         }
-        cgroup.freezer = layout.v1_hierarchy("freezer").map(|hierarchy| {
-            let runs = match &relative_parent {
-                Some(parent) => hierarchy.mount_point.join(parent),
-                None => default_runs_dir(hierarchy, &proc_self_cgroup),
-            };
-            runs.join(&name)
-        });
+        cgroup.freezer = layout.v1_hierarchy("freezer").map(run_dir);
         Ok(cgroup)
     }
 
@@ -170,8 +168,9 @@ impl V1Cgroup {
         Ok(settled(FREEZE_WAIT, || read_small_file(&freezer.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")))
     }
 
-    /// Writes the limits that differ from those in the files now (all of them in a new cgroup).
-    fn apply_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
+    /// Writes the limits that differ from those in the files now (all of them in a new cgroup;
+    /// what changed for the next run of a reused one).
+    pub(crate) fn apply_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
         // The cpu hierarchy is joined only for a CPU limit: a reused cgroup made with (without)
         // one cannot serve a run without (with) one.
         if limits.cpu_cores.is_some() != self.cpu.is_some() {
@@ -337,11 +336,6 @@ impl V1Cgroup {
         }
         self.start = last.counters;
         Ok(true)
-    }
-
-    /// Writes `limits` for the next run of a reused cgroup (only what changed).
-    pub(crate) fn set_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
-        self.apply_limits(limits)
     }
 
     /// Removes the cgroup (and children the command created); idempotent.

@@ -269,8 +269,10 @@ impl fmt::Display for BaselineCheck {
                 self.tolerance
             ));
         }
-        if let (true, Some(now), Some(then)) = (self.pids_above(), self.peak_pids, self.baseline_peak_pids) {
-            parts.push(format!("peak pids {now}, baseline {then} ({:+}), may not grow", now as i64 - then as i64));
+        if let (true, Some(now), Some(then), Some(change)) =
+            (self.pids_above(), self.peak_pids, self.baseline_peak_pids, self.peak_pids_change)
+        {
+            parts.push(format!("peak pids {now}, baseline {then} ({change:+}), may not grow"));
         }
         write!(f, "{}", parts.join("; "))
     }
