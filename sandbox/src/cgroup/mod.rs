@@ -164,7 +164,7 @@ pub(crate) fn kill_listed_processes(dir: &Path) {
 }
 
 /// Counters read from a run's cgroup after the run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     /// Processes killed by the OOM killer in this cgroup.
     pub oom_kills: u64,

@@ -33,10 +33,10 @@ pub(super) fn write(path: &Path, suite: &str, conclusion: &Conclusion) -> std::i
         if let Some(used) = &result.resources {
             case.set_time(used.wall);
             case.add_properties([
-                Property::new("peak_memory_bytes", optional(used.peak_memory_bytes)),
-                Property::new("peak_pids", optional(used.peak_pids)),
-                Property::new("oom_kills", used.oom_kills.to_string()),
-                Property::new("pids_limit_hits", used.pids_limit_hits.to_string()),
+                Property::new("peak_memory_bytes", optional(used.stats.peak_memory_bytes)),
+                Property::new("peak_pids", optional(used.stats.peak_pids)),
+                Property::new("oom_kills", used.stats.oom_kills.to_string()),
+                Property::new("pids_limit_hits", used.stats.pids_limit_hits.to_string()),
             ]);
         }
         if let Some(check) = &result.baseline {

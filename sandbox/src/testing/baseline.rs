@@ -46,9 +46,9 @@ impl Figures {
     pub fn of(name: &str, used: &Resources) -> Figures {
         Figures {
             test: name.to_string(),
-            peak_memory_bytes: used.peak_memory_bytes,
-            peak_pids: used.peak_pids,
-            cpu_usec: used.cpu_usec,
+            peak_memory_bytes: used.stats.peak_memory_bytes,
+            peak_pids: used.stats.peak_pids,
+            cpu_usec: used.stats.cpu_usec,
         }
     }
 
@@ -211,19 +211,19 @@ impl BaselineCheck {
         let then_memory = saved.and_then(|s| s.peak_memory_bytes);
         let then_pids = saved.and_then(|s| s.peak_pids);
         let allowed = then_memory.map(|then| tolerance.allowed(then));
-        let memory_change = change(now.peak_memory_bytes, then_memory);
+        let memory_change = change(now.stats.peak_memory_bytes, then_memory);
         let mut check = BaselineCheck {
             status: BaselineStatus::Missing,
-            peak_memory_bytes: now.peak_memory_bytes,
+            peak_memory_bytes: now.stats.peak_memory_bytes,
             baseline_peak_memory_bytes: then_memory,
             allowed_peak_memory_bytes: allowed,
             peak_memory_change_bytes: memory_change,
             peak_memory_change_percent: memory_change
                 .zip(then_memory.filter(|then| *then > 0))
                 .map(|(change, then)| (change as f64 * 1000.0 / then as f64).round() / 10.0),
-            peak_pids: now.peak_pids,
+            peak_pids: now.stats.peak_pids,
             baseline_peak_pids: then_pids,
-            peak_pids_change: change(now.peak_pids, then_pids),
+            peak_pids_change: change(now.stats.peak_pids, then_pids),
             tolerance: tolerance.to_string(),
         };
         if saved.is_some() {
@@ -347,11 +347,7 @@ mod tests {
 
     fn used(peak_memory_bytes: Option<u64>, peak_pids: Option<u64>) -> Resources {
         Resources {
-            oom_kills: 0,
-            pids_limit_hits: 0,
-            peak_pids,
-            peak_memory_bytes,
-            cpu_usec: Some(41_250),
+            stats: crate::cgroup::Stats { peak_pids, peak_memory_bytes, cpu_usec: Some(41_250), ..Default::default() },
             wall: Duration::from_millis(12),
             timed_out: false,
             not_exact: Vec::new(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ChildReport, Expect, ShouldPanic, TestSpec};
+use crate::cgroup::Stats;
 use crate::outcome::{signal_name, Ending, Enforcement, Outcome};
 use crate::processes::ProcessInfo;
 use crate::units::{format_bytes, format_duration};
@@ -287,16 +288,8 @@ pub fn judge_should_panic(should_panic: ShouldPanic, outcome: &Outcome, report: 
 /// `pids-limit hits 1312, peak pids 20, peak mem 4.1 MiB, 212 ms`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resources {
-    /// Processes the OOM killer killed.
-    pub oom_kills: u64,
-    /// Forks the pids limit refused.
-    pub pids_limit_hits: u64,
-    /// The most processes at once, where the kernel counts it.
-    pub peak_pids: Option<u64>,
-    /// The memory peak, where the kernel records it.
-    pub peak_memory_bytes: Option<u64>,
-    /// The CPU time used.
-    pub cpu_usec: Option<u64>,
+    /// The run's counters: OOM kills, pids-limit hits, the peaks, the CPU time.
+    pub stats: Stats,
     /// How long the run took.
     pub wall: Duration,
     /// The timeout ended it.
@@ -309,11 +302,7 @@ impl Resources {
     /// What the run of `outcome` used.
     pub fn of(outcome: &Outcome) -> Resources {
         Resources {
-            oom_kills: outcome.stats.oom_kills,
-            pids_limit_hits: outcome.stats.pids_limit_hits,
-            peak_pids: outcome.stats.peak_pids,
-            peak_memory_bytes: outcome.stats.peak_memory_bytes,
-            cpu_usec: outcome.stats.cpu_usec,
+            stats: outcome.stats.clone(),
             wall: outcome.wall,
             timed_out: outcome.timed_out,
             not_exact: outcome.enforcement.weaker_than_cgroup(),
@@ -323,16 +312,16 @@ impl Resources {
 
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.oom_kills > 0 {
-            write!(f, "oom kills {}, ", self.oom_kills)?;
+        if self.stats.oom_kills > 0 {
+            write!(f, "oom kills {}, ", self.stats.oom_kills)?;
         }
-        if self.pids_limit_hits > 0 {
-            write!(f, "pids-limit hits {}, ", self.pids_limit_hits)?;
+        if self.stats.pids_limit_hits > 0 {
+            write!(f, "pids-limit hits {}, ", self.stats.pids_limit_hits)?;
         }
-        if let Some(peak) = self.peak_pids {
+        if let Some(peak) = self.stats.peak_pids {
             write!(f, "peak pids {peak}, ")?;
         }
-        write!(f, "peak mem {}, {}", peak_text(self.peak_memory_bytes), format_duration(self.wall))?;
+        write!(f, "peak mem {}, {}", peak_text(self.stats.peak_memory_bytes), format_duration(self.wall))?;
         if self.timed_out {
             write!(f, ", timed out")?;
         }
