@@ -37,8 +37,8 @@ fn ms(d: Duration) -> f64 {
 #[derive(Clone, Copy)]
 enum Regime {
     /// In each round every command runs `in_a_row` times in a row, the first of them untimed:
-    /// back to back, as a CI job runs one sandbox after another, and as the issue measured its
-    /// targets. Runs after idleness are measured apart (`time_after_idle`).
+    /// back to back, as a CI job runs one sandbox after another, the regime the report's targets
+    /// are set for. Runs after idleness are measured apart (`time_after_idle`).
     BackToBack { in_a_row: usize },
     /// Each timed run starts once the machine is quiet and right after an untimed run of the
     /// same command: a suite of 200 sandboxes leaves the kernel deferred work (its workers free
@@ -212,8 +212,8 @@ fn main() {
     let static_glibc_cli = build_static_glibc_cli();
     let static_glibc_cli = static_glibc_cli.to_str().unwrap();
     // bwrap as a sandbox is commonly run (every namespace it can make, / read-only, its own
-    // /dev, /proc and /tmp): what the performance issue's 6.8 ms for bubblewrap measured (2.7x
-    // its unshare; this invocation is 2.5x unshare here, the one below 1.6x).
+    // /dev, /proc and /tmp): the row the `>= 2x` target checks `sandbox run` against (this
+    // invocation is 2.5x unshare here, the one below 1.6x).
     let bwrap_usual = vec![
         "bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         "/bin/true",
@@ -328,7 +328,7 @@ fn main() {
     let runner_rss_200 = peak_rss_kib(&[runner, "--test-threads=1"]);
     let runner_rss_20 = peak_rss_kib(&[runner, "--test-threads=1", "t00"]);
 
-    // ---- ratios against the targets of the performance issue
+    // ---- ratios against their targets
     let overhead = |t: f64| t - t_plain;
     let ratio = |a: f64, b: f64| a / b;
     let mut rows = vec![

@@ -13,6 +13,7 @@ pub(crate) mod systemd;
 mod error;
 mod files;
 mod layout;
+mod own_cgroup;
 mod own_limit;
 mod runs;
 mod v1;

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::own_cgroup::own_cgroup_dir;
 use super::read_optional;
 
 /// Unit names of the scopes this crate asks for start with this.
@@ -110,7 +111,7 @@ fn decide(mount_point: &Path) -> ScopePlacement {
     if !systemd_runs_machine() {
         return ScopePlacement::NoSystemd;
     }
-    let own = match super::v2::own_cgroup_dir(mount_point) {
+    let own = match own_cgroup_dir(mount_point) {
         Ok(own) => own,
         Err(err) => return ScopePlacement::Failed(err.to_string()),
     };
@@ -119,7 +120,7 @@ fn decide(mount_point: &Path) -> ScopePlacement {
     }
     let limits = CallerLimits::along(&own, mount_point);
     match start_scope_in_child(&limits) {
-        Ok(unit) => match super::v2::own_cgroup_dir(mount_point) {
+        Ok(unit) => match own_cgroup_dir(mount_point) {
             Ok(dir) => {
                 let available = read_optional(&dir, "cgroup.controllers").ok().flatten().unwrap_or_default();
                 let missing = ["memory", "pids", "cpu"]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Pid;
 
+use super::own_cgroup::own_cgroup_dir;
+use super::systemd::{ensure_own_scope, in_sandbox_scope, ScopePlacement};
 use super::{
     cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
@@ -27,19 +29,6 @@ pub struct V2Cgroup {
     dir: PathBuf,
     dir_fd: OwnedFd,
     removed: bool,
-}
-
-/// The cgroup of this process, as a directory under `mount_point` (from `/proc/self/cgroup`).
-pub fn own_cgroup_dir(mount_point: &Path) -> Result<PathBuf, CgroupError> {
-    let path = Path::new("/proc/self/cgroup");
-    let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
-    cgroup_dir_in(mount_point, &text).ok_or_else(|| CgroupError::Parse { path: path.into(), text })
-}
-
-/// The v2 cgroup (the `0::` line) of a `/proc/PID/cgroup` text, as a directory under `mount_point`.
-fn cgroup_dir_in(mount_point: &Path, proc_pid_cgroup: &str) -> Option<PathBuf> {
-    let line = super::proc_cgroup_lines(proc_pid_cgroup).find(|line| line.is_v2())?;
-    Some(mount_point.join(line.path.trim_start_matches('/')))
 }
 
 /// The cgroup whose children the runs become, made ready for them (controllers enabled, its
@@ -212,7 +201,7 @@ pub(crate) fn foreign_processes_in(dir: &Path) -> Vec<String> {
 /// or moved there itself: a runner shares its scope with its fork servers), otherwise those
 /// that are neither this process nor one of its descendants.
 fn foreign_processes(dir: &Path, pids: &[&str]) -> Vec<String> {
-    if super::in_a_run_cgroup(dir) || super::systemd::in_sandbox_scope(dir) {
+    if super::in_a_run_cgroup(dir) || in_sandbox_scope(dir) {
         return Vec::new();
     }
     let me = std::process::id();
@@ -249,11 +238,11 @@ impl V2Cgroup {
             if cpu_required { (&["memory", "pids", "cpu"], &[]) } else { (&["memory", "pids"], &["cpu"]) };
         // On a systemd host, this process first moves into a delegated scope of its own.
         let placement = match cgroup_parent {
-            None => super::systemd::ensure_own_scope(mount_point),
-            Some(_) => super::systemd::ScopePlacement::NoSystemd,
+            None => ensure_own_scope(mount_point),
+            Some(_) => ScopePlacement::NoSystemd,
         };
         let runs = runs_dir(mount_point, cgroup_parent, required, optional).map_err(|err| match &placement {
-            super::systemd::ScopePlacement::Failed(why) => CgroupError::Unavailable(format!("{err}; {why}")),
+            ScopePlacement::Failed(why) => CgroupError::Unavailable(format!("{err}; {why}")),
             _ => err,
         })?;
         let dir = runs.join(new_run_name());
@@ -409,14 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn own_cgroup_is_the_v2_line_under_the_mount() {
-        let text = "12:pids:/user.slice\n1:name=systemd:/user.slice/session-2.scope\n0::/user.slice/session-2.scope\n";
-        assert_eq!(
-            cgroup_dir_in(Path::new("/sys/fs/cgroup/unified"), text),
-            Some(PathBuf::from("/sys/fs/cgroup/unified/user.slice/session-2.scope"))
-        );
-        assert_eq!(cgroup_dir_in(Path::new("/sys/fs/cgroup"), "0::/\n"), Some(PathBuf::from("/sys/fs/cgroup")));
-        assert_eq!(cgroup_dir_in(Path::new("/sys/fs/cgroup"), "12:pids:/x\n"), None, "no v2 line");
+    fn a_cgroup_parent_is_a_directory_below_the_mount() {
         assert_eq!(resolve_parent(Path::new("/sys/fs/cgroup"), Path::new("/a/b")), Path::new("/sys/fs/cgroup/a/b"));
         assert_eq!(resolve_parent(Path::new("/sys/fs/cgroup"), Path::new("a")), Path::new("/sys/fs/cgroup/a"));
         assert_eq!(

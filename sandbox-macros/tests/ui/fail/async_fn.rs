@@ -1,6 +1,0 @@
-use sandbox::isolated;
-
-#[isolated(timeout = "5s")]
-async fn waits() {}
-
-fn main() {}
