@@ -18,16 +18,16 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Item, ItemFn, LitStr, Meta, ReturnType, Visibility};
 
 use crate::args::{self, Args, Errors, Expect, Net};
+use crate::compose;
 
 /// Expands `#[isolated(args)] item`. On any error the item comes back unchanged next to the
 /// errors, so that rust-analyzer and the rest of the compilation still see the function.
 pub(crate) fn isolated(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
+    let args_tokens = args.clone();
     let args = args::parse(args).map_err(|err| errors.push(Err(err))).ok();
     let test = match syn::parse2::<Item>(item.clone()) {
-        Ok(Item::Fn(function)) => {
-            check_function(&function).map(|attrs| (function, attrs)).map_err(|err| errors.push(Err(err))).ok()
-        }
+        Ok(Item::Fn(function)) => Some(function),
         Ok(other) => {
             errors.push(Err(syn::Error::new_spanned(
                 item_head(&other),
@@ -40,13 +40,44 @@ pub(crate) fn isolated(args: TokenStream, item: TokenStream) -> TokenStream {
             None
         }
     };
-    match (errors.finish(), args, test) {
-        (Ok(()), Some(args), Some((function, attrs))) => generate(&args, function, attrs),
-        (result, ..) => {
+    // Attributes below that must expand first: #[isolated] comes back below them (compose).
+    if let (Some(args), Some(function)) = (&args, &test) {
+        errors.push(reject_second_isolated(&function.attrs));
+        errors.push(compose::reject_test_first_attributes(&function.attrs));
+        if errors.is_empty() {
+            if let Some(deferred) = compose::defer(function, library(args, "isolated"), &args_tokens) {
+                return deferred;
+            }
+        }
+    }
+    let test = test.and_then(|function| {
+        check_function(&function).map(|attrs| (function, attrs)).map_err(|err| errors.push(Err(err))).ok()
+    });
+    let generated = match (&args, test) {
+        (Some(args), Some((function, attrs))) if errors.is_empty() => {
+            generate(args, function, attrs).map_err(|err| errors.push(Err(err))).ok()
+        }
+        _ => None,
+    };
+    match (errors.finish(), generated) {
+        (Ok(()), Some(generated)) => generated,
+        (result, _) => {
             let err = err_or_internal(result);
             quote!(#item #err)
         }
     }
+}
+
+/// A second `#[isolated]` among the function's attributes.
+fn reject_second_isolated(attrs: &[Attribute]) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    for attr in attrs.iter().filter(|attr| attr.path().segments.last().is_some_and(|last| last.ident == "isolated")) {
+        errors.push(Err(syn::Error::new_spanned(
+            attr,
+            "#[isolated] is given twice; merge the arguments into one `#[isolated(...)]`",
+        )));
+    }
+    errors.finish()
 }
 
 /// The compile errors; `Ok` cannot happen with a missing piece but is handled anyway.
@@ -83,14 +114,6 @@ fn check_function(function: &ItemFn) -> syn::Result<TestAttrs> {
     let mut errors = Errors::default();
     let attrs = sort_attributes(&function.attrs).map_err(|err| errors.push(Err(err))).ok();
     let sig = &function.sig;
-    if let Some(asyncness) = &sig.asyncness {
-        errors.push(Err(syn::Error::new_spanned(
-            asyncness,
-            "#[isolated] does not support `async fn`: make it a plain `fn` and block on the future inside \
-             the body, e.g. with a runtime's `block_on`: \
-             `tokio::runtime::Runtime::new().unwrap().block_on(async { ... })`",
-        )));
-    }
     if let Some(constness) = &sig.constness {
         errors.push(Err(syn::Error::new_spanned(
             constness,
@@ -123,14 +146,15 @@ fn check_function(function: &ItemFn) -> syn::Result<TestAttrs> {
         let variadic = &sig.variadic;
         errors.push(Err(syn::Error::new_spanned(
             quote!(#inputs #variadic),
-            "#[isolated] tests take no arguments; remove them and build what the test needs inside the body",
+            "#[isolated] tests take no arguments: build what the test needs inside the body, or give the cases \
+             with `#[rstest]` or `#[test_case(..)]` below `#[isolated]`",
         )));
     }
     errors.finish()?;
     Ok(attrs.expect("no errors, so the attributes were sorted"))
 }
 
-/// Sorts the attributes, rejecting `#[test]`-like ones and a second `#[isolated]`.
+/// Sorts the attributes; a plain `#[test]` is dropped, as `#[isolated]` makes its own.
 fn sort_attributes(attrs: &[Attribute]) -> syn::Result<TestAttrs> {
     let mut sorted = TestAttrs {
         ignore: false,
@@ -145,17 +169,8 @@ fn sort_attributes(attrs: &[Attribute]) -> syn::Result<TestAttrs> {
         let last = path.segments.last().map(|segment| segment.ident.to_string()).unwrap_or_default();
         let single = path.get_ident().map(ToString::to_string);
         match (single.as_deref(), last.as_str()) {
-            (_, "test") => errors.push(Err(syn::Error::new_spanned(
-                attr,
-                format!(
-                    "remove `#[{}]`: #[isolated] already makes the function a test",
-                    path.to_token_stream().to_string().replace(' ', "")
-                ),
-            ))),
-            (_, "isolated") => errors.push(Err(syn::Error::new_spanned(
-                attr,
-                "#[isolated] is given twice; merge the arguments into one `#[isolated(...)]`",
-            ))),
+            // #[isolated] registers the test itself (see compose).
+            _ if compose::is_plain_test(attr) => {}
             (Some("ignore"), _) => {
                 sorted.ignore = true;
                 sorted.outer.push(attr.clone());
@@ -238,17 +253,20 @@ fn item_head(item: &Item) -> TokenStream {
 }
 
 /// The expansion for a checked function.
-fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream {
+fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> syn::Result<TokenStream> {
     let TestAttrs { ignore, should_panic, cfg, outer, inner } = attrs;
     let name = function.sig.ident.clone();
     let name_str = name.unraw().to_string();
     let spec_ident = format_ident!("__ISOLATED_SPEC_{}", name_str, span = name.span());
     let body_ident = format_ident!("__isolated_body_{}", name_str, span = name.span());
+    let lock_ident = format_ident!("__isolated_lock_{}", name_str, span = name.span());
     let vis = std::mem::replace(&mut function.vis, Visibility::Inherited);
     function.attrs = inner;
 
     let private = runtime(args);
     let spec = spec(args, &private);
+    // serial_test's lock, taken where the test is dispatched (see compose).
+    let lock = compose::hoist_lock(&mut function.block, &private)?;
     let should_panic = match should_panic {
         ShouldPanic::No => quote!(#private::ShouldPanic::No),
         ShouldPanic::Yes => quote!(#private::ShouldPanic::Yes),
@@ -268,13 +286,34 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
             token
         })
         .collect();
-    let call = quote_spanned!(return_span=> #private_at_return::TestReturn::into_result(#name()));
+    // An `async fn` without a runtime's attribute runs on the built-in executor.
+    let result = match function.sig.asyncness {
+        Some(_) => quote_spanned!(return_span=> #private_at_return::block_on(#name())),
+        None => quote_spanned!(return_span=> #name()),
+    };
+    let call = quote_spanned!(return_span=> #private_at_return::TestReturn::into_result(#result));
     // Off Linux an isolated test cannot run: reported ignored, with the reason.
     let off_linux = (!ignore).then(|| {
         quote!(#[cfg_attr(not(target_os = "linux"), ignore = "isolated tests need Linux (namespaces and cgroups)")])
     });
+    let run_test = quote!(#private::run_test(&#spec_ident, ::std::module_path!(), #name_str, #body_ident));
+    let (lock_item, lock_field, test_body) = match lock {
+        Some(compose::HoistedLock { call }) => (
+            quote! {
+                #(#cfg)*
+                #[allow(non_snake_case)]
+                #[doc(hidden)]
+                fn #lock_ident() {
+                    #call
+                }
+            },
+            quote!(::std::option::Option::Some(#lock_ident)),
+            quote!(#private::run_locked(#lock_ident, &mut || #run_test)),
+        ),
+        None => (TokenStream::new(), quote!(::std::option::Option::None), run_test),
+    };
 
-    quote! {
+    Ok(quote! {
         #(#cfg)*
         #[allow(non_upper_case_globals)]
         #[doc(hidden)]
@@ -288,6 +327,8 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
             #call
         }
 
+        #lock_item
+
         #(#cfg)*
         #private::inventory::submit! {
             #private::TestCase {
@@ -297,6 +338,7 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
                 body: #body_ident,
                 ignore: #ignore,
                 should_panic: #should_panic,
+                lock: #lock_field,
             }
         }
 
@@ -305,22 +347,22 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> TokenStream 
         #(#outer)*
         #off_linux
         #vis fn #name() {
-            #private::run_test(&#spec_ident, ::std::module_path!(), #name_str, #body_ident)
+            #test_body
         }
-    }
+    })
 }
 
-/// The runtime's hidden module (`<library>::__private`). The library is found, in this order, at
-/// the `crate = "..."` key; under the name the user's Cargo.toml gives the `test-sandbox`
-/// package (a renamed dependency, `my_sandbox = { package = "test-sandbox", .. }`); as
-/// `sandbox`, the library's own name (also in the library itself, and when the Cargo.toml cannot
-/// be read, as for a dependency reached through another crate).
-fn runtime(args: &Args) -> TokenStream {
+/// The path of the library's item `item` (`isolated`, `__private`). The library is found, in
+/// this order, at the `crate = "..."` key; under the name the user's Cargo.toml gives the
+/// `test-sandbox` package (a renamed dependency, `my_sandbox = { package = "test-sandbox", .. }`);
+/// as `sandbox`, the library's own name (also in the library itself, and when the Cargo.toml
+/// cannot be read, as for a dependency reached through another crate).
+fn library(args: &Args, item: &str) -> TokenStream {
     if let Some(krate) = &args.krate {
-        // `__private` at the string too, so that an unresolved path is reported there.
+        // The item at the string too, so that an unresolved path is reported there.
         let path = &krate.path;
-        let private = proc_macro2::Ident::new("__private", path.span());
-        return quote!(#path::#private);
+        let item = proc_macro2::Ident::new(item, path.span());
+        return quote!(#path::#item);
     }
     use proc_macro_crate::{crate_name, FoundCrate};
     let name = match crate_name("test-sandbox") {
@@ -331,7 +373,13 @@ fn runtime(args: &Args) -> TokenStream {
         _ => "sandbox".to_string(),
     };
     let ident = proc_macro2::Ident::new(&name, Span::call_site());
-    quote!(::#ident::__private)
+    let item = proc_macro2::Ident::new(item, Span::call_site());
+    quote!(::#ident::#item)
+}
+
+/// The runtime's hidden module (`<library>::__private`).
+fn runtime(args: &Args) -> TokenStream {
+    library(args, "__private")
 }
 
 /// The `TestSpec` literal.

@@ -6,6 +6,7 @@
 use proc_macro::TokenStream;
 
 mod args;
+mod compose;
 mod expand;
 
 /// Makes a function a test that runs in its own sandbox: fresh PID, mount and UTS namespaces, a
@@ -41,9 +42,17 @@ mod expand;
 /// | `expect = "oom"` | `"oom"`, `"pids_limit"` or `"timeout"` | the test passes only if that happened; needs `mem`, `pids` or `timeout` respectively |
 ///
 /// The function takes no arguments and returns `()` or `Result<(), E>` with `E: Debug`, like a
-/// `#[test]` function; it must not be `async`, `const`, `unsafe`, `extern` or generic. Do not add
-/// `#[test]`: the attribute makes the function a test, both for the stock harness and for the
-/// `harness = false` runner of `sandbox`. `#[ignore]` and `#[should_panic]` work as usual.
+/// `#[test]` function; it must not be `const`, `unsafe`, `extern` or generic. The attribute makes
+/// the function a test, both for the stock harness and for the `harness = false` runner of
+/// `sandbox`; a `#[test]` below it is taken over. `#[ignore]` and `#[should_panic]` work as usual.
+///
+/// It composes with the test attributes a suite already uses. Those below it that generate tests
+/// or wrap the body (`#[tokio::test]`, `#[rstest]`, `#[test_case]`, `#[test_log::test]`,
+/// `#[traced_test]`, `#[serial]`) expand first, and each test they make runs in a sandbox of its
+/// own, with the runtime built inside it; `#[serial]`'s lock is taken where the test is
+/// dispatched. An `async fn` without a runtime's attribute runs on a small built-in executor.
+/// `#[test_case]` goes below `#[isolated]`: above it, its `#[test]` would register each case
+/// twice, which the second run reports.
 ///
 /// The attributes written below `#[isolated]` are sorted: docs, `#[ignore]` and `#[should_panic]`
 /// go on the generated test; lint levels (`#[allow]`, `#[expect]`, ...) on the body; `#[cfg]` on

@@ -66,6 +66,7 @@ fn the_documented_expansion() {
                 body: __isolated_body_name,
                 ignore: true,
                 should_panic: ::sandbox::__private::ShouldPanic::WithMessage("x"),
+                lock: ::std::option::Option::None,
             }
         }
 
@@ -178,15 +179,9 @@ fn rejected_functions_keep_the_item() {
     );
     assert_eq!(
         errors(quote!(), quote!(fn f(x: u32) {})),
-        ["#[isolated] tests take no arguments; remove them and build what the test needs inside the body"]
+        ["#[isolated] tests take no arguments: build what the test needs inside the body, or give the cases \
+          with `#[rstest]` or `#[test_case(..)]` below `#[isolated]`"]
     );
-    assert!(errors(
-        quote!(),
-        quote!(
-            async fn f() {}
-        )
-    )[0]
-    .starts_with("#[isolated] does not support `async fn`"));
     assert!(errors(
         quote!(),
         quote!(
@@ -230,26 +225,6 @@ fn rejected_functions_keep_the_item() {
         errors(
             quote!(),
             quote!(
-                #[test]
-                fn f() {}
-            )
-        ),
-        ["remove `#[test]`: #[isolated] already makes the function a test"]
-    );
-    assert_eq!(
-        errors(
-            quote!(),
-            quote!(
-                #[tokio::test]
-                fn f() {}
-            )
-        ),
-        ["remove `#[tokio::test]`: #[isolated] already makes the function a test"]
-    );
-    assert_eq!(
-        errors(
-            quote!(),
-            quote!(
                 #[sandbox::isolated]
                 fn f() {}
             )
@@ -271,10 +246,121 @@ fn rejected_functions_keep_the_item() {
         errors(
             quote!(foo = 1),
             quote!(
-                async fn f(x: u8) {}
+                const fn f(x: u8) {}
             )
         )
         .len(),
         3
     );
+}
+
+/// Attributes that generate tests or wrap the body expand first: the item comes back with
+/// `#[isolated]` moved below them all, its arguments unchanged.
+#[test]
+fn test_attributes_below_expand_first() {
+    let got = expand(
+        quote!(pids = 20),
+        quote! {
+            #[tokio::test(flavor = "multi_thread")]
+            #[should_panic]
+            async fn f() {}
+        },
+    );
+    let want = normalized(quote! {
+        #[tokio::test(flavor = "multi_thread")]
+        #[should_panic]
+        #[::sandbox::isolated(pids = 20)]
+        async fn f() {}
+    });
+    assert_eq!(got, want);
+    for attr in [quote!(#[rstest]), quote!(#[test_log::test]), quote!(#[traced_test]), quote!(#[serial_test::serial])] {
+        let got = expand(quote!(), quote!(#attr fn f(x: u32) {}));
+        assert_eq!(got, normalized(quote!(#attr #[::sandbox::isolated()] fn f(x: u32) {})), "{attr}");
+    }
+}
+
+/// Below `#[test_case]`, a plain function becomes `async`: test-case then adds no `#[test]`.
+#[test]
+fn test_case_cases_of_a_plain_fn_are_made_async() {
+    let got = expand(quote!(), quote!(#[test_case(1)] #[test_case(2)] fn f(x: u32) {}));
+    assert_eq!(got, normalized(quote!(#[test_case(1)] #[test_case(2)] #[::sandbox::isolated()] async fn f(x: u32) {})));
+}
+
+/// A plain `#[test]` below is taken over; an `async fn` without a runtime's attribute runs on
+/// the built-in executor.
+#[test]
+fn a_plain_test_is_taken_over_and_async_runs_on_the_builtin_executor() {
+    for test in [quote!(#[test]), quote!(#[::core::prelude::v1::test]), quote!(#[std::prelude::rust_2021::test])] {
+        let got = expand(quote!(), quote!(#test fn f() {}));
+        assert_eq!(got.matches("test]").count(), 1, "one #[test], the generated one: {got}");
+    }
+    let got = expand(quote!(), quote!(async fn f() {}));
+    assert!(got.contains(":: sandbox :: __private :: block_on (f ())"), "{got}");
+}
+
+/// serial_test's lock comes off the end of the body into a lock function, which the dispatcher
+/// calls; what ran before it stays in the body.
+#[test]
+fn a_serial_lock_is_taken_where_the_test_is_dispatched() {
+    let got = expand(
+        quote!(),
+        quote! {
+            fn f() {
+                init();
+                serial_test::local_serial_core(vec!["k"], ::std::option::Option::None, || { body(); });
+            }
+        },
+    );
+    assert!(got.contains("fn f () { init () ; { body () ; } }"), "{got}");
+    assert!(
+        got.contains(
+            "fn __isolated_lock_f () { let _ = serial_test :: local_serial_core (vec ! [\"k\"] , :: std :: option :: \
+             Option :: None , :: sandbox :: __private :: run_locked_test) ; }"
+        ),
+        "{got}"
+    );
+    assert!(got.contains("lock : :: std :: option :: Option :: Some (__isolated_lock_f)"), "{got}");
+    assert!(got.contains(":: sandbox :: __private :: run_locked (__isolated_lock_f , & mut | |"), "{got}");
+    // A body returning a value: the `_with_return` lock gets a closure returning `Ok`.
+    let got = expand(
+        quote!(),
+        quote! {
+            fn f() -> Result<(), String> {
+                serial_test::local_serial_core_with_return(vec![""], ::std::option::Option::None, || { Ok(()) })
+            }
+        },
+    );
+    assert!(got.contains("fn f () -> Result < () , String > { { Ok (()) } }"), "{got}");
+    assert!(got.contains("run_locked_test () ; :: core :: result :: Result :: Ok :: < () , :: std :: string :: String > (())"), "{got}");
+}
+
+/// A lock awaited inside an async body, or not around the whole body, cannot be hoisted.
+#[test]
+fn a_lock_that_cannot_be_hoisted_is_an_error_naming_the_order_that_works() {
+    let inside_async = errors(
+        quote!(),
+        quote! {
+            fn f() {
+                block_on(async { serial_test::local_async_serial_core(vec![""], None, g()).await; })
+            }
+        },
+    );
+    assert_eq!(inside_async.len(), 1);
+    assert!(inside_async[0].contains("write the runtime's attribute above it"), "{inside_async:?}");
+    let not_last = errors(
+        quote!(),
+        quote! {
+            fn f() {
+                serial_test::local_serial_core(vec![""], None, || {});
+                after();
+            }
+        },
+    );
+    assert!(not_last[0].contains("is not around the whole body"), "{not_last:?}");
+}
+
+#[test]
+fn async_std_test_is_refused_with_the_form_that_works() {
+    let got = errors(quote!(), quote!(#[async_std::test] async fn f() {}));
+    assert!(got[0].starts_with("#[async_std::test] puts its #[test] above #[isolated]"), "{got:?}");
 }

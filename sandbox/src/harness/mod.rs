@@ -273,12 +273,22 @@ fn run_one(case: &'static TestCase, ignored: bool, server: Option<&mut ForkServe
     if ignored {
         return TestResult::without_run(name, Verdict::Ignored);
     }
-    match server {
+    let run = || match server {
         Some(server) => server.run(&name).unwrap_or_else(|| {
             let died = crate::testing::Failure::without_run(crate::testing::FailureKind::ServerDied);
-            TestResult::without_run(name, Verdict::Failed(died))
+            TestResult::without_run(name.clone(), Verdict::Failed(died))
         }),
         None => fork_server::run_reexecuted(case, options, ChildHarness::Runner),
+    };
+    match case.lock {
+        // serial_test's lock, held by this thread while the test runs (testing::lock).
+        Some(lock) => {
+            let mut result = None;
+            let mut run = Some(run);
+            crate::testing::run_locked(lock, &mut || result = run.take().map(|run| run()));
+            result.expect("a test's lock ran the test")
+        }
+        None => run(),
     }
 }
 

@@ -129,6 +129,7 @@ mod tests {
             body: || Ok(()),
             ignore: false,
             should_panic: ShouldPanic::No,
+            lock: None,
         }))
     }
 

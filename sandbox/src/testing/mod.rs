@@ -2,8 +2,12 @@
 //! `harness = false` runner shares with it. Off Linux only what the attribute expands to is
 //! here, and every isolated test reports that it needs Linux.
 
+mod executor;
+mod lock;
 mod spec;
 
+pub use executor::block_on;
+pub use lock::{run_locked, run_locked_test, TestLock};
 pub use spec::{test_name, Expect, Net, ShouldPanic, TestBody, TestCase, TestReturn, TestSpec, Tolerance};
 
 #[cfg(target_os = "linux")]

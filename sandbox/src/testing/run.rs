@@ -5,6 +5,8 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::thread;
 
 use super::child::{self, ChildReport, CHILD_ENV};
@@ -231,13 +233,17 @@ pub fn run_test(spec: &'static TestSpec, module_path: &'static str, fn_name: &'s
     if std::env::var_os(fork_server::SERVER_ENV).is_some() {
         fork_server::serve_stdio();
     }
+    if !first_run_of(&name) {
+        panic!("{}", Failure::registered_twice(&name));
+    }
     // nextest runs every test in a process of its own, where a server would serve this one
     // test: the test's thread runs it itself, beside libtest's main thread, which waits for it.
     // Only without libtest's output capture (nextest passes --nocapture), which the body's copy
     // would inherit and write its output into.
     let one_test_per_process = std::env::var_os("NEXTEST_EXECUTION_MODE").is_some_and(|mode| mode == "process-per-test");
     if one_test_per_process && libtest_passes_output_through() && crate::sys::copy_is_consistent() {
-        let case = TestCase { name: fn_name, module_path, spec, body, ignore: false, should_panic: ShouldPanic::No };
+        let case =
+            TestCase { name: fn_name, module_path, spec, body, ignore: false, should_panic: ShouldPanic::No, lock: None };
         let options = ServeOptions { output: OutputMode::Collect, keep_outcomes: false, judge_should_panic: false };
         // SAFETY: copies of this process are consistent: checked just now.
         return report(unsafe { fork_server::run_in_process(&case, options, None) }, spec);
@@ -279,6 +285,14 @@ fn report(mut result: TestResult, spec: &TestSpec) {
     if let Verdict::Failed(failure) = result.verdict {
         panic!("{failure}");
     }
+}
+
+/// Whether this process has not run a test of this name before. libtest runs each of its
+/// tests once, so a second run is a second registration: a `#[test]` above `#[isolated]`, which
+/// rustc registers beside the test `#[isolated]` makes (test-case puts its `#[test]` first).
+fn first_run_of(name: &str) -> bool {
+    static STARTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    STARTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(name.to_string())
 }
 
 /// Whether libtest was told not to capture the tests' output (`--nocapture`, as nextest runs

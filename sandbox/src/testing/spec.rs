@@ -124,6 +124,9 @@ pub struct TestCase {
     pub ignore: bool,
     /// `#[should_panic]`, if present.
     pub should_panic: ShouldPanic,
+    /// serial_test's lock (`#[serial]`, `#[parallel]`), taken by the thread that dispatches the
+    /// test.
+    pub lock: Option<super::TestLock>,
 }
 
 inventory::collect!(TestCase);

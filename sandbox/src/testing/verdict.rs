@@ -50,6 +50,11 @@ pub enum FailureKind {
         /// The name asked for.
         name: String,
     },
+    /// The test is registered twice in this binary: a `#[test]` above `#[isolated]`.
+    RegisteredTwice {
+        /// The test's name.
+        name: String,
+    },
     /// `expect` names an event only a cgroup counts, and the run had no cgroup.
     Uncountable {
         /// `OOM kills` or `pids-limit hits`.
@@ -118,6 +123,11 @@ impl Failure {
         Failure::without_run(FailureKind::NotSandboxed { error: error.to_string() })
     }
 
+    /// A second run of test `name` in one process (see `run_test`).
+    pub fn registered_twice(name: &str) -> Failure {
+        Failure::without_run(FailureKind::RegisteredTwice { name: name.to_string() })
+    }
+
     fn after(outcome: &Outcome, kind: FailureKind) -> Failure {
         Failure { kind, summary: Some(outcome.to_string()), processes: outcome.processes.clone() }
     }
@@ -144,6 +154,12 @@ impl fmt::Display for FailureKind {
             ),
             FailureKind::ServerDied => write!(f, "the fork server running this test died"),
             FailureKind::NoSuchTest { name } => write!(f, "sandbox: no #[isolated] test named '{name}' in this binary"),
+            FailureKind::RegisteredTwice { name } => write!(
+                f,
+                "sandbox: '{name}' runs a second time in this test binary: a #[test] above #[isolated] registers it \
+                 again (test-case puts one first on a plain fn). Remove that #[test], and write #[isolated] above \
+                 #[test_case(..)]: `#[isolated(..)] #[test_case(1)] fn case(x: u32)`"
+            ),
             FailureKind::Uncountable { events, no_cgroup_reason } => write!(
                 f,
                 "cannot check this expectation: {events} are only counted by a cgroup, and this run had none \

@@ -1,0 +1,4 @@
+//! The tests of `common/cases.rs` under sandbox's runner.
+include!("common/cases.rs");
+
+sandbox::main!();
