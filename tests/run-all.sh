@@ -18,15 +18,19 @@ fi
 # Everything the suite, the benchmark and the VM runner need (quiet when all is there).
 if [[ $host_only == 1 ]]; then tests/install-deps.sh --no-vm; else tests/install-deps.sh; fi
 
-# Scratch of this run, removed however it ends (the outside crate's binaries are needed until the
-# VM runs are over).
+# Scratch of this run, removed however it ends (the outside and attribute crates' binaries are
+# needed until the VM runs are over).
 outside=$(mktemp -d /var/tmp/sandbox-outside-crate.XXXXXX)
-trap 'rm -rf "$outside" /tmp/sandbox-outside-bins.$$ /tmp/sandbox-mountinfo.before.$$' EXIT
+attributes=$(mktemp -d /var/tmp/sandbox-attributes.XXXXXX)
+trap 'rm -rf "$outside" "$attributes" /tmp/sandbox-outside-bins.$$ /tmp/sandbox-attribute-bins.$$ /tmp/sandbox-mountinfo.before.$$' EXIT
 cat /proc/self/mountinfo > /tmp/sandbox-mountinfo.before.$$
 echo "== host: cgroup layout $(stat -fc %T /sys/fs/cgroup), kernel $(uname -r)"
 cargo test --workspace
 # A crate outside this workspace, written from the README alone: cargo test and cargo nextest run.
 OUTSIDE_CRATE_DIR=$outside tests/outside-crate.sh 3>/tmp/sandbox-outside-bins.$$
+# The attributes suites already use (tokio, rstest, test-case, test-log, tracing-test, serial_test)
+# with #[isolated], under cargo test, sandbox's runner and nextest; the same three in the VM's leaf mode.
+ATTRIBUTES_CRATE_DIR=$attributes tests/attributes.sh 3>/tmp/sandbox-attribute-bins.$$
 # A suite written without sandbox in mind, under plain nextest and the README's nextest recipe.
 tests/nextest-wrapper.sh
 # cargo llvm-cov counts what isolated bodies run, under both runners and nextest.
@@ -64,8 +68,12 @@ done < <(test_bins -p test-sandbox --test isolated_fixtures --test isolated_runn
 mapfile -t -O "${#bins[@]}" bins < /tmp/sandbox-outside-bins.$$
 echo "== cgroup v2 VM: ${#bins[@]} test binaries, modes leaf root ns"
 export SANDBOX_BIN=$PWD/target/debug/sandbox
+mapfile -t attribute_bins < /tmp/sandbox-attribute-bins.$$
 for mode in leaf root ns; do
-  SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-delegate.sh tests/vm-suite.sh "${bins[@]}"
+  # The attributes crate (both runners and nextest) in one mode: it tests the macro, not the mode.
+  extra=()
+  [[ $mode == leaf ]] && extra=("${attribute_bins[@]}")
+  SANDBOX_VM_MODE=$mode "$vm" -t 900 -m 2G --cgroup-mode "$mode" -- tests/vm-delegate.sh tests/vm-suite.sh "${bins[@]}" "${extra[@]}"
 done
 # Under a real systemd, where systemd hosts put a CI step (root in a plain service) or a user
 # (a service of their user manager, a login session): tests/systemd-placement.sh. The user
