@@ -11,7 +11,8 @@
 //! first; as `cargo build` and a plain `cargo install` leave it, dynamically linked to glibc; and
 //! as a static glibc program), and `bwrap`/`crun` when
 //! installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style re-executions
-//! without isolation, as `#[isolated]` tests under the stock harness, and under sandbox's runner
+//! without isolation, as `#[isolated]` tests under the stock harness (plain, and as
+//! `#[tokio::test]`s, whose runtime is built inside the sandbox), and under sandbox's runner
 //! (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
 //! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first; and the
 //! plain and the `#[isolated]` ones under `cargo nextest run` (a process per test), when
@@ -294,6 +295,7 @@ fn main() {
         vec![stock, "--test-threads=1", "-q", "plain::"],
         vec![stock, "--test-threads=1", "-q", "reexec::"],
         vec![stock, "--test-threads=1", "-q", "isolated::"],
+        vec![stock, "--test-threads=1", "-q", "isolated_tokio::"],
         vec![runner, "--test-threads=1"],
         vec![runner, "--test-threads=2"],
         vec!["sh", "-c", &side_by_side],
@@ -304,14 +306,16 @@ fn main() {
     }
     let per_test = |total: Duration| total.as_secs_f64() * 1000.0 / FIXTURE_TESTS;
     let times: Vec<f64> = time_commands(&suites, suite_runs, Regime::Rehearsed).into_iter().map(per_test).collect();
-    let (t_plain, t_reexec, t_isolated, t_runner, t_runner2) = (times[0], times[1], times[2], times[3], times[4]);
+    let (t_plain, t_reexec, t_isolated, t_isolated_tokio, t_runner, t_runner2) =
+        (times[0], times[1], times[2], times[3], times[4], times[5]);
     // Per test of the 400.
-    let t_side_by_side = times[5] / 2.0;
-    let under_nextest = has_nextest.then(|| (times[6], times[7]));
+    let t_side_by_side = times[6] / 2.0;
+    let under_nextest = has_nextest.then(|| (times[7], times[8]));
     println!("\n{:<62} {:>9}", "200 trivial tests, --test-threads=1", "ms/test");
     println!("{:<62} {:>9.3}", "plain #[test]", t_plain);
     println!("{:<62} {:>9.3}", "re-exec per test, no isolation (rusty-fork style)", t_reexec);
     println!("{:<62} {:>9.3}", "#[isolated], stock harness", t_isolated);
+    println!("{:<62} {:>9.3}", "#[isolated] #[tokio::test], stock harness", t_isolated_tokio);
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner", t_runner);
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner, --test-threads=2", t_runner2);
     println!("{:<62} {:>9.3}", "  two serial runners side by side, a CPU each (per test of 400)", t_side_by_side);
@@ -355,6 +359,12 @@ fn main() {
             value: format!("{:.2}x", ratio(overhead(t_isolated), overhead(t_reexec))),
             target: "<= 1.3x".into(),
             met: Some(ratio(overhead(t_isolated), overhead(t_reexec)) <= 1.3),
+        },
+        Row {
+            what: "isolated #[tokio::test] / isolated plain",
+            value: format!("{:.2}x", ratio(t_isolated_tokio, t_isolated)),
+            target: "<= 1.5x".into(),
+            met: Some(ratio(t_isolated_tokio, t_isolated) <= 1.5),
         },
         Row {
             what: "runner overhead per test (serial)",

@@ -9,17 +9,8 @@
 # paths and a script that runs both under nextest from an archive (for the cgroup-v2 VM run; then
 # ATTRIBUTES_CRATE_DIR names a directory the caller keeps until those have run and removes it).
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n ${ATTRIBUTES_CRATE_DIR:-} ]]; then
-  dir=$ATTRIBUTES_CRATE_DIR  # the caller removes it
-else
-  dir=$(mktemp -d /var/tmp/sandbox-attributes.XXXXXX)
-  trap 'rm -rf "$dir"' EXIT
-fi
-cp -r "$repo/tests/attributes-crate/." "$dir/"
-sed -i "s|SANDBOX_PATH|$repo/sandbox|" "$dir/Cargo.toml"
-cd "$dir"
-export CARGO_TARGET_DIR=$dir/target
+. "$(dirname "$0")/crate-copy.sh"
+copy_crate attributes-crate "${ATTRIBUTES_CRATE_DIR:-}"
 fail() { echo "attributes.sh: $*" >&2; exit 1; }
 
 # Each target lists every test once: 35 tests, the cases named as rstest and test-case name them.
@@ -60,6 +51,12 @@ if cargo test -q --test must_fail -- wrong_order > wrong_order.log 2>&1; then fa
 grep -q "2 passed; 2 failed" wrong_order.log || fail "expected each case once passed, once failed: $(cat wrong_order.log)"
 grep -q "runs a second time in this test binary: a #\[test\] above #\[isolated\] registers it again" wrong_order.log \
   || fail "the second run did not name the cause: $(cat wrong_order.log)"
+# Under nextest (a process per test, where both registrations run): each case fails.
+if cargo nextest run --test must_fail -E 'test(wrong_order)' > wrong_order_nextest.log 2>&1; then
+  fail "the double registration passed under nextest"
+fi
+grep -Eq "Summary .* 2 tests run: 0 passed, 2 failed" wrong_order_nextest.log && grep -q "runs a second time in this test binary" wrong_order_nextest.log \
+  || fail "nextest did not fail each doubly registered case naming the cause: $(cat wrong_order_nextest.log)"
 # An async test that hangs: its timeout ends it and lists what still ran.
 if cargo test -q --test must_fail -- --exact async_hang > hang.log 2>&1; then fail "the hanging async test passed"; fi
 grep -q "isolated test failed: timed out after 2.0 s (killed)" hang.log && grep -Eq "^  pid 3 S .*: sleep 30$" hang.log \

@@ -1,7 +1,8 @@
 //! Fixtures of the overhead benchmark (`cargo bench --bench overhead`), not tests of their own:
-//! 200 trivial tests three times over, as plain `#[test]`s, as rusty-fork-style re-executions of
-//! the test binary without isolation, and as `#[isolated]` tests under the stock harness. The
-//! benchmark runs each module with `--test-threads=1` and compares the time per test.
+//! 200 trivial tests four times over, as plain `#[test]`s, as rusty-fork-style re-executions of
+//! the test binary without isolation, and as `#[isolated]` tests under the stock harness, plain
+//! and as `#[tokio::test]`s (tokio's wrapper, which builds the runtime, as the sandboxed body).
+//! The benchmark runs each module with `--test-threads=1` and compares the time per test.
 
 /// The trivial body every fixture runs.
 fn work() {
@@ -28,6 +29,7 @@ macro_rules! fixtures {
         mod plain { $( #[test] fn $name() { super::work() } )* }
         mod reexec { $( #[test] fn $name() { super::reexec(concat!("reexec::", stringify!($name))) } )* }
         mod isolated { $( #[sandbox::isolated] fn $name() { super::work() } )* }
+        mod isolated_tokio { $( #[sandbox::isolated] #[tokio::test] async fn $name() { super::work() } )* }
     };
 }
 

@@ -4,17 +4,12 @@
 # both must be counted under `cargo llvm-cov` (cargo test: both runners) and under
 # `cargo llvm-cov nextest`, and a function no test calls must stay at 0.
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/crate-copy.sh"
 if ! cargo llvm-cov --version >/dev/null 2>&1; then
   echo "coverage.sh: needs cargo-llvm-cov (cargo install cargo-llvm-cov --locked; rustup component add llvm-tools; tests/install-deps.sh does both)" >&2
   exit 1
 fi
-dir=$(mktemp -d /var/tmp/sandbox-coverage.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-cp -r "$repo/tests/coverage-crate/." "$dir/"
-sed -i "s|SANDBOX_PATH|$repo/sandbox|" "$dir/Cargo.toml"
-cd "$dir"
-export CARGO_TARGET_DIR=$dir/target
+copy_crate coverage-crate
 check() {  # LCOV WHAT: the two body-only functions counted, the uncalled one not
   python3 - "$@" <<'PY'
 import sys
