@@ -312,6 +312,85 @@ fn bind_mounts_are_visible_and_ro_is_enforced() {
     fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `--fs ro`: a write to a host mount fails with EROFS and leaves the host as it was; the
+/// sandbox's tmpfs, `/dev`, a `--writable` path and a read-write bind stay writable.
+#[test]
+fn read_only_file_systems_refuse_writes_but_where_asked() {
+    let dir = scratch().join(unique("ro"));
+    let bound = scratch().join(unique("ro-bind"));
+    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&bound).unwrap();
+    let (d, b) = (dir.display(), bound.display());
+
+    let run = sandbox(&["--fs", "ro", "--", "sh", "-c", &format!("echo x > {d}/new; echo x > /etc/sandbox-ro-test")]);
+    assert_eq!(run.code, Some(2), "{run:#?}");
+    assert_eq!(run.stderr.matches("Read-only file system").count(), 2, "{run:#?}");
+    assert!(!dir.join("new").exists() && !Path::new("/etc/sandbox-ro-test").exists());
+
+    // Every mount but the API file systems and the sandbox's /tmp is read-only inside.
+    let table = sh_ok(&["--fs", "ro"], "echo ok > /tmp/x && echo ok > /dev/null && cat /proc/self/mountinfo").stdout;
+    let writable: Vec<&str> = table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields[5].split(',').any(|o| o == "rw")).then_some(fields[4])
+        })
+        .filter(|point| !["/proc", "/sys", "/dev"].iter().any(|api| point.starts_with(api)))
+        .collect();
+    assert_eq!(writable, ["/tmp"], "{table}");
+
+    let writable_arg = dir.display().to_string();
+    let bind = format!("{b}:/mnt");
+    let both = format!("echo w > {d}/new && echo b > /mnt/new");
+    sh_ok(&["--fs", "ro", "--writable", &writable_arg, "--bind", &bind], &both);
+    assert_eq!(fs::read_to_string(dir.join("new")).unwrap(), "w\n");
+    assert_eq!(fs::read_to_string(bound.join("new")).unwrap(), "b\n");
+
+    // With --rootfs the root directory given is what becomes read-only; /dev and /tmp are the
+    // sandbox's own.
+    let root = busybox_rootfs();
+    let script = "touch /etc/new; touch /tmp/new && echo > /dev/shm/new && echo inside-ok";
+    let run = sandbox(&["--rootfs", root.to_str().unwrap(), "--fs", "ro", "--", "/bin/sh", "-c", script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(run.stderr.contains("Read-only file system") && run.stdout.contains("inside-ok"), "{run:#?}");
+    assert!(!root.join("etc/new").exists());
+
+    // SANDBOX_FS=ro makes every run that asks for nothing else read-only.
+    let env_run = Command::new(sandbox_bin())
+        .args(["run", "--", "sh", "-c", &format!("echo x > {d}/from-env")])
+        .env("SANDBOX_FS", "ro")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&env_run.stderr).contains("Read-only file system"), "{env_run:?}");
+    assert!(!dir.join("from-env").exists());
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&bound).unwrap();
+}
+
+/// Bad `--fs`, `--writable` and `SANDBOX_FS` values: exit 2 naming the problem, nothing run.
+#[test]
+fn bad_file_system_options_are_usage_errors() {
+    let here = scratch().display().to_string();
+    for (args, env, message) in [
+        (vec!["--fs", "overly"], None, "invalid value 'overly' for '--fs <MODE>'"),
+        (vec!["--writable", &here], None, "needs --fs ro (with --fs host every path is writable already)"),
+        (vec!["--fs", "ro", "--writable", "/nonexistent/path"], None, "--writable path '/nonexistent/path' does not exist"),
+        (vec!["--fs", "ro", "--writable", "/tmp/x"], None, "lies in the sandbox's tmpfs /tmp"),
+        (vec![], Some("overly"), "SANDBOX_FS='overly' is not understood: write host or ro"),
+    ] {
+        let mut command = Command::new(sandbox_bin());
+        command.arg("run").args(&args).args(["--", "touch", "/tmp/ran"]).current_dir("/");
+        if let Some(value) = env {
+            command.env("SANDBOX_FS", value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn a_working_directory_below_tmp_stays_reachable() {
     // A project checked out under /tmp (as many CI systems do): the sandbox's own /tmp must not

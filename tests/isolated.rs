@@ -70,6 +70,18 @@ fn hostname_tmpfs_and_net_keys() {
     assert_eq!(names, ["lo"]);
 }
 
+/// `fs = "ro"`: a write to the host's file systems fails with EROFS; a `writable` path and the
+/// sandbox's `/tmp` take it.
+#[isolated(fs = "ro", writable = "/var/tmp")]
+fn read_only_file_systems_and_writable_paths() {
+    let refused = std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("written-by-a-read-only-test"), "x");
+    assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    let allowed = PathBuf::from("/var/tmp").join(format!("sandbox-writable-{}", common::unique("ro")));
+    std::fs::write(&allowed, "x").unwrap();
+    std::fs::remove_file(&allowed).unwrap();
+    std::fs::write("/tmp/scratch", "x").unwrap();
+}
+
 #[isolated(pids = 20, expect = "pids_limit", timeout = "20s")]
 fn fork_bomb_is_contained() {
     // Fork until the kernel refuses (EAGAIN from pids.max); the children sleep.

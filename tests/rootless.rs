@@ -104,6 +104,25 @@ fn without_a_cgroup_the_memory_limit_fails_allocations() {
     assert_eq!(json["oom_kills"], 0, "RLIMIT_AS refuses the allocation; nothing is OOM-killed");
 }
 
+/// `--fs ro` in a user namespace: the user's own directory refuses writes with EROFS, and a
+/// `--writable` path is written on the host.
+#[test]
+fn read_only_file_systems_work_without_root() {
+    let dir = Path::new("/var/tmp").join(unique("ro"));
+    fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    let write = format!("echo x > {}/new", dir.display());
+    let (output, _) = as_nobody(None, &["--fs", "ro", "--", "sh", "-c", &write], &[]);
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Read-only file system"), "{}", text(&output));
+    assert!(!dir.join("new").exists());
+    let writable = dir.display().to_string();
+    let (output, _) = as_nobody(None, &["--fs", "ro", "--writable", &writable, "--", "sh", "-c", &write], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(fs::read_to_string(dir.join("new")).unwrap(), "x\n");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn requiring_a_cgroup_fails_cleanly_when_there_is_none() {
     for (args, env) in [(vec!["--require", "cgroup"], vec![]), (vec![], vec![("SANDBOX_REQUIRE", "cgroup")])] {

@@ -48,6 +48,16 @@ pub(crate) enum Expect {
     Timeout,
 }
 
+/// `fs = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Fs {
+    /// The host's file systems as they are (the default).
+    #[default]
+    Host,
+    /// Every host mount read-only, except the `writable` paths.
+    ReadOnly,
+}
+
 /// One `tmpfs` mount: an absolute path and an optional size in bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tmpfs {
@@ -66,6 +76,10 @@ pub(crate) struct Args {
     pub(crate) tmpfs: Vec<Tmpfs>,
     pub(crate) net: Net,
     pub(crate) expect: Expect,
+    /// `fs = "ro"`: the host's file systems read-only.
+    pub(crate) fs: Fs,
+    /// `writable = "PATH"` or a list: what stays writable under `fs = "ro"`.
+    pub(crate) writable: Vec<String>,
     /// `require = "cgroup"`: fail rather than fall back to rlimits (rootless, no delegated cgroup).
     pub(crate) require_cgroup: bool,
     /// `baseline_tolerance = "10%+1M"`: how far the peak memory may grow over its baseline.
@@ -113,6 +127,8 @@ enum Key {
     Hostname,
     Tmpfs,
     Net,
+    Fs,
+    Writable,
     Expect,
     Require,
     BaselineTolerance,
@@ -121,7 +137,7 @@ enum Key {
 
 impl Key {
     /// Every key, in the order the error messages list them.
-    const ALL: [Key; 11] = [
+    const ALL: [Key; 13] = [
         Key::Pids,
         Key::Mem,
         Key::Cpu,
@@ -129,6 +145,8 @@ impl Key {
         Key::Hostname,
         Key::Tmpfs,
         Key::Net,
+        Key::Fs,
+        Key::Writable,
         Key::Expect,
         Key::Require,
         Key::BaselineTolerance,
@@ -144,6 +162,8 @@ impl Key {
             Key::Hostname => "hostname",
             Key::Tmpfs => "tmpfs",
             Key::Net => "net",
+            Key::Fs => "fs",
+            Key::Writable => "writable",
             Key::Expect => "expect",
             Key::Require => "require",
             Key::BaselineTolerance => "baseline_tolerance",
@@ -161,6 +181,8 @@ impl Key {
             Key::Hostname => "hostname = \"box\"",
             Key::Tmpfs => "tmpfs = \"/scratch:64M\"",
             Key::Net => "net = \"none\"",
+            Key::Fs => "fs = \"ro\"",
+            Key::Writable => "writable = [\"/srv/cache\"]",
             Key::Expect => "expect = \"oom\"",
             Key::Require => "require = \"cgroup\"",
             Key::BaselineTolerance => "baseline_tolerance = \"25%+4M\"",
@@ -182,6 +204,8 @@ impl Key {
             "host" | "host_name" => Key::Hostname,
             "tmp" | "tmpdir" | "scratch" => Key::Tmpfs,
             "network" | "networking" => Key::Net,
+            "filesystem" | "file_system" | "files" | "read_only" | "readonly" => Key::Fs,
+            "writeable" | "rw" | "writable_paths" => Key::Writable,
             "expected" | "expects" | "outcome" => Key::Expect,
             "tolerance" | "mem_tolerance" | "baseline" => Key::BaselineTolerance,
             _ => return None,
@@ -255,6 +279,8 @@ impl Builder {
             Key::Hostname => self.set_hostname(value),
             Key::Tmpfs => self.set_tmpfs(value),
             Key::Net => self.set_net(value),
+            Key::Fs => self.set_fs(value),
+            Key::Writable => self.set_writable(value),
             Key::Expect => self.set_expect(value),
             Key::Require => self.set_require(value),
             Key::BaselineTolerance => self.set_baseline_tolerance(value),
@@ -443,6 +469,61 @@ impl Builder {
         Ok(())
     }
 
+    /// `fs = "host" | "ro"`.
+    fn set_fs(&mut self, value: &Expr) -> syn::Result<()> {
+        let text = string(value, Key::Fs, "\"ro\" or \"host\"")?;
+        self.args.fs = match text.value().as_str() {
+            "host" => Fs::Host,
+            "ro" => Fs::ReadOnly,
+            other => {
+                return Err(syn::Error::new_spanned(
+                    value,
+                    format!(
+                        "unknown file-system mode \"{other}\"; valid values are \"ro\" (every host mount read-only \
+                         but the `writable` paths) and \"host\" (the default)"
+                    ),
+                ))
+            }
+        };
+        Ok(())
+    }
+
+    /// `writable = "PATH"` or `writable = ["PATH", ...]`: absolute paths without `..`.
+    fn set_writable(&mut self, value: &Expr) -> syn::Result<()> {
+        const RULE: &str = "`writable` takes an absolute path or a list of them, \
+                            e.g. `writable = \"/srv/cache\"` or `writable = [\"/srv/a\", \"/srv/b\"]`";
+        let elements: Vec<&Expr> = match value {
+            Expr::Array(array) => array.elems.iter().map(peel).collect(),
+            _ => vec![value],
+        };
+        let mut errors = Errors::default();
+        for element in elements {
+            match literal(element) {
+                Some(Lit::Str(text)) => {
+                    let path = text.value();
+                    let problem = if path.contains('\0') {
+                        Some("it contains a NUL byte, which no path can")
+                    } else if !path.starts_with('/') {
+                        Some("it is not absolute; write it from the root, e.g. \"/srv/cache\"")
+                    } else if path.split('/').any(|part| part == "..") {
+                        Some("it contains `..`; write the path without it")
+                    } else {
+                        None
+                    };
+                    match problem {
+                        Some(problem) => errors.push(Err(syn::Error::new_spanned(
+                            element,
+                            format!("invalid writable path \"{path}\": {problem}"),
+                        ))),
+                        None => self.args.writable.push(path),
+                    }
+                }
+                _ => errors.push(Err(syn::Error::new_spanned(element, RULE))),
+            }
+        }
+        errors.finish()
+    }
+
     /// `require = "cgroup"`.
     fn set_require(&mut self, value: &Expr) -> syn::Result<()> {
         let text = string(value, Key::Require, "\"cgroup\"")?;
@@ -505,6 +586,13 @@ impl Builder {
             Expect::PidsLimit => Some((Key::Pids, "\"pids_limit\"", "a pids limit to hit", "pids = 16")),
             Expect::Timeout => Some((Key::Timeout, "\"timeout\"", "a timeout to fire", "timeout = \"1s\"")),
         };
+        if let (Some(span), Fs::Host) = (self.seen[Key::Writable.index()], self.args.fs) {
+            return Err(syn::Error::new(
+                span,
+                "`writable` names what stays writable under `fs = \"ro\"`: add it, \
+                 e.g. `#[isolated(fs = \"ro\", writable = [\"/srv/cache\"])]`",
+            ));
+        }
         if let Some((key, expect, what, example)) = needs {
             if self.seen[key.index()].is_none() {
                 return Err(syn::Error::new(

@@ -17,7 +17,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Item, ItemFn, LitStr, Meta, ReturnType, Visibility};
 
-use crate::args::{self, Args, Errors, Expect, Net};
+use crate::args::{self, Args, Errors, Expect, Fs, Net};
 use crate::compose;
 
 /// Expands `#[isolated(args)] item`. On any error the item comes back unchanged next to the
@@ -411,6 +411,11 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
         Expect::PidsLimit => quote!(#private::Expect::PidsLimit),
         Expect::Timeout => quote!(#private::Expect::Timeout),
     };
+    let fs = match args.fs {
+        Fs::Host => quote!(#private::FsMode::Host),
+        Fs::ReadOnly => quote!(#private::FsMode::ReadOnly),
+    };
+    let writable = args.writable.iter().map(|path| proc_macro2::Literal::string(path));
     let require_cgroup = args.require_cgroup;
     let baseline_tolerance = option(args.baseline_tolerance.map(|sandbox_units::Tolerance { percent, bytes }| {
         let (percent, bytes) = (proc_macro2::Literal::u32_suffixed(percent), u64_literal(bytes));
@@ -425,6 +430,8 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
             hostname: #hostname,
             tmpfs: &[#(#tmpfs),*],
             net: #net,
+            fs: #fs,
+            writable: &[#(#writable),*],
             expect: #expect,
             require_cgroup: #require_cgroup,
             baseline_tolerance: #baseline_tolerance,

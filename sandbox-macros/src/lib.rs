@@ -39,6 +39,8 @@ mod expand;
 /// | `hostname = "box"` | 1 to 64 characters of `A-Za-z0-9.-` | the sandbox's host name |
 /// | `tmpfs = "/scratch:64M"` | `"PATH"` or `"PATH:SIZE"`, or a list `["/a", "/b:1M"]` | extra tmpfs mounts (`"/tmp:SIZE"` resizes the default `/tmp`) |
 /// | `net = "none"` | `"none"` (only loopback) or `"host"` (default) | network |
+/// | `fs = "ro"` | `"ro"` or `"host"` (default) | every host mount read-only but `/proc`, `/sys`, `/dev`, the tmpfs mounts and `writable` |
+/// | `writable = "/srv/cache"` | an absolute path, or a list | with `fs = "ro"`: paths that stay writable |
 /// | `expect = "oom"` | `"oom"`, `"pids_limit"` or `"timeout"` | the test passes only if that happened; needs `mem`, `pids` or `timeout` respectively |
 ///
 /// The function takes no arguments and returns `()` or `Result<(), E>` with `E: Debug`, like a

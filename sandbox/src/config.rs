@@ -49,6 +49,32 @@ pub enum NetMode {
     None,
 }
 
+/// How the host's file systems are seen inside the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsMode {
+    /// As they are: what the command writes outside the sandbox's tmpfs mounts reaches the host.
+    #[default]
+    Host,
+    /// Every mount read-only except the kernel's API file systems (`/proc`, `/sys`, `/dev`), the
+    /// sandbox's tmpfs mounts, read-write binds and [`Config::writable`] paths: a write anywhere
+    /// else fails with `EROFS`, as under systemd's `ProtectSystem=strict`.
+    ReadOnly,
+}
+
+impl FsMode {
+    /// The values `--fs`, `fs = ".."` and `SANDBOX_FS` take.
+    pub const CHOICES: &'static str = "host or ro";
+
+    /// Parses `host` or `ro`.
+    pub fn parse(text: &str) -> Result<FsMode, ConfigError> {
+        match text {
+            "host" => Ok(FsMode::Host),
+            "ro" => Ok(FsMode::ReadOnly),
+            _ => Err(ConfigError::Fs(text.into())),
+        }
+    }
+}
+
 /// Everything that describes one sandbox, independent of the command run in it.
 ///
 /// ```
@@ -95,6 +121,10 @@ pub struct Config {
     /// Let the command gain privileges through set-user-ID programs and file capabilities. By
     /// default the command runs with `PR_SET_NO_NEW_PRIVS`, as under bubblewrap.
     pub allow_new_privileges: bool,
+    /// How the host's file systems are seen.
+    pub fs: FsMode,
+    /// With [`FsMode::ReadOnly`]: paths that stay writable (writes there reach the host).
+    pub writable: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -111,6 +141,8 @@ impl Default for Config {
             cgroup_parent: None,
             require_cgroup: false,
             allow_new_privileges: false,
+            fs: FsMode::Host,
+            writable: Vec::new(),
         }
     }
 }
@@ -185,6 +217,23 @@ pub enum ConfigError {
     TmpfsMountPoint {
         /// The path.
         path: PathBuf,
+    },
+    /// An `--fs` value that is not one of [`FsMode::CHOICES`].
+    #[error("invalid --fs '{0}': write {choices}", choices = FsMode::CHOICES)]
+    Fs(String),
+    /// `--writable` without `--fs ro`, where everything is writable already.
+    #[error("--writable '{0}' needs --fs ro (with --fs host every path is writable already)")]
+    WritableWithoutReadOnly(PathBuf),
+    /// A `--writable` path inside one of the sandbox's own tmpfs mounts, which hides it.
+    #[error(
+        "--writable '{path}' lies in the sandbox's tmpfs {tmpfs}, which is writable but hides the host's \
+         files there: to write those, bind them instead (--bind {path})"
+    )]
+    WritableInTmpfs {
+        /// The path.
+        path: PathBuf,
+        /// The tmpfs mount point above it.
+        tmpfs: PathBuf,
     },
     /// A hostname the kernel would refuse.
     #[error("invalid hostname '{0}': use 1 to 64 characters out of letters, digits, '-' and '.'")]
@@ -320,6 +369,20 @@ impl Config {
                 path: bind.source.clone(),
                 source,
             })?;
+        }
+        for path in &self.writable {
+            if self.fs != FsMode::ReadOnly {
+                return Err(ConfigError::WritableWithoutReadOnly(path.clone()));
+            }
+            sandbox_path("--writable", &path.to_string_lossy())?;
+            if let Some(tmpfs) = self.tmpfs.iter().find(|tmpfs| path.starts_with(&tmpfs.path)) {
+                return Err(ConfigError::WritableInTmpfs { path: path.clone(), tmpfs: tmpfs.path.clone() });
+            }
+            let on_host = match &self.rootfs {
+                Some(rootfs) => rootfs.join(path.strip_prefix("/").unwrap_or(path)),
+                None => path.clone(),
+            };
+            std::fs::metadata(&on_host).map_err(|source| ConfigError::Missing { what: "--writable path", path: on_host.clone(), source })?;
         }
         if let Some(rootfs) = &self.rootfs {
             let meta = std::fs::metadata(rootfs).map_err(|source| ConfigError::Missing {

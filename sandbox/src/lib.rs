@@ -38,6 +38,8 @@ pub mod harness;
 #[cfg(target_os = "linux")]
 mod init;
 #[cfg(target_os = "linux")]
+mod mountinfo;
+#[cfg(target_os = "linux")]
 mod mounts;
 #[cfg(target_os = "linux")]
 pub mod outcome;
@@ -51,7 +53,7 @@ mod sys;
 pub mod testing;
 pub use sandbox_units as units;
 
-pub use config::{BindMount, Config, Limits, NetMode, TmpfsMount};
+pub use config::{BindMount, Config, FsMode, Limits, NetMode, TmpfsMount};
 #[cfg(target_os = "linux")]
 pub use outcome::{Ending, Enforcement, Enforcements, ExitStatus, Outcome};
 #[cfg(target_os = "linux")]

@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 
-use crate::config::{Config, NetMode};
+use crate::config::{Config, FsMode, NetMode};
 
 /// Device nodes a `--rootfs` sandbox gets in its private `/dev`, bound from the host's.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -63,6 +63,16 @@ pub(crate) enum Step {
         /// Mount point.
         target: CString,
     },
+    /// `mount(MS_BIND|MS_REMOUNT|MS_RDONLY)` of one host mount, keeping its `flags` (a user
+    /// namespace may not clear them): one step per mount for [`FsMode::ReadOnly`]. A mount point
+    /// the init cannot reach (`EACCES`, `ENOENT`: below a directory it may not search) is
+    /// skipped: the command, with the same credentials, cannot reach it either.
+    ReadOnlyMount {
+        /// The mount point.
+        target: CString,
+        /// The mount's own flags (`nosuid`, `nodev`, `noexec`, atime).
+        flags: MsFlags,
+    },
     /// `mkdir(2)` inside one of the sandbox's own tmpfs mounts (a mount point, `TMPDIR`).
     Mkdir(CString),
     /// Creates an empty file as the mount point of a file bind.
@@ -96,10 +106,11 @@ impl Step {
                 let _ = source;
                 format!("mounting {} on {}", show(fstype), show(target))
             }
-            Step::Mount { source, target, flags, .. } if flags.contains(MsFlags::MS_REMOUNT) => {
-                let _ = source;
-                format!("remounting {} read-only", show(target))
+            Step::Mount { target, flags, .. } if flags.contains(MsFlags::MS_REMOUNT) => {
+                let mode = if flags.contains(MsFlags::MS_RDONLY) { "read-only" } else { "read-write" };
+                format!("remounting {} {mode}", show(target))
             }
+            Step::ReadOnlyMount { target, .. } => format!("remounting {} read-only", show(target)),
             Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::OpenSource { path, .. } => format!("opening bind source {}", show(path)),
             Step::BindFd { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
@@ -137,6 +148,13 @@ impl Step {
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None::<&str>,
             ),
+            Step::ReadOnlyMount { target, flags } => {
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags;
+                match mount(None::<&str>, target.as_c_str(), None::<&str>, flags, None::<&str>) {
+                    Err(Errno::EACCES | Errno::ENOENT) => Ok(()),
+                    other => other,
+                }
+            }
             Step::Mkdir(path) => match nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755)) {
                 Err(Errno::EEXIST) => Ok(()),
                 other => other,
@@ -158,8 +176,15 @@ impl Step {
 /// Plans the set-up steps for `config`. `rootfs` is the canonical rootfs path, if any;
 /// `bind_fds[i]` is the launcher's `O_PATH` descriptor of `config.binds[i].source`; `tmpdir` is
 /// the command's `TMPDIR`, made inside the sandbox's tmpfs when it lies there (a `/tmp/user/1000`
-/// would otherwise be missing in the new, empty `/tmp`).
-pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd], tmpdir: Option<&Path>) -> Vec<Step> {
+/// would otherwise be missing in the new, empty `/tmp`). `host_mounts`: the mount table the new
+/// mount namespace starts with (this process's), read for [`FsMode::ReadOnly`] only.
+pub(crate) fn plan(
+    config: &Config,
+    rootfs: Option<&Path>,
+    bind_fds: &[RawFd],
+    tmpdir: Option<&Path>,
+    host_mounts: &[HostMount],
+) -> Vec<Step> {
     let mut steps = vec![Step::SetHostname(cstring(&config.hostname)), Step::MakeRootPrivate];
     assert_eq!(bind_fds.len(), config.binds.len(), "one descriptor per bind source");
     for (spec, fd) in config.binds.iter().zip(bind_fds) {
@@ -191,6 +216,21 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd], t
     if let Some(root) = rootfs {
         // pivot_root needs the new root to be a mount point.
         steps.push(bind(root, root));
+    }
+    if config.fs == FsMode::ReadOnly {
+        // Every mount read-only first (the root's copy too, stacked on its mount point); then
+        // the holes: the writable paths here, the tmpfs mounts and read-write binds below.
+        for mount in host_mounts.iter().filter(|mount| mount.made_read_only()) {
+            steps.push(Step::ReadOnlyMount { target: cstring(&mount.mount_point), flags: mount.kept_flags });
+        }
+        if let Some(root) = rootfs {
+            steps.push(Step::ReadOnlyMount { target: cstring(root), flags: locked_flags(root) });
+        }
+        for path in &config.writable {
+            let target = at(path);
+            steps.push(bind(&target, &target));
+            steps.push(remount_writable(&target));
+        }
     }
     steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
     if let Some(root) = rootfs {
@@ -237,6 +277,10 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd], t
             source: cstring(&spec.source),
             target: cstring(&target),
         });
+        if config.fs == FsMode::ReadOnly && !spec.read_only {
+            // Bound from a mount made read-only above: a read-write bind is a hole asked for.
+            steps.push(remount_writable(&target));
+        }
         if spec.read_only {
             steps.push(Step::Mount {
                 source: cstring(&spec.source),
@@ -257,6 +301,73 @@ pub(crate) fn plan(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd], t
         steps.push(Step::LoopbackUp);
     }
     steps
+}
+
+/// Makes the bind mount at `target` (a copy of a read-only mount) writable again.
+fn remount_writable(target: &Path) -> Step {
+    Step::Mount {
+        source: cstring(target),
+        target: cstring(target),
+        fstype: None,
+        flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked_flags(target),
+        data: None,
+    }
+}
+
+/// One mount of the host's table, as [`FsMode::ReadOnly`] needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostMount {
+    /// Where it is mounted.
+    pub(crate) mount_point: PathBuf,
+    /// Its file-system type (`ext4`, `proc`).
+    pub(crate) fstype: String,
+    /// Already read-only.
+    pub(crate) read_only: bool,
+    /// The flags a remount must keep: `nosuid`, `nodev`, `noexec` and the atime mode.
+    pub(crate) kept_flags: MsFlags,
+}
+
+/// Where the kernel's API file systems are: they keep their own modes under
+/// [`FsMode::ReadOnly`] (a read-only `/dev` would refuse `/dev/shm`, one of `/proc` nothing
+/// useful), as under systemd's `ProtectSystem=strict`.
+const API_FILE_SYSTEMS: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+impl HostMount {
+    /// Whether [`FsMode::ReadOnly`] remounts it: not read-only yet, not an API file system, not
+    /// an automount point (touching one mounts it).
+    fn made_read_only(&self) -> bool {
+        !self.read_only
+            && self.fstype != "autofs"
+            && !API_FILE_SYSTEMS.iter().any(|api| self.mount_point.starts_with(api))
+    }
+}
+
+/// This process's mount table (`/proc/self/mountinfo`).
+pub(crate) fn host_mounts() -> std::io::Result<Vec<HostMount>> {
+    Ok(parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?))
+}
+
+/// The mounts of a `mountinfo` text, as [`FsMode::ReadOnly`] needs them.
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<HostMount> {
+    crate::mountinfo::entries(text)
+        .map(|entry| {
+            let mut kept_flags = MsFlags::empty();
+            let mut read_only = false;
+            for option in entry.options.split(',') {
+                match option {
+                    "ro" => read_only = true,
+                    "nosuid" => kept_flags |= MsFlags::MS_NOSUID,
+                    "nodev" => kept_flags |= MsFlags::MS_NODEV,
+                    "noexec" => kept_flags |= MsFlags::MS_NOEXEC,
+                    "noatime" => kept_flags |= MsFlags::MS_NOATIME,
+                    "nodiratime" => kept_flags |= MsFlags::MS_NODIRATIME,
+                    "relatime" => kept_flags |= MsFlags::MS_RELATIME,
+                    _ => {}
+                }
+            }
+            HostMount { mount_point: entry.mount_point, fstype: entry.fstype.to_string(), read_only, kept_flags }
+        })
+        .collect()
 }
 
 /// The flags of the mount holding `path` that a remount in a user namespace must keep (the
@@ -324,7 +435,7 @@ mod tests {
 
     #[test]
     fn default_plan_privatises_before_mounting() {
-        let steps = plan(&Config::default(), None, &[], None);
+        let steps = plan(&Config::default(), None, &[], None, &[]);
         assert_eq!(
             describe_all(&steps),
             [
@@ -344,7 +455,7 @@ mod tests {
         config.binds.push(BindMount { source: "/etc/hostname".into(), target: "/tmp/hn".into(), read_only: false });
         config.binds.push(BindMount { source: "/usr".into(), target: "/usr".into(), read_only: false });
         config.net = NetMode::None;
-        let steps = plan(&config, None, &[10, 11, 12], None);
+        let steps = plan(&config, None, &[10, 11, 12], None, &[]);
         assert_eq!(
             describe_all(&steps)[2..5],
             ["opening bind source /etc", "opening bind source /etc/hostname", "opening bind source /usr"]
@@ -371,19 +482,71 @@ mod tests {
 
     #[test]
     fn a_tmpdir_below_the_new_tmp_is_made_there() {
-        let steps = describe_all(&plan(&Config::default(), None, &[], Some(Path::new("/tmp/user/1000"))));
+        let steps = describe_all(&plan(&Config::default(), None, &[], Some(Path::new("/tmp/user/1000")), &[]));
         assert_eq!(steps[3..], ["mounting tmpfs on /tmp", "creating directory /tmp/user", "creating directory /tmp/user/1000"]);
         for elsewhere in ["/var/tmp", "/tmp", "relative/tmp"] {
-            let steps = plan(&Config::default(), None, &[], Some(Path::new(elsewhere)));
-            assert_eq!(steps, plan(&Config::default(), None, &[], None), "{elsewhere}");
+            let steps = plan(&Config::default(), None, &[], Some(Path::new(elsewhere)), &[]);
+            assert_eq!(steps, plan(&Config::default(), None, &[], None, &[]), "{elsewhere}");
         }
+    }
+
+    /// A mount table as this machine's kernel writes it: a space in a path as `\040`, optional
+    /// tags before the `-`, the per-mount options in the sixth field.
+    const MOUNTINFO: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:2 - proc proc rw
+24 22 0:22 / /sys rw,nosuid,nodev,noexec,relatime - sysfs sysfs rw
+25 22 0:5 / /dev rw,nosuid - devtmpfs udev rw
+26 22 8:2 / /home/a\\040b rw,nosuid,nodev,noatime master:3 - ext4 /dev/sda2 rw
+27 22 8:3 / /usr/share ro,relatime - squashfs /dev/loop0 ro
+28 22 0:30 / /mnt/auto rw,relatime - autofs systemd-1 rw
+";
+
+    #[test]
+    fn mountinfo_lines_give_mount_points_types_and_kept_flags() {
+        let mounts = parse_mountinfo(MOUNTINFO);
+        assert_eq!(mounts.len(), 7);
+        assert_eq!(mounts[4].mount_point, Path::new("/home/a b"));
+        assert_eq!(mounts[4].fstype, "ext4");
+        assert_eq!(mounts[4].kept_flags, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME);
+        assert!(!mounts[4].read_only && mounts[5].read_only);
+        let remounted: Vec<&Path> =
+            mounts.iter().filter(|mount| mount.made_read_only()).map(|mount| mount.mount_point.as_path()).collect();
+        // Not the API file systems, not what is read-only already, not an automount point.
+        assert_eq!(remounted, [Path::new("/"), Path::new("/home/a b")]);
+    }
+
+    /// `fs = ro`: every host mount read-only before anything of the sandbox is mounted; the
+    /// writable paths bound back writable; a read-write bind made writable again after its bind.
+    #[test]
+    fn a_read_only_plan_remounts_then_opens_the_holes() {
+        let mut config = Config { fs: FsMode::ReadOnly, writable: vec!["/home/a b/work".into()], ..Config::default() };
+        config.binds.push(BindMount { source: "/srv".into(), target: "/srv".into(), read_only: false });
+        let steps = plan(&config, None, &[10], None, &parse_mountinfo(MOUNTINFO));
+        assert_eq!(
+            describe_all(&steps)[3..],
+            [
+                "remounting / read-only",
+                "remounting /home/a b read-only",
+                "bind-mounting /home/a b/work on /home/a b/work",
+                "remounting /home/a b/work read-write",
+                "mounting proc on /proc",
+                "mounting tmpfs on /tmp",
+                "bind-mounting /srv on /srv",
+                "remounting /srv read-write",
+            ]
+        );
+        assert_eq!(steps[4], Step::ReadOnlyMount { target: cstring("/home/a b"), flags: parse_mountinfo(MOUNTINFO)[4].kept_flags });
+        // Without fs = ro the table is not even consulted.
+        let host = Config { binds: config.binds.clone(), ..Config::default() };
+        assert_eq!(plan(&host, None, &[10], None, &parse_mountinfo(MOUNTINFO)), plan(&host, None, &[10], None, &[]));
     }
 
     #[test]
     fn rootfs_plan_pivots_last() {
         let root = std::env::temp_dir().join(format!("sandbox-plan-{}", std::process::id()));
         std::fs::create_dir_all(root.join("dev")).unwrap();
-        let steps = describe_all(&plan(&Config::default(), Some(&root), &[], None));
+        let steps = describe_all(&plan(&Config::default(), Some(&root), &[], None, &[]));
         std::fs::remove_dir_all(&root).unwrap();
         let r = root.display();
         assert_eq!(steps[2], format!("bind-mounting {r} on {r}"));

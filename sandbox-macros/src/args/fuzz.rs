@@ -517,7 +517,7 @@ fn found_by_fuzzing() {
         .unwrap_err()
         .starts_with("`pids = 4194305` is too large: the kernel allows at most 4194304 processes in a cgroup; "));
     // syn's bare "expected identifier" / "expected `,`" did not say what to write.
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate";
     assert_eq!(
         one(quote!("pids" = 1)).unwrap_err(),
         format!("expected an argument name, e.g. `pids = 20`; {valid} (write `pids` without quotes)")

@@ -39,6 +39,8 @@ fn every_key() {
         hostname = "box-1.local",
         tmpfs = ["/scratch", "/data:1M"],
         net = "none",
+        fs = "ro",
+        writable = "/srv/cache",
         expect = "oom",
         require = "cgroup",
         baseline_tolerance = "25%+4M",
@@ -57,6 +59,8 @@ fn every_key() {
                 Tmpfs { path: "/data".into(), size_bytes: Some(1 << 20) },
             ],
             net: Net::None,
+            fs: Fs::ReadOnly,
+            writable: vec!["/srv/cache".into()],
             expect: Expect::Oom,
             require_cgroup: true,
             baseline_tolerance: Some(sandbox_units::Tolerance { percent: 25, bytes: 4 << 20 }),
@@ -274,7 +278,7 @@ fn expect_needs_its_limit() {
 
 #[test]
 fn unknown_and_duplicate_keys() {
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(foo = 1)), format!("unknown argument `foo`; {valid}"));
     assert_eq!(
         err(quote!(memory = "1M")),
@@ -299,7 +303,7 @@ fn malformed_arguments() {
     assert_eq!(err(quote!(pids = 1 mem = "1M")), "expected `,`");
     assert_eq!(err(quote!(pids = )), "unexpected end of input, expected an expression");
     assert!(parse(quote!("pids")).is_err());
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(type = 1)), format!("unknown argument `type`; {valid}"));
 }
 
@@ -308,10 +312,25 @@ fn all_errors_are_reported() {
     assert_eq!(
         errs(quote!(foo = 1, pids = 0, net = "wifi")),
         [
-            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, expect, require, baseline_tolerance, crate",
+            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate",
             "`pids` must be a whole number of at least 1, e.g. `pids = 20`: with `pids = 0` not even the test \
              process could start",
             "unknown network mode \"wifi\"; valid values are \"none\" (only loopback) and \"host\"",
         ]
     );
+}
+
+#[test]
+fn file_system_mode_and_writable_paths() {
+    let args = parse(quote!(fs = "ro", writable = ["/srv/a", "/srv/b"])).unwrap();
+    assert_eq!((args.fs, args.writable), (Fs::ReadOnly, vec!["/srv/a".to_string(), "/srv/b".to_string()]));
+    assert_eq!(parse(quote!(fs = "host")).unwrap().fs, Fs::Host);
+    assert_eq!(parse(quote!(writable = "/srv", fs = "ro")).unwrap().writable, ["/srv"]);
+    let message = |tokens| parse(tokens).unwrap_err().to_string();
+    assert!(message(quote!(fs = "overly")).starts_with("unknown file-system mode \"overly\"; valid values are \"ro\""));
+    assert!(message(quote!(writable = "/srv")).starts_with("`writable` names what stays writable under `fs = \"ro\"`"));
+    assert!(message(quote!(fs = "ro", writable = "srv")).starts_with("invalid writable path \"srv\": it is not absolute"));
+    assert!(message(quote!(fs = "ro", writable = "/a/../b")).contains("it contains `..`"));
+    assert!(message(quote!(fs = "ro", writable = 3)).starts_with("`writable` takes an absolute path"));
+    assert!(message(quote!(readonly = true)).contains("`fs"), "{}", message(quote!(readonly = true)));
 }

@@ -45,6 +45,8 @@ fn the_documented_expansion() {
             hostname: ::std::option::Option::None,
             tmpfs: &[],
             net: ::sandbox::__private::Net::Host,
+            fs: ::sandbox::__private::FsMode::Host,
+            writable: &[],
             expect: ::sandbox::__private::Expect::Success,
             require_cgroup: false,
             baseline_tolerance: ::std::option::Option::None,
@@ -91,6 +93,8 @@ fn every_spec_field() {
         hostname = "box",
         tmpfs = ["/a", "/b:1K"],
         net = "none",
+        fs = "ro",
+        writable = ["/srv/a", "/srv/b"],
         expect = "timeout",
         baseline_tolerance = "5%"
     ))
@@ -104,6 +108,8 @@ fn every_spec_field() {
             hostname: ::std::option::Option::Some("box"),
             tmpfs: &[("/a", ::std::option::Option::None), ("/b", ::std::option::Option::Some(1024u64))],
             net: ::sandbox::__private::Net::None,
+            fs: ::sandbox::__private::FsMode::ReadOnly,
+            writable: &["/srv/a", "/srv/b"],
             expect: ::sandbox::__private::Expect::Timeout,
             require_cgroup: false,
             baseline_tolerance: ::std::option::Option::Some(::sandbox::__private::Tolerance { percent: 5u32, bytes: 0u64 }),

@@ -110,16 +110,9 @@ impl Layout {
     pub fn from_mountinfo(text: &str) -> Result<Layout, CgroupError> {
         let mut hierarchies = Vec::new();
         let mut unified = None;
-        for line in text.lines() {
-            // id parent major:minor root mount-point options [optional...] - fstype source super
-            let Some((left, right)) = line.split_once(" - ") else { continue };
-            let mount_point = left.split(' ').nth(4).map(unescape_mountinfo);
-            let mut right = right.split(' ');
-            let (Some(fstype), Some(_source), Some(super_opts)) = (right.next(), right.next(), right.next()) else {
-                continue;
-            };
-            let Some(mount_point) = mount_point else { continue };
-            match fstype {
+        for entry in crate::mountinfo::entries(text) {
+            let (mount_point, super_opts) = (entry.mount_point, entry.super_options);
+            match entry.fstype {
                 "cgroup2" => {
                     unified.get_or_insert(mount_point);
                 }
@@ -198,25 +191,6 @@ pub(crate) fn fs_kind(path: &Path) -> Option<FsKind> {
 /// The v1 controllers the sandbox knows of (others, like `name=systemd`, are not controllers).
 const V1_CONTROLLERS: [&str; 12] =
     ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids"];
-
-/// mountinfo escapes space, tab, newline and backslash as `\040` etc.
-pub(super) fn unescape_mountinfo(field: &str) -> PathBuf {
-    let mut out = Vec::with_capacity(field.len());
-    let bytes = field.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(value);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    use std::os::unix::ffi::OsStringExt;
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
 
 /// One line of a `/proc/PID/cgroup` text: `hierarchy-id:controllers:path`, where `0::path` is the
 /// cgroup2 hierarchy and `path` is below that hierarchy's root.

@@ -117,11 +117,6 @@ fn cpu_shares_below_a_hundredth_stretch_the_period() {
 }
 
 #[test]
-fn mountinfo_escapes() {
-    assert_eq!(unescape_mountinfo(r"/a\040b\\"), PathBuf::from(r"/a b\\"));
-}
-
-#[test]
 fn counters_parse_from_files() {
     let tmp = tempdir("counters");
     let dir = tmp.path();

@@ -65,3 +65,29 @@ fn validation_catches_missing_host_paths() {
     config.hostname = "bad host".into();
     assert!(matches!(config.validate(), Err(ConfigError::Hostname(_))));
 }
+
+#[test]
+fn file_system_modes_and_writable_paths() {
+    assert_eq!(FsMode::parse("ro").unwrap(), FsMode::ReadOnly);
+    assert_eq!(FsMode::parse("host").unwrap(), FsMode::Host);
+    assert_eq!(FsMode::parse("overly").unwrap_err().to_string(), "invalid --fs 'overly': write host or ro");
+
+    let here = std::env::current_dir().unwrap();
+    let mut config = Config { writable: vec![here.clone()], ..Config::default() };
+    assert_eq!(
+        config.validate().unwrap_err().to_string(),
+        format!("--writable '{}' needs --fs ro (with --fs host every path is writable already)", here.display())
+    );
+    config.fs = FsMode::ReadOnly;
+    config.validate().unwrap();
+    config.writable = vec!["/nonexistent/writable".into()];
+    assert!(config.validate().unwrap_err().to_string().starts_with("--writable path '/nonexistent/writable' does not exist"));
+    config.writable = vec!["relative".into()];
+    assert!(matches!(config.validate(), Err(ConfigError::SandboxPath { what: "--writable", .. })));
+    config.writable = vec!["/tmp/x".into()];
+    assert_eq!(
+        config.validate().unwrap_err().to_string(),
+        "--writable '/tmp/x' lies in the sandbox's tmpfs /tmp, which is writable but hides the host's files there: \
+         to write those, bind them instead (--bind /tmp/x)"
+    );
+}

@@ -58,6 +58,9 @@ pub enum Error {
     /// `SANDBOX_REQUIRE` has a value other than `cgroup`.
     #[error("SANDBOX_REQUIRE='{0}' is not understood: the only value is 'cgroup'")]
     BadRequire(String),
+    /// `SANDBOX_FS` has a value other than `host` or `ro`.
+    #[error("SANDBOX_FS='{0}' is not understood: write {choices}", choices = crate::config::FsMode::CHOICES)]
+    BadFs(String),
     /// Setting up the sandbox's user namespace (rootless mode) failed.
     #[error("writing {path} for the sandbox's user namespace: {source}")]
     UserNamespace {

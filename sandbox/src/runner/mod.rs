@@ -12,7 +12,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 use crate::cgroup::{plan_run_cgroup, CgroupError, Creation, InitJoin, Placement, RunCgroup};
-use crate::config::{Config, ConfigError, NetMode};
+use crate::config::{Config, ConfigError, FsMode, NetMode};
 use crate::init::InitArgs;
 use crate::mounts::{self, Step};
 use crate::outcome::{Enforcements, Outcome};
@@ -57,11 +57,19 @@ impl Sandbox {
     /// [`Sandbox::new`] with what the environment adds for runs that have no command line of
     /// their own (the CLI and `#[isolated]` tests use it): `SANDBOX_CGROUP_PARENT` as the cgroup
     /// parent when `config` names none (ignored inside a run, whose cgroup the run nests in),
-    /// and `SANDBOX_REQUIRE=cgroup` as [`Config::require_cgroup`].
+    /// `SANDBOX_REQUIRE=cgroup` as [`Config::require_cgroup`], and `SANDBOX_FS=ro` as
+    /// [`Config::fs`] when `config` keeps the host's file systems as they are.
     pub fn with_environment(mut config: Config) -> Result<Sandbox, Error> {
         match std::env::var("SANDBOX_REQUIRE") {
             Ok(value) if value == "cgroup" => config.require_cgroup = true,
             Ok(value) if !value.is_empty() => return Err(Error::BadRequire(value)),
+            _ => {}
+        }
+        match std::env::var("SANDBOX_FS") {
+            // A suite's default: a run that asks for nothing else.
+            Ok(value) if !value.is_empty() && config.fs == FsMode::Host => {
+                config.fs = FsMode::parse(&value).map_err(|_| Error::BadFs(value))?;
+            }
             _ => {}
         }
         if config.cgroup_parent.is_none() {
@@ -93,7 +101,9 @@ impl Sandbox {
             return (config, Some(cwd));
         }
         let mut config = config.into_owned();
-        config.binds.push(crate::config::BindMount { source: cwd.clone(), target: cwd.clone(), read_only: false });
+        // Under `--fs ro` a directory like any other: read-only.
+        let read_only = config.fs == FsMode::ReadOnly;
+        config.binds.push(crate::config::BindMount { source: cwd.clone(), target: cwd.clone(), read_only });
         (std::borrow::Cow::Owned(config), Some(cwd))
     }
 
@@ -120,7 +130,12 @@ impl Sandbox {
         let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
         // Shared with `Running` (which names a failed step): the init reads them meanwhile.
         let tmpdir = command.env_var("TMPDIR").map(PathBuf::from);
-        let steps: std::sync::Arc<[Step]> = mounts::plan(&config, self.rootfs.as_deref(), &bind_fds, tmpdir.as_deref()).into();
+        let host_mounts = match config.fs {
+            FsMode::ReadOnly => mounts::host_mounts().map_err(|source| Error::Io { action: "reading /proc/self/mountinfo", source })?,
+            FsMode::Host => Vec::new(),
+        };
+        let steps: std::sync::Arc<[Step]> =
+            mounts::plan(&config, self.rootfs.as_deref(), &bind_fds, tmpdir.as_deref(), &host_mounts).into();
         let exec = ExecStrings::new(command, cwd)?;
 
         // Without root, namespaces come from a user namespace and limits from a delegated cgroup,

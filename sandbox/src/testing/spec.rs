@@ -5,6 +5,9 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+pub use crate::config::FsMode;
 use crate::config::{Config, Limits, NetMode, TmpfsMount};
 pub use crate::units::Tolerance;
 
@@ -58,6 +61,10 @@ pub struct TestSpec {
     pub tmpfs: &'static [(&'static str, Option<u64>)],
     /// `net = "none" | "host"`.
     pub net: Net,
+    /// `fs = "host" | "ro"`.
+    pub fs: FsMode,
+    /// `writable = [..]`: what stays writable under `fs = "ro"`.
+    pub writable: &'static [&'static str],
     /// `expect = "oom" | "pids_limit" | "timeout"`.
     pub expect: Expect,
     /// `require = "cgroup"`: fail instead of falling back to rlimits.
@@ -77,6 +84,8 @@ impl TestSpec {
         hostname: None,
         tmpfs: &[],
         net: Net::Host,
+        fs: FsMode::Host,
+        writable: &[],
         expect: Expect::Success,
         require_cgroup: false,
         baseline_tolerance: None,
@@ -92,6 +101,8 @@ impl TestSpec {
                 Net::None => NetMode::None,
             },
             require_cgroup: self.require_cgroup,
+            fs: self.fs,
+            writable: self.writable.iter().map(PathBuf::from).collect(),
             ..Config::default()
         };
         if let Some(hostname) = self.hostname {

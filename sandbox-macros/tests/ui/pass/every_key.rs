@@ -2,7 +2,7 @@
 //! like a `harness = false` target: the `#[test]` functions are stripped, and `main` finds the
 //! tests through the registry and checks what the macro recorded.
 
-use sandbox::__private::{inventory, Expect, Net, ShouldPanic, TestCase, TestSpec, Tolerance};
+use sandbox::__private::{inventory, Expect, FsMode, Net, ShouldPanic, TestCase, TestSpec, Tolerance};
 use sandbox::isolated;
 
 #[derive(Debug)]
@@ -21,6 +21,8 @@ fn parse(input: &str) -> Result<u32, ParseError> {
     hostname = "box",
     tmpfs = ["/scratch", "/data:1M"],
     net = "none",
+    fs = "ro",
+    writable = ["/srv/cache", "/var/lib/app"],
     expect = "oom",
     require = "cgroup",
     baseline_tolerance = "25%+4M",
@@ -63,6 +65,8 @@ fn main() {
             hostname: Some("box"),
             tmpfs: &[("/scratch", None), ("/data", Some(1 << 20))],
             net: Net::None,
+            fs: FsMode::ReadOnly,
+            writable: &["/srv/cache", "/var/lib/app"],
             expect: Expect::Oom,
             require_cgroup: true,
             baseline_tolerance: Some(Tolerance { percent: 25, bytes: 4 << 20 }),

@@ -10,7 +10,7 @@ use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use sandbox::check::{run_checks, Status};
 use sandbox::config::{parse_bind, parse_cpu, parse_pids, parse_tmpfs};
 use sandbox::units::{parse_duration, parse_size};
-use sandbox::{BindMount, Command, Config, Limits, NetMode, Sandbox, TmpfsMount};
+use sandbox::{BindMount, Command, Config, FsMode, Limits, NetMode, Sandbox, TmpfsMount};
 
 /// Run a command in fresh PID/mount/UTS namespaces with its own cgroup, and report what the
 /// kernel saw (exit status, OOM kills, pids-limit hits, peak memory and pids, CPU time).
@@ -43,6 +43,15 @@ enum Net {
     None,
     /// The host's network.
     Host,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Fs {
+    /// The host's file systems as they are.
+    Host,
+    /// Every host mount read-only but /proc, /sys, /dev, the tmpfs mounts, read-write binds and
+    /// the --writable paths.
+    Ro,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -80,6 +89,13 @@ struct RunArgs {
     /// Network: `none` (own namespace, only lo) or `host`.
     #[arg(long, value_enum, default_value = "host")]
     net: Net,
+    /// The host's file systems: `ro` (read-only: a write fails with EROFS) or `host`; default:
+    /// SANDBOX_FS, else host.
+    #[arg(long, value_enum, value_name = "MODE")]
+    fs: Option<Fs>,
+    /// With --fs ro: a path that stays writable (writes there reach the host); repeatable.
+    #[arg(long, value_name = "PATH")]
+    writable: Vec<PathBuf>,
     /// A new IPC namespace (System V IPC, POSIX message queues).
     #[arg(long)]
     ipc: bool,
@@ -125,6 +141,11 @@ impl RunArgs {
             cgroup_parent: self.cgroup_parent.clone(),
             require_cgroup: matches!(self.require, Some(Require::Cgroup)),
             allow_new_privileges: self.allow_new_privs,
+            fs: match self.fs {
+                Some(Fs::Ro) => FsMode::ReadOnly,
+                Some(Fs::Host) | None => FsMode::Host,
+            },
+            writable: self.writable.clone(),
         }
     }
 }
