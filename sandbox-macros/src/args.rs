@@ -436,55 +436,22 @@ impl Builder {
     fn set_tmpfs(&mut self, value: &Expr) -> syn::Result<()> {
         const RULE: &str = "`tmpfs` takes \"PATH\" or \"PATH:SIZE\", or a list of them, \
                             e.g. `tmpfs = \"/scratch:64M\"` or `tmpfs = [\"/a\", \"/b:1M\"]`";
-        let elements: Vec<&Expr> = match value {
-            Expr::Array(array) => array.elems.iter().map(peel).collect(),
-            _ => vec![value],
-        };
-        let mut errors = Errors::default();
-        for element in elements {
-            match literal(element) {
-                Some(Lit::Str(text)) => match parse_tmpfs(&text.value()) {
-                    Ok(tmpfs) => self.args.tmpfs.push(tmpfs),
-                    Err(message) => errors.push(Err(syn::Error::new_spanned(element, message))),
-                },
-                _ => errors.push(Err(syn::Error::new_spanned(element, RULE))),
-            }
-        }
-        errors.finish()
+        each_string(value, RULE, |text| parse_tmpfs(&text).map(|tmpfs| self.args.tmpfs.push(tmpfs)))
     }
 
     /// `net = "none" | "host"`.
     fn set_net(&mut self, value: &Expr) -> syn::Result<()> {
-        let text = string(value, Key::Net, "\"none\" or \"host\"")?;
-        self.args.net = match text.value().as_str() {
-            "host" => Net::Host,
-            "none" => Net::None,
-            other => {
-                return Err(syn::Error::new_spanned(
-                    value,
-                    format!("unknown network mode \"{other}\"; valid values are \"none\" (only loopback) and \"host\""),
-                ))
-            }
-        };
+        let choices = [("none", Net::None), ("host", Net::Host)];
+        self.args.net =
+            one_of(value, Key::Net, &choices, "network mode", "\"none\" (only loopback) and \"host\"")?;
         Ok(())
     }
 
     /// `fs = "host" | "ro"`.
     fn set_fs(&mut self, value: &Expr) -> syn::Result<()> {
-        let text = string(value, Key::Fs, "\"ro\" or \"host\"")?;
-        self.args.fs = match text.value().as_str() {
-            "host" => Fs::Host,
-            "ro" => Fs::ReadOnly,
-            other => {
-                return Err(syn::Error::new_spanned(
-                    value,
-                    format!(
-                        "unknown file-system mode \"{other}\"; valid values are \"ro\" (every host mount read-only \
-                         but the `writable` paths) and \"host\" (the default)"
-                    ),
-                ))
-            }
-        };
+        let choices = [("ro", Fs::ReadOnly), ("host", Fs::Host)];
+        let valid = "\"ro\" (every host mount read-only but the `writable` paths) and \"host\" (the default)";
+        self.args.fs = one_of(value, Key::Fs, &choices, "file-system mode", valid)?;
         Ok(())
     }
 
@@ -492,36 +459,19 @@ impl Builder {
     fn set_writable(&mut self, value: &Expr) -> syn::Result<()> {
         const RULE: &str = "`writable` takes an absolute path or a list of them, \
                             e.g. `writable = \"/srv/cache\"` or `writable = [\"/srv/a\", \"/srv/b\"]`";
-        let elements: Vec<&Expr> = match value {
-            Expr::Array(array) => array.elems.iter().map(peel).collect(),
-            _ => vec![value],
-        };
-        let mut errors = Errors::default();
-        for element in elements {
-            match literal(element) {
-                Some(Lit::Str(text)) => {
-                    let path = text.value();
-                    let problem = if path.contains('\0') {
-                        Some("it contains a NUL byte, which no path can")
-                    } else if !path.starts_with('/') {
-                        Some("it is not absolute; write it from the root, e.g. \"/srv/cache\"")
-                    } else if path.split('/').any(|part| part == "..") {
-                        Some("it contains `..`; write the path without it")
-                    } else {
-                        None
-                    };
-                    match problem {
-                        Some(problem) => errors.push(Err(syn::Error::new_spanned(
-                            element,
-                            format!("invalid writable path \"{path}\": {problem}"),
-                        ))),
-                        None => self.args.writable.push(path),
-                    }
-                }
-                _ => errors.push(Err(syn::Error::new_spanned(element, RULE))),
-            }
-        }
-        errors.finish()
+        each_string(value, RULE, |path| {
+            let problem = if path.contains('\0') {
+                "it contains a NUL byte, which no path can"
+            } else if !path.starts_with('/') {
+                "it is not absolute; write it from the root, e.g. \"/srv/cache\""
+            } else if path.split('/').any(|part| part == "..") {
+                "it contains `..`; write the path without it"
+            } else {
+                self.args.writable.push(path);
+                return Ok(());
+            };
+            Err(format!("invalid writable path \"{path}\": {problem}"))
+        })
     }
 
     /// `require = "cgroup"`.

@@ -7,7 +7,7 @@ use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::{Expr, ExprLit, Lit, LitStr, Token, UnOp};
 
-use super::Key;
+use super::{Errors, Key};
 
 /// One argument as written.
 ///
@@ -107,6 +107,35 @@ pub(super) fn string(value: &Expr, key: Key, what: &str) -> syn::Result<LitStr> 
             format!("`{}` takes a string: {what}, e.g. `{}`", key.name(), key.example()),
         )),
     }
+}
+
+/// A string value naming one of `choices`; `unknown` says what it is ("network mode") and
+/// `valid` lists the choices with what each means, for the error.
+pub(super) fn one_of<T: Copy>(value: &Expr, key: Key, choices: &[(&str, T)], unknown: &str, valid: &str) -> syn::Result<T> {
+    let expected = choices.iter().map(|(text, _)| format!("\"{text}\"")).collect::<Vec<_>>().join(" or ");
+    let text = string(value, key, &expected)?.value();
+    choices.iter().find(|(choice, _)| *choice == text).map(|(_, chosen)| *chosen).ok_or_else(|| {
+        syn::Error::new_spanned(value, format!("unknown {unknown} \"{text}\"; valid values are {valid}"))
+    })
+}
+
+/// Each string of a value that is one string or a list of them (`"/a"`, `["/a", "/b"]`), given
+/// to `take`, whose `Err` is reported at that string; anything else is reported with `rule`.
+/// All problems are reported together.
+pub(super) fn each_string(value: &Expr, rule: &str, mut take: impl FnMut(String) -> Result<(), String>) -> syn::Result<()> {
+    let elements: Vec<&Expr> = match value {
+        Expr::Array(array) => array.elems.iter().map(peel).collect(),
+        _ => vec![value],
+    };
+    let mut errors = Errors::default();
+    for element in elements {
+        let result = match literal(element) {
+            Some(Lit::Str(text)) => take(text.value()),
+            _ => Err(rule.to_string()),
+        };
+        errors.push(result.map_err(|message| syn::Error::new_spanned(element, message)));
+    }
+    errors.finish()
 }
 
 /// Integer literals may carry an integer type suffix (`20u64`), nothing else.
