@@ -71,11 +71,14 @@ fn hostname_tmpfs_and_net_keys() {
 }
 
 /// `fs = "ro"`: a write to the host's file systems fails with EROFS; a `writable` path and the
-/// sandbox's `/tmp` take it.
+/// sandbox's `/tmp` take it. (`/etc` for the refused write: a checkout, and so this binary's own
+/// directories, may lie below the writable `/var/tmp`.)
 #[isolated(fs = "ro", writable = "/var/tmp")]
 fn read_only_file_systems_and_writable_paths() {
-    let refused = std::fs::write(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("written-by-a-read-only-test"), "x");
-    assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EROFS));
+    let refused = PathBuf::from("/etc").join(common::unique("written-by-a-read-only-test"));
+    let written = std::fs::write(&refused, "x");
+    let _ = std::fs::remove_file(&refused);
+    assert_eq!(written.unwrap_err().raw_os_error(), Some(libc::EROFS));
     let allowed = PathBuf::from("/var/tmp").join(format!("sandbox-writable-{}", common::unique("ro")));
     std::fs::write(&allowed, "x").unwrap();
     std::fs::remove_file(&allowed).unwrap();
