@@ -55,8 +55,7 @@ pub(crate) fn is_plain_test(attr: &Attribute) -> bool {
 }
 
 /// An attribute that must expand before `#[isolated]`: a runtime's or a wrapper's `test`
-/// (`#[tokio::test]`, `#[test_log::test]`, `#[async_std::test]`) or one of
-/// [`GENERATORS_AND_WRAPPERS`].
+/// (`#[tokio::test]`, `#[test_log::test]`) or one of [`GENERATORS_AND_WRAPPERS`].
 fn expands_first(attr: &Attribute) -> bool {
     let Some(last) = attr.path().segments.last() else { return false };
     let last = last.ident.to_string();
