@@ -32,9 +32,14 @@ use syn::{Attribute, Block, Expr, ExprCall, ItemFn, Meta, Stmt};
 const GENERATORS_AND_WRAPPERS: [&str; 8] =
     ["rstest", "test_case", "test_matrix", "traced_test", "serial", "parallel", "file_serial", "file_parallel"];
 
+/// The segments of an attribute's path, as text (`["tokio", "test"]`).
+fn segments(attr: &Attribute) -> Vec<String> {
+    attr.path().segments.iter().map(|segment| segment.ident.to_string()).collect()
+}
+
 /// test-case's attributes (`test_case::case` too, which only test-case has).
 fn is_test_case(attr: &Attribute) -> bool {
-    let segments: Vec<String> = attr.path().segments.iter().map(|segment| segment.ident.to_string()).collect();
+    let segments = segments(attr);
     matches!(segments.last().map(String::as_str), Some("test_case" | "test_matrix"))
         || segments == ["test_case", "case"]
 }
@@ -43,7 +48,6 @@ fn is_test_case(attr: &Attribute) -> bool {
 /// `#[core::prelude::v1::test]`, `#[::std::prelude::rust_2021::test]`, ...
 pub(crate) fn is_plain_test(attr: &Attribute) -> bool {
     let Meta::Path(path) = &attr.meta else { return false };
-    let segments: Vec<String> = path.segments.iter().map(|segment| segment.ident.to_string()).collect();
     let plain = |segments: &[String]| match segments {
         [test] => test == "test" && path.leading_colon.is_none(),
         [krate, prelude, _edition, test] => {
@@ -51,7 +55,7 @@ pub(crate) fn is_plain_test(attr: &Attribute) -> bool {
         }
         _ => false,
     };
-    path.segments.iter().all(|segment| segment.arguments.is_none()) && plain(&segments)
+    path.segments.iter().all(|segment| segment.arguments.is_none()) && plain(&segments(attr))
 }
 
 /// An attribute that must expand before `#[isolated]`: a runtime's or a wrapper's `test`
@@ -65,7 +69,6 @@ fn expands_first(attr: &Attribute) -> bool {
 /// Attributes that put their `#[test]` above the function, where `#[isolated]` cannot take it
 /// over even after deferring: each would register the test twice.
 pub(crate) fn reject_test_first_attributes(attrs: &[Attribute]) -> syn::Result<()> {
-    let segments = |attr: &Attribute| attr.path().segments.iter().map(|segment| segment.ident.to_string()).collect::<Vec<_>>();
     match attrs.iter().find(|attr| segments(attr) == ["async_std", "test"]) {
         Some(attr) => Err(syn::Error::new_spanned(
             attr,

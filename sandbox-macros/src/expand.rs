@@ -308,7 +308,7 @@ fn generate(args: &Args, mut function: ItemFn, attrs: TestAttrs) -> syn::Result<
                 }
             },
             quote!(::std::option::Option::Some(#lock_ident)),
-            quote!(#private::run_locked(#lock_ident, &mut || #run_test)),
+            quote!(#private::run_locked(#lock_ident, || #run_test)),
         ),
         None => (TokenStream::new(), quote!(::std::option::Option::None), run_test),
     };

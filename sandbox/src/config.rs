@@ -66,11 +66,11 @@ impl FsMode {
     pub const CHOICES: &'static str = "host or ro";
 
     /// Parses `host` or `ro`.
-    pub fn parse(text: &str) -> Result<FsMode, ConfigError> {
+    pub fn parse(text: &str) -> Option<FsMode> {
         match text {
-            "host" => Ok(FsMode::Host),
-            "ro" => Ok(FsMode::ReadOnly),
-            _ => Err(ConfigError::Fs(text.into())),
+            "host" => Some(FsMode::Host),
+            "ro" => Some(FsMode::ReadOnly),
+            _ => None,
         }
     }
 }
@@ -218,9 +218,6 @@ pub enum ConfigError {
         /// The path.
         path: PathBuf,
     },
-    /// An `--fs` value that is not one of [`FsMode::CHOICES`].
-    #[error("invalid --fs '{0}': write {choices}", choices = FsMode::CHOICES)]
-    Fs(String),
     /// `--writable` without `--fs ro`, where everything is writable already.
     #[error("--writable '{0}' needs --fs ro (with --fs host every path is writable already)")]
     WritableWithoutReadOnly(PathBuf),

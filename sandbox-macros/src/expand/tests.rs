@@ -326,7 +326,7 @@ fn a_serial_lock_is_taken_where_the_test_is_dispatched() {
         "{got}"
     );
     assert!(got.contains("lock : :: std :: option :: Option :: Some (__isolated_lock_f)"), "{got}");
-    assert!(got.contains(":: sandbox :: __private :: run_locked (__isolated_lock_f , & mut | |"), "{got}");
+    assert!(got.contains(":: sandbox :: __private :: run_locked (__isolated_lock_f , | |"), "{got}");
     // A body returning a value: the `_with_return` lock gets a closure returning `Ok`.
     let got = expand(
         quote!(),

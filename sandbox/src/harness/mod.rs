@@ -282,12 +282,7 @@ fn run_one(case: &'static TestCase, ignored: bool, server: Option<&mut ForkServe
     };
     match case.lock {
         // serial_test's lock, held by this thread while the test runs (testing::lock).
-        Some(lock) => {
-            let mut result = None;
-            let mut run = Some(run);
-            crate::testing::run_locked(lock, &mut || result = run.take().map(|run| run()));
-            result.expect("a test's lock ran the test")
-        }
+        Some(lock) => crate::testing::run_locked(lock, run),
         None => run(),
     }
 }

@@ -68,7 +68,7 @@ impl Sandbox {
         match std::env::var("SANDBOX_FS") {
             // A suite's default: a run that asks for nothing else.
             Ok(value) if !value.is_empty() && config.fs == FsMode::Host => {
-                config.fs = FsMode::parse(&value).map_err(|_| Error::BadFs(value))?;
+                config.fs = FsMode::parse(&value).ok_or(Error::BadFs(value))?;
             }
             _ => {}
         }

@@ -18,8 +18,8 @@ thread_local! {
     static LOCKED_RUN: Cell<Option<*mut (dyn FnMut() + 'static)>> = const { Cell::new(None) };
 }
 
-/// Runs `run` while holding the test's `lock`.
-pub fn run_locked(lock: TestLock, run: &mut dyn FnMut()) {
+/// Runs `run` while holding the test's `lock`, and returns what it returned.
+pub fn run_locked<R>(lock: TestLock, run: impl FnOnce() -> R) -> R {
     /// Clears the hand-over however `lock` returns (a panic of the test, under the stock harness).
     struct Clear(Option<*mut (dyn FnMut() + 'static)>);
     impl Drop for Clear {
@@ -27,12 +27,17 @@ pub fn run_locked(lock: TestLock, run: &mut dyn FnMut()) {
             LOCKED_RUN.set(self.0);
         }
     }
+    let (mut run, mut result) = (Some(run), None);
+    let mut once = || result = run.take().map(|run| run());
+    let once: &mut dyn FnMut() = &mut once;
     // SAFETY: only the lifetime is erased. The pointer lives in the thread-local only until
-    // `Clear` restores the previous value, before `run`'s borrow ends, and is only used by
+    // `Clear` restores the previous value, before `once`'s borrow ends, and is only used by
     // `run_locked_test` on this thread meanwhile.
-    let run: *mut (dyn FnMut() + 'static) = unsafe { std::mem::transmute(run) };
-    let _clear = Clear(LOCKED_RUN.replace(Some(run)));
+    let once: *mut (dyn FnMut() + 'static) = unsafe { std::mem::transmute(once) };
+    let clear = Clear(LOCKED_RUN.replace(Some(once)));
     lock();
+    drop(clear);
+    result.expect("sandbox: a test's lock returned without running the test")
 }
 
 /// Called by a [`TestLock`] holding its lock: runs the test that [`run_locked`] was given.
@@ -69,9 +74,8 @@ mod tests {
 
     #[test]
     fn the_run_happens_inside_the_lock() {
-        let mut seen = None;
-        run_locked(counting_lock, &mut || seen = Some(HELD.load(Ordering::SeqCst)));
-        assert_eq!(seen, Some(1));
+        let seen = run_locked(counting_lock, || HELD.load(Ordering::SeqCst));
+        assert_eq!(seen, 1);
         assert_eq!(HELD.load(Ordering::SeqCst), 0);
     }
 

@@ -1,11 +1,11 @@
 //! Running a test body in a sandbox: re-executing the test binary for one test, or calling the
 //! body in a copy of a fork server.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::thread;
 

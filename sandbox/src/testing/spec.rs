@@ -3,9 +3,8 @@
 //! a body returning [`TestReturn`].
 
 use std::fmt::Debug;
-use std::time::Duration;
-
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use crate::config::FsMode;
 use crate::config::{Config, Limits, NetMode, TmpfsMount};
