@@ -316,8 +316,10 @@ fn bind_mounts_are_visible_and_ro_is_enforced() {
 /// sandbox's tmpfs, `/dev`, a `--writable` path and a read-write bind stay writable.
 #[test]
 fn read_only_file_systems_refuse_writes_but_where_asked() {
-    let dir = scratch().join(unique("ro"));
-    let bound = scratch().join(unique("ro-bind"));
+    // Below /var/tmp, not the scratch directory: a checkout below /tmp is hidden inside (the
+    // sandbox's own /tmp), where a write would fail for that reason instead.
+    let dir = Path::new("/var/tmp").join(unique("ro"));
+    let bound = Path::new("/var/tmp").join(unique("ro-bind"));
     fs::create_dir_all(&dir).unwrap();
     fs::create_dir_all(&bound).unwrap();
     let (d, b) = (dir.display(), bound.display());
