@@ -72,7 +72,8 @@ fn file_system_modes_and_writable_paths() {
     assert_eq!(FsMode::parse("host"), Some(FsMode::Host));
     assert_eq!(FsMode::parse("overly"), None);
 
-    let here = std::env::current_dir().unwrap();
+    // Not the working directory: a checkout below /tmp would lie in the sandbox's tmpfs.
+    let here = PathBuf::from("/var/tmp");
     let mut config = Config { writable: vec![here.clone()], ..Config::default() };
     assert_eq!(
         config.validate().unwrap_err().to_string(),
