@@ -36,6 +36,8 @@ pub mod harness;
 #[path = "off_linux/harness.rs"]
 pub mod harness;
 #[cfg(target_os = "linux")]
+pub mod fs_changes;
+#[cfg(target_os = "linux")]
 mod init;
 #[cfg(target_os = "linux")]
 mod mountinfo;
