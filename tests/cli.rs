@@ -376,7 +376,7 @@ fn bad_file_system_options_are_usage_errors() {
     let here = scratch().display().to_string();
     for (args, env, message) in [
         (vec!["--fs", "overly"], None, "invalid value 'overly' for '--fs <MODE>'"),
-        (vec!["--writable", &here], None, "needs --fs ro (with --fs host every path is writable already)"),
+        (vec!["--writable", &here], None, "needs --fs ro or --fs overlay (with --fs host every path is writable already)"),
         (vec!["--fs", "ro", "--writable", "/nonexistent/path"], None, "--writable path '/nonexistent/path' does not exist"),
         (vec!["--fs", "ro", "--writable", "/tmp/x"], None, "lies in the sandbox's tmpfs /tmp"),
         (vec![], Some("overly"), "SANDBOX_FS='overly' is not understood: write host or ro"),

@@ -59,17 +59,49 @@ pub enum FsMode {
     /// sandbox's tmpfs mounts, read-write binds and [`Config::writable`] paths: a write anywhere
     /// else fails with `EROFS`, as under systemd's `ProtectSystem=strict`.
     ReadOnly,
+    /// Every host mount seen through a copy-on-write layer (an overlay whose upper half is a
+    /// tmpfs of the run, charged to its memory cgroup): the command changes what it likes, the
+    /// host stays as it was, and the run reports what the command changed
+    /// ([`crate::fs_changes`]). The API file systems, the sandbox's tmpfs mounts, read-write
+    /// binds and [`Config::writable`] paths are as under [`FsMode::Host`].
+    Overlay,
 }
 
 impl FsMode {
     /// The values `--fs`, `fs = ".."` and `SANDBOX_FS` take.
-    pub const CHOICES: &'static str = "host or ro";
+    pub const CHOICES: &'static str = "host, ro or overlay";
 
-    /// Parses `host` or `ro`.
+    /// Parses `host`, `ro` or `overlay`.
     pub fn parse(text: &str) -> Option<FsMode> {
         match text {
             "host" => Some(FsMode::Host),
             "ro" => Some(FsMode::ReadOnly),
+            "overlay" => Some(FsMode::Overlay),
+            _ => None,
+        }
+    }
+}
+
+/// What an [`FsMode::Overlay`] run's writes to the host's files mean for its verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HostWrites {
+    /// They are thrown away with the layer; the run reports them.
+    #[default]
+    Discard,
+    /// They are thrown away and fail the run: the way to catch tests that write outside their
+    /// own directories.
+    Fail,
+}
+
+impl HostWrites {
+    /// The values `--host-writes`, `host_writes = ".."` and `SANDBOX_HOST_WRITES` take.
+    pub const CHOICES: &'static str = "discard or fail";
+
+    /// Parses `discard` or `fail`.
+    pub fn parse(text: &str) -> Option<HostWrites> {
+        match text {
+            "discard" => Some(HostWrites::Discard),
+            "fail" => Some(HostWrites::Fail),
             _ => None,
         }
     }
@@ -123,8 +155,17 @@ pub struct Config {
     pub allow_new_privileges: bool,
     /// How the host's file systems are seen.
     pub fs: FsMode,
-    /// With [`FsMode::ReadOnly`]: paths that stay writable (writes there reach the host).
+    /// With [`FsMode::ReadOnly`] or [`FsMode::Overlay`]: paths written straight to the host
+    /// (not listed as changes).
     pub writable: Vec<PathBuf>,
+    /// With [`FsMode::Overlay`]: the most the layer holds (bytes); a write beyond it fails with
+    /// `ENOSPC`. Without it the run's memory limit bounds the layer.
+    pub fs_size: Option<u64>,
+    /// With [`FsMode::Overlay`]: whether a change to the host's files fails the run.
+    pub host_writes: HostWrites,
+    /// With [`FsMode::Overlay`]: copy the changed files into this directory (made, with its
+    /// parents; the paths below it as inside the sandbox, deletions listed in its `DELETED`).
+    pub keep_changes: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -143,6 +184,9 @@ impl Default for Config {
             allow_new_privileges: false,
             fs: FsMode::Host,
             writable: Vec::new(),
+            fs_size: None,
+            host_writes: HostWrites::Discard,
+            keep_changes: None,
         }
     }
 }
@@ -218,9 +262,13 @@ pub enum ConfigError {
         /// The path.
         path: PathBuf,
     },
-    /// `--writable` without `--fs ro`, where everything is writable already.
-    #[error("--writable '{0}' needs --fs ro (with --fs host every path is writable already)")]
+    /// `--writable` without `--fs ro` or `--fs overlay`, where everything is writable already.
+    #[error("--writable '{0}' needs --fs ro or --fs overlay (with --fs host every path is writable already)")]
     WritableWithoutReadOnly(PathBuf),
+    /// An overlay option (`--fs-size`, `--host-writes fail`, `--keep-changes`) without
+    /// `--fs overlay`.
+    #[error("{0} needs --fs overlay: only an overlay run has a layer and a list of changes")]
+    NeedsOverlay(&'static str),
     /// A `--writable` path inside one of the sandbox's own tmpfs mounts, which hides it.
     #[error(
         "--writable '{path}' lies in the sandbox's tmpfs {tmpfs}, which is writable but hides the host's \
@@ -367,8 +415,19 @@ impl Config {
                 source,
             })?;
         }
+        if self.fs != FsMode::Overlay {
+            for (set, option) in [
+                (self.fs_size.is_some(), "--fs-size"),
+                (self.host_writes == HostWrites::Fail, "--host-writes fail"),
+                (self.keep_changes.is_some(), "--keep-changes"),
+            ] {
+                if set {
+                    return Err(ConfigError::NeedsOverlay(option));
+                }
+            }
+        }
         for path in &self.writable {
-            if self.fs != FsMode::ReadOnly {
+            if self.fs == FsMode::Host {
                 return Err(ConfigError::WritableWithoutReadOnly(path.clone()));
             }
             sandbox_path("--writable", &path.to_string_lossy())?;

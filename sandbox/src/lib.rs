@@ -55,7 +55,7 @@ mod sys;
 pub mod testing;
 pub use sandbox_units as units;
 
-pub use config::{BindMount, Config, FsMode, Limits, NetMode, TmpfsMount};
+pub use config::{BindMount, Config, FsMode, HostWrites, Limits, NetMode, TmpfsMount};
 #[cfg(target_os = "linux")]
 pub use outcome::{Ending, Enforcement, Enforcements, ExitStatus, Outcome};
 #[cfg(target_os = "linux")]

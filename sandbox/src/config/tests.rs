@@ -77,7 +77,7 @@ fn file_system_modes_and_writable_paths() {
     let mut config = Config { writable: vec![here.clone()], ..Config::default() };
     assert_eq!(
         config.validate().unwrap_err().to_string(),
-        format!("--writable '{}' needs --fs ro (with --fs host every path is writable already)", here.display())
+        format!("--writable '{}' needs --fs ro or --fs overlay (with --fs host every path is writable already)", here.display())
     );
     config.fs = FsMode::ReadOnly;
     config.validate().unwrap();

@@ -131,7 +131,7 @@ impl Sandbox {
         // Shared with `Running` (which names a failed step): the init reads them meanwhile.
         let tmpdir = command.env_var("TMPDIR").map(PathBuf::from);
         let host_mounts = match config.fs {
-            FsMode::ReadOnly => mounts::host_mounts().map_err(|source| Error::Io { action: "reading /proc/self/mountinfo", source })?,
+            FsMode::ReadOnly | FsMode::Overlay => mounts::host_mounts().map_err(|source| Error::Io { action: "reading /proc/self/mountinfo", source })?,
             FsMode::Host => Vec::new(),
         };
         let steps: std::sync::Arc<[Step]> =
