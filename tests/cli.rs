@@ -370,7 +370,8 @@ fn read_only_file_systems_refuse_writes_but_where_asked() {
     fs::remove_dir_all(&bound).unwrap();
 }
 
-/// Bad `--fs`, `--writable` and `SANDBOX_FS` values: exit 2 naming the problem, nothing run.
+/// Bad `--fs`, `--writable`, overlay options and `SANDBOX_FS` values: exit 2 naming the problem,
+/// nothing run.
 #[test]
 fn bad_file_system_options_are_usage_errors() {
     let here = scratch().display().to_string();
@@ -379,7 +380,12 @@ fn bad_file_system_options_are_usage_errors() {
         (vec!["--writable", &here], None, "needs --fs ro or --fs overlay (with --fs host every path is writable already)"),
         (vec!["--fs", "ro", "--writable", "/nonexistent/path"], None, "--writable path '/nonexistent/path' does not exist"),
         (vec!["--fs", "ro", "--writable", "/tmp/x"], None, "lies in the sandbox's tmpfs /tmp"),
-        (vec![], Some("overly"), "SANDBOX_FS='overly' is not understood: write host or ro"),
+        (vec!["--fs", "overlay", "--fs-size", "12Q"], None, "invalid value '12Q' for '--fs-size <SIZE>': invalid size '12Q': unknown unit; write a whole number with an optional unit K, M, G or T"),
+        (vec!["--fs", "overlay", "--host-writes", "maybe"], None, "invalid value 'maybe' for '--host-writes <ACTION>'\n  [possible values: discard, fail]"),
+        (vec!["--fs-size", "1M"], None, "--fs-size needs --fs overlay: only an overlay run has a layer and a list of changes"),
+        (vec!["--fs", "ro", "--host-writes", "fail"], None, "--host-writes fail needs --fs overlay"),
+        (vec!["--keep-changes", "/x"], None, "--keep-changes needs --fs overlay"),
+        (vec![], Some("overly"), "SANDBOX_FS='overly' is not understood: write host, ro or overlay"),
     ] {
         let mut command = Command::new(sandbox_bin());
         command.arg("run").args(&args).args(["--", "touch", "/tmp/ran"]).current_dir("/");

@@ -56,6 +56,18 @@ pub(crate) enum Fs {
     Host,
     /// Every host mount read-only, except the `writable` paths.
     ReadOnly,
+    /// Every host mount behind a copy-on-write layer: the host unchanged, the changes listed.
+    Overlay,
+}
+
+/// `host_writes = "..."`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum HostWrites {
+    /// The changes are thrown away and listed (the default).
+    #[default]
+    Discard,
+    /// A change to the host's files fails the test.
+    Fail,
 }
 
 /// One `tmpfs` mount: an absolute path and an optional size in bytes.
@@ -76,10 +88,15 @@ pub(crate) struct Args {
     pub(crate) tmpfs: Vec<Tmpfs>,
     pub(crate) net: Net,
     pub(crate) expect: Expect,
-    /// `fs = "ro"`: the host's file systems read-only.
+    /// `fs = "ro"` or `fs = "overlay"`: how the host's file systems are seen.
     pub(crate) fs: Fs,
-    /// `writable = "PATH"` or a list: what stays writable under `fs = "ro"`.
+    /// `writable = "PATH"` or a list: what is written straight to the host under `fs = "ro"`
+    /// or `fs = "overlay"`.
     pub(crate) writable: Vec<String>,
+    /// `fs_size = "SIZE"`: the most the overlay's layer holds, in bytes.
+    pub(crate) fs_size: Option<u64>,
+    /// `host_writes = "fail"`: a change to the host's files fails the test.
+    pub(crate) host_writes: HostWrites,
     /// `require = "cgroup"`: fail rather than fall back to rlimits (rootless, no delegated cgroup).
     pub(crate) require_cgroup: bool,
     /// `baseline_tolerance = "10%+1M"`: how far the peak memory may grow over its baseline.
@@ -129,6 +146,8 @@ enum Key {
     Net,
     Fs,
     Writable,
+    FsSize,
+    HostWrites,
     Expect,
     Require,
     BaselineTolerance,
@@ -137,7 +156,7 @@ enum Key {
 
 impl Key {
     /// Every key, in the order the error messages list them.
-    const ALL: [Key; 13] = [
+    const ALL: [Key; 15] = [
         Key::Pids,
         Key::Mem,
         Key::Cpu,
@@ -147,6 +166,8 @@ impl Key {
         Key::Net,
         Key::Fs,
         Key::Writable,
+        Key::FsSize,
+        Key::HostWrites,
         Key::Expect,
         Key::Require,
         Key::BaselineTolerance,
@@ -164,6 +185,8 @@ impl Key {
             Key::Net => "net",
             Key::Fs => "fs",
             Key::Writable => "writable",
+            Key::FsSize => "fs_size",
+            Key::HostWrites => "host_writes",
             Key::Expect => "expect",
             Key::Require => "require",
             Key::BaselineTolerance => "baseline_tolerance",
@@ -183,6 +206,8 @@ impl Key {
             Key::Net => "net = \"none\"",
             Key::Fs => "fs = \"ro\"",
             Key::Writable => "writable = [\"/srv/cache\"]",
+            Key::FsSize => "fs_size = \"64M\"",
+            Key::HostWrites => "host_writes = \"fail\"",
             Key::Expect => "expect = \"oom\"",
             Key::Require => "require = \"cgroup\"",
             Key::BaselineTolerance => "baseline_tolerance = \"25%+4M\"",
@@ -204,8 +229,10 @@ impl Key {
             "host" | "host_name" => Key::Hostname,
             "tmp" | "tmpdir" | "scratch" => Key::Tmpfs,
             "network" | "networking" => Key::Net,
-            "filesystem" | "file_system" | "files" | "read_only" | "readonly" => Key::Fs,
+            "filesystem" | "file_system" | "files" | "read_only" | "readonly" | "overlay" | "cow" => Key::Fs,
             "writeable" | "rw" | "writable_paths" => Key::Writable,
+            "fs_limit" | "fs_max" | "layer_size" | "overlay_size" | "fssize" => Key::FsSize,
+            "host_write" | "hostwrites" | "on_host_writes" | "host_changes" => Key::HostWrites,
             "expected" | "expects" | "outcome" => Key::Expect,
             "tolerance" | "mem_tolerance" | "baseline" => Key::BaselineTolerance,
             _ => return None,
@@ -281,6 +308,8 @@ impl Builder {
             Key::Net => self.set_net(value),
             Key::Fs => self.set_fs(value),
             Key::Writable => self.set_writable(value),
+            Key::FsSize => self.set_fs_size(value),
+            Key::HostWrites => self.set_host_writes(value),
             Key::Expect => self.set_expect(value),
             Key::Require => self.set_require(value),
             Key::BaselineTolerance => self.set_baseline_tolerance(value),
@@ -447,11 +476,30 @@ impl Builder {
         Ok(())
     }
 
-    /// `fs = "host" | "ro"`.
+    /// `fs = "host" | "ro" | "overlay"`.
     fn set_fs(&mut self, value: &Expr) -> syn::Result<()> {
-        let choices = [("ro", Fs::ReadOnly), ("host", Fs::Host)];
-        let valid = "\"ro\" (every host mount read-only but the `writable` paths) and \"host\" (the default)";
+        let choices = [("ro", Fs::ReadOnly), ("overlay", Fs::Overlay), ("host", Fs::Host)];
+        let valid = "\"ro\" (every host mount read-only but the `writable` paths), \"overlay\" (the host's \
+                     files behind a copy-on-write layer: left unchanged, the test's changes listed) and \"host\" \
+                     (the default)";
         self.args.fs = one_of(value, Key::Fs, &choices, "file-system mode", valid)?;
+        Ok(())
+    }
+
+    /// `fs_size = "SIZE"`, parsed as `mem` is.
+    fn set_fs_size(&mut self, value: &Expr) -> syn::Result<()> {
+        let text = string(value, Key::FsSize, "a size with a unit")?;
+        let bytes = units::parse_size(&text.value()).map_err(|err| syn::Error::new_spanned(value, err))?;
+        self.args.fs_size = Some(bytes);
+        Ok(())
+    }
+
+    /// `host_writes = "discard" | "fail"`.
+    fn set_host_writes(&mut self, value: &Expr) -> syn::Result<()> {
+        let choices = [("discard", HostWrites::Discard), ("fail", HostWrites::Fail)];
+        let valid = "\"discard\" (the changes thrown away and listed, the default) and \"fail\" (a change to \
+                     the host's files fails the test)";
+        self.args.host_writes = one_of(value, Key::HostWrites, &choices, "`host_writes` value", valid)?;
         Ok(())
     }
 
@@ -530,30 +578,49 @@ impl Builder {
 
     /// Checks the keys against each other.
     fn build(self) -> syn::Result<Args> {
+        let mut errors = Errors::default();
         let needs = match self.args.expect {
             Expect::Success => None,
             Expect::Oom => Some((Key::Mem, "\"oom\"", "a memory limit to exceed", "mem = \"64M\"")),
             Expect::PidsLimit => Some((Key::Pids, "\"pids_limit\"", "a pids limit to hit", "pids = 16")),
             Expect::Timeout => Some((Key::Timeout, "\"timeout\"", "a timeout to fire", "timeout = \"1s\"")),
         };
+        // The file-system keys mean nothing without the mode they belong to.
         if let (Some(span), Fs::Host) = (self.seen[Key::Writable.index()], self.args.fs) {
-            return Err(syn::Error::new(
+            errors.push(Err(syn::Error::new(
                 span,
-                "`writable` names what stays writable under `fs = \"ro\"`: add it, \
-                 e.g. `#[isolated(fs = \"ro\", writable = [\"/srv/cache\"])]`",
-            ));
+                "`writable` names paths written straight to the host under `fs = \"ro\"` or \
+                 `fs = \"overlay\"`: add one, e.g. `#[isolated(fs = \"ro\", writable = [\"/srv/cache\"])]`",
+            )));
+        }
+        if self.args.fs != Fs::Overlay {
+            if let Some(span) = self.seen[Key::FsSize.index()] {
+                errors.push(Err(syn::Error::new(
+                    span,
+                    "`fs_size` bounds the copy-on-write layer of `fs = \"overlay\"`: add it, \
+                     e.g. `#[isolated(fs = \"overlay\", fs_size = \"64M\")]`",
+                )));
+            }
+            if let (Some(span), HostWrites::Fail) = (self.seen[Key::HostWrites.index()], self.args.host_writes) {
+                errors.push(Err(syn::Error::new(
+                    span,
+                    "`host_writes = \"fail\"` fails a test that changed the host's files, which only \
+                     `fs = \"overlay\"` sees: add it, e.g. `#[isolated(fs = \"overlay\", host_writes = \"fail\")]`",
+                )));
+            }
         }
         if let Some((key, expect, what, example)) = needs {
             if self.seen[key.index()].is_none() {
-                return Err(syn::Error::new(
+                errors.push(Err(syn::Error::new(
                     self.expect_span.unwrap_or_else(Span::call_site),
                     format!(
                         "`expect = {expect}` needs {what}: add `{}`, e.g. `#[isolated({example}, expect = {expect})]`",
                         key.name()
                     ),
-                ));
+                )));
             }
         }
+        errors.finish()?;
         Ok(self.args)
     }
 }

@@ -17,7 +17,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Item, ItemFn, LitStr, Meta, ReturnType, Visibility};
 
-use crate::args::{self, Args, Errors, Expect, Fs, Net};
+use crate::args::{self, Args, Errors, Expect, Fs, HostWrites, Net};
 use crate::compose;
 
 /// Expands `#[isolated(args)] item`. On any error the item comes back unchanged next to the
@@ -414,8 +414,14 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
     let fs = match args.fs {
         Fs::Host => quote!(#private::FsMode::Host),
         Fs::ReadOnly => quote!(#private::FsMode::ReadOnly),
+        Fs::Overlay => quote!(#private::FsMode::Overlay),
     };
     let writable = args.writable.iter().map(|path| proc_macro2::Literal::string(path));
+    let fs_size = option(args.fs_size.map(u64_literal));
+    let host_writes = match args.host_writes {
+        HostWrites::Discard => quote!(#private::HostWrites::Discard),
+        HostWrites::Fail => quote!(#private::HostWrites::Fail),
+    };
     let require_cgroup = args.require_cgroup;
     let baseline_tolerance = option(args.baseline_tolerance.map(|sandbox_units::Tolerance { percent, bytes }| {
         let (percent, bytes) = (proc_macro2::Literal::u32_suffixed(percent), u64_literal(bytes));
@@ -432,6 +438,8 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
             net: #net,
             fs: #fs,
             writable: &[#(#writable),*],
+            fs_size: #fs_size,
+            host_writes: #host_writes,
             expect: #expect,
             require_cgroup: #require_cgroup,
             baseline_tolerance: #baseline_tolerance,

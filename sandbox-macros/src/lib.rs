@@ -39,8 +39,10 @@ mod expand;
 /// | `hostname = "box"` | 1 to 64 characters of `A-Za-z0-9.-` | the sandbox's host name |
 /// | `tmpfs = "/scratch:64M"` | `"PATH"` or `"PATH:SIZE"`, or a list `["/a", "/b:1M"]` | extra tmpfs mounts (`"/tmp:SIZE"` resizes the default `/tmp`) |
 /// | `net = "none"` | `"none"` (only loopback) or `"host"` (default) | network |
-/// | `fs = "ro"` | `"ro"` or `"host"` (default) | every host mount read-only but `/proc`, `/sys`, `/dev`, the tmpfs mounts and `writable` |
-/// | `writable = "/srv/cache"` | an absolute path, or a list | with `fs = "ro"`: paths that stay writable |
+/// | `fs = "ro"` | `"ro"`, `"overlay"` or `"host"` (default) | `"ro"`: every host mount read-only but `/proc`, `/sys`, `/dev`, the tmpfs mounts and `writable`; `"overlay"`: the host's mounts behind a copy-on-write layer, left unchanged, the test's changes listed |
+/// | `writable = "/srv/cache"` | an absolute path, or a list | with `fs = "ro"` or `"overlay"`: paths written straight to the host |
+/// | `fs_size = "64M"` | size, as for `mem` | with `fs = "overlay"`: the most the layer holds (a write beyond fails with `ENOSPC`); default: bounded by `mem` |
+/// | `host_writes = "fail"` | `"fail"` or `"discard"` (default) | with `fs = "overlay"`: `"fail"` fails the test if it changed the host's files |
 /// | `expect = "oom"` | `"oom"`, `"pids_limit"` or `"timeout"` | the test passes only if that happened; needs `mem`, `pids` or `timeout` respectively |
 ///
 /// The function takes no arguments and returns `()` or `Result<(), E>` with `E: Debug`, like a

@@ -19,8 +19,22 @@ fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
 }
 
-const KEYS: [&str; 10] =
-    ["pids", "mem", "cpu", "timeout", "hostname", "tmpfs", "net", "expect", "require", "baseline_tolerance"];
+const KEYS: [&str; 14] = [
+    "pids",
+    "mem",
+    "cpu",
+    "timeout",
+    "hostname",
+    "tmpfs",
+    "net",
+    "fs",
+    "writable",
+    "fs_size",
+    "host_writes",
+    "expect",
+    "require",
+    "baseline_tolerance",
+];
 
 /// Identifiers: the keys, near misses, the guessed aliases, keywords, junk.
 fn ident_text() -> impl Strategy<Value = &'static str> {
@@ -29,7 +43,7 @@ fn ident_text() -> impl Strategy<Value = &'static str> {
         1 => prop::sample::select(vec![
             "Pids", "PIDS", "pids_", "pid", "memory", "cores", "time", "host", "tmp", "network", "expected",
             "foo", "x", "_", "type", "self", "Self", "crate", "super", "fn", "true", "false", "none", "host_name",
-            "oom", "N", "r#pids", "r#type", "ü", "日本",
+            "oom", "N", "r#pids", "r#type", "ü", "日本", "overlay", "layer_size",
         ]),
     ]
 }
@@ -42,7 +56,8 @@ fn string_content() -> impl Strategy<Value = String> {
             "500ms", "2m", "1h", "3", "3d", "0s", "box", "box-1.local", "my box", "a_b", "", "none", "host",
             "oom", "pids_limit", "timeout", "cgroup", "rlimit", "/scratch", "/scratch:64M", "/", "//", "/a/../b",
             "rel", "/a:", ":", "/a:1M:2M", "/a\0b", "0.5", "NaN", "inf", "1e400", "20", " 20 ", "-0", ":::",
-            "/tmp/", "//a/./b//:1K", "10%+1M", "25%", "0%", "10%+20%", "1.5%", "4M+", "+", "%",
+            "/tmp/", "//a/./b//:1K", "10%+1M", "25%", "0%", "10%+20%", "1.5%", "4M+", "+", "%", "ro", "overlay",
+            "overly", "discard", "fail",
         ])
         .prop_map(String::from),
         1 => "\\PC{0,12}",
@@ -237,6 +252,8 @@ fn valid_arg() -> impl Strategy<Value = (&'static str, TokenStream)> {
         prop::collection::vec("(/[a-z]{1,5}){1,3}(:[1-9][0-9]{0,3}[KM]?)?", 0..3)
             .prop_map(|paths| ("tmpfs", quote!(tmpfs = [#(#paths),*]))),
         prop::sample::select(vec!["none", "host"]).prop_map(|mode| ("net", quote!(net = #mode))),
+        prop::sample::select(vec!["host", "ro", "overlay"]).prop_map(|mode| ("fs", quote!(fs = #mode))),
+        Just(("host_writes", quote!(host_writes = "discard"))),
         Just(("require", quote!(require = "cgroup"))),
     ]
 }
@@ -272,6 +289,25 @@ fn render(args: &Args) -> TokenStream {
     }
     if args.net == Net::None {
         parts.push(quote!(net = "none"));
+    }
+    let fs = match args.fs {
+        Fs::Host => None,
+        Fs::ReadOnly => Some("ro"),
+        Fs::Overlay => Some("overlay"),
+    };
+    if let Some(fs) = fs {
+        parts.push(quote!(fs = #fs));
+    }
+    if !args.writable.is_empty() {
+        let paths = &args.writable;
+        parts.push(quote!(writable = [#(#paths),*]));
+    }
+    if let Some(bytes) = args.fs_size {
+        let text = bytes.to_string();
+        parts.push(quote!(fs_size = #text));
+    }
+    if args.host_writes == HostWrites::Fail {
+        parts.push(quote!(host_writes = "fail"));
     }
     let expect = match args.expect {
         Expect::Success => None,
@@ -315,6 +351,15 @@ fn check_accepted(args: &Args, tokens: &TokenStream) -> Result<(), TestCaseError
         prop_assert!(!path.contains(['\0', ':']) && !path.contains("//"), "{:?}", tmpfs);
         prop_assert!(path.split('/').skip(1).all(|part| part != "." && part != ".."), "{:?}", tmpfs);
         prop_assert!(tmpfs.size_bytes.is_none_or(|bytes| bytes > 0), "{:?}", tmpfs);
+    }
+    for path in &args.writable {
+        prop_assert!(path.starts_with('/') && !path.contains('\0'), "{:?}", args);
+        prop_assert!(path.split('/').all(|part| part != ".."), "{:?}", args);
+    }
+    prop_assert!(args.writable.is_empty() || args.fs != Fs::Host, "{:?}", args);
+    prop_assert!(args.fs_size.is_none_or(|bytes| bytes > 0), "{:?}", args);
+    if args.fs_size.is_some() || args.host_writes == HostWrites::Fail {
+        prop_assert_eq!(args.fs, Fs::Overlay, "{:?}", args);
     }
     match args.expect {
         Expect::Success => {}
@@ -460,7 +505,8 @@ proptest! {
     fn every_bad_argument_is_reported(bad in prop::sample::subsequence(vec![
         quote!(pids = 0), quote!(mem = "1Q"), quote!(cpu = 0), quote!(timeout = "3"), quote!(hostname = "a b"),
         quote!(tmpfs = "rel"), quote!(net = "wifi"), quote!(expect = "boom"), quote!(require = "x"),
-    ], 1..=9), good in prop::collection::vec(valid_arg(), 0..3)) {
+        quote!(fs = "overly"), quote!(fs_size = "1Q"), quote!(host_writes = "maybe"),
+    ], 1..=12), good in prop::collection::vec(valid_arg(), 0..3)) {
         // Valid arguments of other keys, each once, mixed in.
         let mut keys: Vec<String> =
             bad.iter().map(|tokens| tokens.to_string().split(' ').next().unwrap().into()).collect();
@@ -476,9 +522,10 @@ proptest! {
         prop_assert_eq!(err.into_iter().count(), bad.len(), "{}", tokens);
     }
 
-    /// `pids`, `cpu`, `mem`, `timeout`, `tmpfs` and `hostname` accept exactly what the CLI's
-    /// `--pids`, `--cpu`, `--mem`, `--timeout`, `--tmpfs` and `--hostname` accept, with the
-    /// same values, so that a test and a command line mean the same.
+    /// `pids`, `cpu`, `mem`, `fs_size`, `fs`, `host_writes`, `timeout`, `tmpfs` and `hostname` accept exactly
+    /// what the CLI's `--pids`, `--cpu`, `--mem`, `--fs-size`, `--fs` (and `SANDBOX_FS`),
+    /// `--host-writes`, `--timeout`, `--tmpfs` and `--hostname` accept, with the same values, so that a test and a
+    /// command line mean the same.
     #[test]
     fn agrees_with_the_cli(
         text in string_content(),
@@ -491,6 +538,18 @@ proptest! {
         prop_assert_eq!(one(quote!(cpu = #text)).ok().and_then(|args| args.cpu_cores), cli);
         let cli = sandbox::units::parse_size(&text).ok();
         prop_assert_eq!(one(quote!(mem = #text)).ok().and_then(|args| args.mem_bytes), cli);
+        prop_assert_eq!(one(quote!(fs = "overlay", fs_size = #text)).ok().and_then(|args| args.fs_size), cli);
+        let fs = one(quote!(fs = #text)).ok().map(|args| match args.fs {
+            Fs::Host => sandbox::FsMode::Host,
+            Fs::ReadOnly => sandbox::FsMode::ReadOnly,
+            Fs::Overlay => sandbox::FsMode::Overlay,
+        });
+        prop_assert_eq!(fs, sandbox::FsMode::parse(&text));
+        let host_writes = one(quote!(fs = "overlay", host_writes = #text)).ok().map(|args| match args.host_writes {
+            HostWrites::Discard => sandbox::HostWrites::Discard,
+            HostWrites::Fail => sandbox::HostWrites::Fail,
+        });
+        prop_assert_eq!(host_writes, sandbox::HostWrites::parse(&text));
         let cli = sandbox::units::parse_duration(&text).ok().map(|d| d.as_millis() as u64);
         prop_assert_eq!(one(quote!(timeout = #text)).ok().and_then(|args| args.timeout_ms), cli);
         let cli = sandbox::config::parse_tmpfs(&text)
@@ -517,7 +576,7 @@ fn found_by_fuzzing() {
         .unwrap_err()
         .starts_with("`pids = 4194305` is too large: the kernel allows at most 4194304 processes in a cgroup; "));
     // syn's bare "expected identifier" / "expected `,`" did not say what to write.
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate";
     assert_eq!(
         one(quote!("pids" = 1)).unwrap_err(),
         format!("expected an argument name, e.g. `pids = 20`; {valid} (write `pids` without quotes)")

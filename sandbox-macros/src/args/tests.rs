@@ -39,8 +39,10 @@ fn every_key() {
         hostname = "box-1.local",
         tmpfs = ["/scratch", "/data:1M"],
         net = "none",
-        fs = "ro",
+        fs = "overlay",
         writable = "/srv/cache",
+        fs_size = "64M",
+        host_writes = "fail",
         expect = "oom",
         require = "cgroup",
         baseline_tolerance = "25%+4M",
@@ -59,8 +61,10 @@ fn every_key() {
                 Tmpfs { path: "/data".into(), size_bytes: Some(1 << 20) },
             ],
             net: Net::None,
-            fs: Fs::ReadOnly,
+            fs: Fs::Overlay,
             writable: vec!["/srv/cache".into()],
+            fs_size: Some(64 << 20),
+            host_writes: HostWrites::Fail,
             expect: Expect::Oom,
             require_cgroup: true,
             baseline_tolerance: Some(sandbox_units::Tolerance { percent: 25, bytes: 4 << 20 }),
@@ -278,7 +282,7 @@ fn expect_needs_its_limit() {
 
 #[test]
 fn unknown_and_duplicate_keys() {
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(foo = 1)), format!("unknown argument `foo`; {valid}"));
     assert_eq!(
         err(quote!(memory = "1M")),
@@ -303,7 +307,7 @@ fn malformed_arguments() {
     assert_eq!(err(quote!(pids = 1 mem = "1M")), "expected `,`");
     assert_eq!(err(quote!(pids = )), "unexpected end of input, expected an expression");
     assert!(parse(quote!("pids")).is_err());
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(type = 1)), format!("unknown argument `type`; {valid}"));
 }
 
@@ -312,7 +316,7 @@ fn all_errors_are_reported() {
     assert_eq!(
         errs(quote!(foo = 1, pids = 0, net = "wifi")),
         [
-            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, expect, require, baseline_tolerance, crate",
+            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate",
             "`pids` must be a whole number of at least 1, e.g. `pids = 20`: with `pids = 0` not even the test \
              process could start",
             "unknown network mode \"wifi\"; valid values are \"none\" (only loopback) and \"host\"",
@@ -328,9 +332,53 @@ fn file_system_mode_and_writable_paths() {
     assert_eq!(parse(quote!(writable = "/srv", fs = "ro")).unwrap().writable, ["/srv"]);
     let message = |tokens| parse(tokens).unwrap_err().to_string();
     assert!(message(quote!(fs = "overly")).starts_with("unknown file-system mode \"overly\"; valid values are \"ro\""));
-    assert!(message(quote!(writable = "/srv")).starts_with("`writable` names what stays writable under `fs = \"ro\"`"));
+    assert!(message(quote!(writable = "/srv")).starts_with("`writable` names paths written straight to the host under `fs = \"ro\"` or `fs = \"overlay\"`"));
     assert!(message(quote!(fs = "ro", writable = "srv")).starts_with("invalid writable path \"srv\": it is not absolute"));
     assert!(message(quote!(fs = "ro", writable = "/a/../b")).contains("it contains `..`"));
     assert!(message(quote!(fs = "ro", writable = 3)).starts_with("`writable` takes an absolute path"));
     assert!(message(quote!(readonly = true)).contains("`fs"), "{}", message(quote!(readonly = true)));
+}
+
+#[test]
+fn overlay_and_its_keys() {
+    let args = ok(quote!(fs = "overlay", writable = "/srv", fs_size = "32M", host_writes = "fail"));
+    assert_eq!(
+        (args.fs, args.writable, args.fs_size, args.host_writes),
+        (Fs::Overlay, vec!["/srv".to_string()], Some(32 << 20), HostWrites::Fail)
+    );
+    assert_eq!(ok(quote!(fs = "overlay")).host_writes, HostWrites::Discard);
+    // "discard" is what every other mode does anyway.
+    assert_eq!(ok(quote!(host_writes = "discard")).host_writes, HostWrites::Discard);
+    assert_eq!(
+        err(quote!(fs = "overly")),
+        "unknown file-system mode \"overly\"; valid values are \"ro\" (every host mount read-only but the \
+         `writable` paths), \"overlay\" (the host's files behind a copy-on-write layer: left unchanged, the \
+         test's changes listed) and \"host\" (the default)"
+    );
+    assert_eq!(
+        err(quote!(fs = "overlay", fs_size = "32Q")),
+        "invalid size '32Q': unknown unit; write a whole number with an optional unit K, M, G or T \
+         (powers of 1024), e.g. 100M or 1G"
+    );
+    assert_eq!(err(quote!(fs = "overlay", fs_size = 32)), "`fs_size` takes a string: a size with a unit, e.g. `fs_size = \"64M\"`");
+    assert_eq!(
+        err(quote!(fs = "overlay", host_writes = "maybe")),
+        "unknown `host_writes` value \"maybe\"; valid values are \"discard\" (the changes thrown away and \
+         listed, the default) and \"fail\" (a change to the host's files fails the test)"
+    );
+    assert_eq!(
+        err(quote!(fs = "ro", fs_size = "32M")),
+        "`fs_size` bounds the copy-on-write layer of `fs = \"overlay\"`: add it, \
+         e.g. `#[isolated(fs = \"overlay\", fs_size = \"64M\")]`"
+    );
+    assert_eq!(
+        err(quote!(host_writes = "fail")),
+        "`host_writes = \"fail\"` fails a test that changed the host's files, which only `fs = \"overlay\"` \
+         sees: add it, e.g. `#[isolated(fs = \"overlay\", host_writes = \"fail\")]`"
+    );
+    // Every key that needs a mode it lacks is reported, with the expectation that needs a limit.
+    assert_eq!(errs(quote!(writable = "/srv", fs_size = "1M", host_writes = "fail", expect = "oom")).len(), 4);
+    assert!(err(quote!(layer_size = "1M")).ends_with("(did you mean `fs_size`?)"));
+    assert!(err(quote!(host_write = "fail")).ends_with("(did you mean `host_writes`?)"));
+    assert!(err(quote!(overlay = true)).ends_with("(did you mean `fs`?)"));
 }

@@ -70,6 +70,7 @@ fn validation_catches_missing_host_paths() {
 fn file_system_modes_and_writable_paths() {
     assert_eq!(FsMode::parse("ro"), Some(FsMode::ReadOnly));
     assert_eq!(FsMode::parse("host"), Some(FsMode::Host));
+    assert_eq!(FsMode::parse("overlay"), Some(FsMode::Overlay));
     assert_eq!(FsMode::parse("overly"), None);
 
     // Not the working directory: a checkout below /tmp would lie in the sandbox's tmpfs.
@@ -81,6 +82,9 @@ fn file_system_modes_and_writable_paths() {
     );
     config.fs = FsMode::ReadOnly;
     config.validate().unwrap();
+    // Under an overlay a writable path is written straight to the host, past the layer.
+    config.fs = FsMode::Overlay;
+    config.validate().unwrap();
     config.writable = vec!["/nonexistent/writable".into()];
     assert!(config.validate().unwrap_err().to_string().starts_with("--writable path '/nonexistent/writable' does not exist"));
     config.writable = vec!["relative".into()];
@@ -91,4 +95,32 @@ fn file_system_modes_and_writable_paths() {
         "--writable '/tmp/x' lies in the sandbox's tmpfs /tmp, which is writable but hides the host's files there: \
          to write those, bind them instead (--bind /tmp/x)"
     );
+}
+
+#[test]
+fn overlay_options_need_the_overlay() {
+    assert_eq!(HostWrites::parse("discard"), Some(HostWrites::Discard));
+    assert_eq!(HostWrites::parse("fail"), Some(HostWrites::Fail));
+    assert_eq!(HostWrites::parse("maybe"), None);
+
+    let overlay = Config {
+        fs: FsMode::Overlay,
+        fs_size: Some(64 << 20),
+        host_writes: HostWrites::Fail,
+        keep_changes: Some("/nonexistent/kept".into()),
+        ..Config::default()
+    };
+    overlay.validate().unwrap();
+    for (config, option) in [
+        (Config { fs_size: Some(1 << 20), ..Config::default() }, "--fs-size"),
+        (Config { host_writes: HostWrites::Fail, ..Config::default() }, "--host-writes fail"),
+        (Config { keep_changes: Some("/x".into()), fs: FsMode::ReadOnly, ..Config::default() }, "--keep-changes"),
+    ] {
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            format!("{option} needs --fs overlay: only an overlay run has a layer and a list of changes")
+        );
+    }
+    // `--host-writes discard` is the default, so it needs no overlay.
+    Config { host_writes: HostWrites::Discard, ..Config::default() }.validate().unwrap();
 }

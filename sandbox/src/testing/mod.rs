@@ -8,7 +8,7 @@ mod spec;
 
 pub use executor::block_on;
 pub use lock::{run_locked, run_locked_test, TestLock};
-pub use spec::{test_name, Expect, FsMode, Net, ShouldPanic, TestBody, TestCase, TestReturn, TestSpec, Tolerance};
+pub use spec::{test_name, Expect, FsMode, HostWrites, Net, ShouldPanic, TestBody, TestCase, TestReturn, TestSpec, Tolerance};
 
 #[cfg(target_os = "linux")]
 pub(crate) mod affinity;

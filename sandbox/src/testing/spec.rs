@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::config::FsMode;
+pub use crate::config::{FsMode, HostWrites};
 use crate::config::{Config, Limits, NetMode, TmpfsMount};
 pub use crate::units::Tolerance;
 
@@ -60,10 +60,15 @@ pub struct TestSpec {
     pub tmpfs: &'static [(&'static str, Option<u64>)],
     /// `net = "none" | "host"`.
     pub net: Net,
-    /// `fs = "host" | "ro"`.
+    /// `fs = "host" | "ro" | "overlay"`.
     pub fs: FsMode,
-    /// `writable = [..]`: what stays writable under `fs = "ro"`.
+    /// `writable = [..]`: what is written straight to the host under `fs = "ro"` or
+    /// `fs = "overlay"`.
     pub writable: &'static [&'static str],
+    /// `fs_size = "SIZE"`, in bytes: the most the overlay's layer holds.
+    pub fs_size: Option<u64>,
+    /// `host_writes = "discard" | "fail"`.
+    pub host_writes: HostWrites,
     /// `expect = "oom" | "pids_limit" | "timeout"`.
     pub expect: Expect,
     /// `require = "cgroup"`: fail instead of falling back to rlimits.
@@ -85,6 +90,8 @@ impl TestSpec {
         net: Net::Host,
         fs: FsMode::Host,
         writable: &[],
+        fs_size: None,
+        host_writes: HostWrites::Discard,
         expect: Expect::Success,
         require_cgroup: false,
         baseline_tolerance: None,
@@ -102,6 +109,8 @@ impl TestSpec {
             require_cgroup: self.require_cgroup,
             fs: self.fs,
             writable: self.writable.iter().map(PathBuf::from).collect(),
+            fs_size: self.fs_size,
+            host_writes: self.host_writes,
             ..Config::default()
         };
         if let Some(hostname) = self.hostname {
@@ -198,6 +207,10 @@ mod tests {
             tmpfs: &[("/tmp", Some(1 << 20)), ("/scratch", None)],
             net: Net::None,
             timeout_ms: Some(1500),
+            fs: FsMode::Overlay,
+            writable: &["/srv/cache"],
+            fs_size: Some(32 << 20),
+            host_writes: HostWrites::Fail,
             ..TestSpec::DEFAULT
         };
         let config = spec.config();
@@ -206,6 +219,9 @@ mod tests {
         assert_eq!(config.hostname, "box");
         assert_eq!(config.net, NetMode::None);
         assert_eq!(config.timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(config.fs, FsMode::Overlay);
+        assert_eq!(config.writable, [PathBuf::from("/srv/cache")]);
+        assert_eq!((config.fs_size, config.host_writes), (Some(32 << 20), HostWrites::Fail));
         assert_eq!(
             config.tmpfs,
             [

@@ -2,7 +2,7 @@
 //! like a `harness = false` target: the `#[test]` functions are stripped, and `main` finds the
 //! tests through the registry and checks what the macro recorded.
 
-use sandbox::__private::{inventory, Expect, FsMode, Net, ShouldPanic, TestCase, TestSpec, Tolerance};
+use sandbox::__private::{inventory, Expect, FsMode, HostWrites, Net, ShouldPanic, TestCase, TestSpec, Tolerance};
 use sandbox::isolated;
 
 #[derive(Debug)]
@@ -21,8 +21,10 @@ fn parse(input: &str) -> Result<u32, ParseError> {
     hostname = "box",
     tmpfs = ["/scratch", "/data:1M"],
     net = "none",
-    fs = "ro",
+    fs = "overlay",
     writable = ["/srv/cache", "/var/lib/app"],
+    fs_size = "32M",
+    host_writes = "fail",
     expect = "oom",
     require = "cgroup",
     baseline_tolerance = "25%+4M",
@@ -36,7 +38,7 @@ pub fn every_key() -> Result<(), ParseError> {
 }
 
 /// A body that fails by returning an error.
-#[isolated(cpu = "2", tmpfs = "/tmp:64M", net = "host")]
+#[isolated(cpu = "2", tmpfs = "/tmp:64M", net = "host", fs = "ro")]
 fn returns_an_error() -> Result<(), ParseError> {
     parse("seven")?;
     Ok(())
@@ -65,8 +67,10 @@ fn main() {
             hostname: Some("box"),
             tmpfs: &[("/scratch", None), ("/data", Some(1 << 20))],
             net: Net::None,
-            fs: FsMode::ReadOnly,
+            fs: FsMode::Overlay,
             writable: &["/srv/cache", "/var/lib/app"],
+            fs_size: Some(32 << 20),
+            host_writes: HostWrites::Fail,
             expect: Expect::Oom,
             require_cgroup: true,
             baseline_tolerance: Some(Tolerance { percent: 25, bytes: 4 << 20 }),
@@ -81,6 +85,7 @@ fn main() {
     assert_eq!(error.spec.cpu_cores, Some(2.0));
     assert_eq!(error.spec.tmpfs, &[("/tmp", Some(64 << 20))]);
     assert_eq!(error.spec.net, Net::Host);
+    assert_eq!(error.spec.fs, FsMode::ReadOnly);
     assert!(!error.ignore);
     assert_eq!(error.should_panic, ShouldPanic::No);
     assert_eq!((error.body)(), Err("ParseError".to_string()));

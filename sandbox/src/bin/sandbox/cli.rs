@@ -52,6 +52,19 @@ enum Fs {
     /// Every host mount read-only but /proc, /sys, /dev, the tmpfs mounts, read-write binds and
     /// the --writable paths.
     Ro,
+    /// Host mounts seen through a copy-on-write layer: the host is left unchanged and the run
+    /// lists what the command changed.
+    Overlay,
+}
+
+/// `--host-writes`: what the command's changes to the host's files mean under --fs overlay.
+#[derive(Clone, Copy, ValueEnum)]
+enum HostWrites {
+    /// Thrown away with the layer, and listed.
+    Discard,
+    /// Thrown away, listed, and the run fails: catches commands that write outside their own
+    /// directories.
+    Fail,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,13 +102,26 @@ struct RunArgs {
     /// Network: `none` (own namespace, only lo) or `host`.
     #[arg(long, value_enum, default_value = "host")]
     net: Net,
-    /// The host's file systems: `ro` (read-only: a write fails with EROFS) or `host`; default:
-    /// SANDBOX_FS, else host.
+    /// The host's file systems: `ro` (read-only: a write fails with EROFS), `overlay`
+    /// (copy-on-write: the host unchanged, the changes listed) or `host`; default: SANDBOX_FS,
+    /// else host.
     #[arg(long, value_enum, value_name = "MODE")]
     fs: Option<Fs>,
-    /// With --fs ro: a path that stays writable (writes there reach the host); repeatable.
+    /// With --fs ro or overlay: a path written straight to the host; repeatable.
     #[arg(long, value_name = "PATH")]
     writable: Vec<PathBuf>,
+    /// With --fs overlay: the most the layer holds, e.g. 64M (binary units); a write beyond it
+    /// fails with ENOSPC; default: the memory limit bounds it.
+    #[arg(long, value_name = "SIZE", value_parser = |s: &str| parse_size(s).map_err(|e| e.to_string()))]
+    fs_size: Option<u64>,
+    /// With --fs overlay: `fail` fails the run if the command changed the host's files
+    /// (discarded either way); default: discard.
+    #[arg(long, value_enum, value_name = "ACTION")]
+    host_writes: Option<HostWrites>,
+    /// With --fs overlay: copy the changed files into DIR (made if missing), at their paths
+    /// inside the sandbox; deletions are listed in DIR/DELETED.
+    #[arg(long, value_name = "DIR")]
+    keep_changes: Option<PathBuf>,
     /// A new IPC namespace (System V IPC, POSIX message queues).
     #[arg(long)]
     ipc: bool,
@@ -143,9 +169,16 @@ impl RunArgs {
             allow_new_privileges: self.allow_new_privs,
             fs: match self.fs {
                 Some(Fs::Ro) => FsMode::ReadOnly,
+                Some(Fs::Overlay) => FsMode::Overlay,
                 Some(Fs::Host) | None => FsMode::Host,
             },
             writable: self.writable.clone(),
+            fs_size: self.fs_size,
+            host_writes: match self.host_writes {
+                Some(HostWrites::Fail) => sandbox::HostWrites::Fail,
+                Some(HostWrites::Discard) | None => sandbox::HostWrites::Discard,
+            },
+            keep_changes: self.keep_changes.clone(),
         }
     }
 }
