@@ -578,6 +578,18 @@ fn memory_hog_is_oom_killed_and_reported() {
     inside_cgroup_dirs_are_gone(&run);
 }
 
+/// Memory that no process's size shows (a tmpfs file) past the limit: the OOM killer takes
+/// the writer, never the sandbox's init, which may share the launcher's memory (the kernel kills
+/// every process of a victim's memory): the launcher lives to report the kill.
+#[test]
+fn filling_a_tmpfs_past_the_memory_limit_kills_the_writer_and_is_reported() {
+    let run = sandbox(&["--mem", "32M", "--", "sh", "-c", "dd if=/dev/zero of=/tmp/big bs=1M count=96 2>/dev/null; echo \"dd=$?\""]);
+    assert_eq!(run.code, Some(0), "the launcher must survive and report: {run:#?}");
+    assert_eq!(run.stdout, "dd=137\n", "dd is the one killed: {run:#?}");
+    assert!(json_u64(&run, "oom_kills") >= 1, "{run:#?}");
+    assert!(run.stderr.contains("oom kills 1"), "{run:#?}");
+}
+
 /// A script whose background process burns 0.3 s of CPU in its shell (its own and its
 /// children's time, read from /proc/self/stat with builtins only: no process is forked), then
 /// sleeps on; the command waits for the burn, then goes on with `then`.

@@ -85,6 +85,19 @@ fn read_only_file_systems_and_writable_paths() {
     std::fs::write("/tmp/scratch", "x").unwrap();
 }
 
+/// `fs = "overlay"`: the root is an overlay, and the package directory and (as root) `/etc`
+/// take writes, which the host never sees (`overlay_tests_list_their_changes` checks that side).
+#[isolated(fs = "overlay")]
+fn overlay_file_systems_take_writes() {
+    assert_eq!(mount_type("/"), "overlay");
+    let here = std::env::current_dir().unwrap().join(common::unique("written-through-an-overlay"));
+    std::fs::write(&here, "x").unwrap();
+    assert_eq!(std::fs::read_to_string(&here).unwrap(), "x");
+    if nix::unistd::geteuid().is_root() {
+        std::fs::write("/etc/written-through-an-overlay", "x").unwrap();
+    }
+}
+
 #[isolated(pids = 20, expect = "pids_limit", timeout = "20s")]
 fn fork_bomb_is_contained() {
     // Fork until the kernel refuses (EAGAIN from pids.max); the children sleep.
@@ -338,6 +351,52 @@ fn runner_prints_resources_and_writes_a_report() {
     let exact = Command::new(runner).args(["--exact", "hostname_is_set", "--format", "terse"]).output().unwrap();
     let exact_out = String::from_utf8_lossy(&exact.stdout);
     assert!(exact.status.success() && exact_out.contains("1 passed;"), "{exact_out}");
+}
+
+/// An overlay test's changes on its runner line, in the JSON report and in the JUnit
+/// properties; none of them on the host; `host_writes = "fail"` fails the test naming the path;
+/// and `SANDBOX_FS=overlay` puts a whole suite's tests under an overlay.
+#[test]
+fn overlay_tests_list_their_changes() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (junit, report) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
+    let cwd = std::env::current_dir().unwrap();
+    let written = cwd.join("written-by-an-overlay-test");
+    let output = Command::new(runner_fixtures_binary())
+        .args(["--exact", "overlay_writes_are_listed", "--report"])
+        .arg(&report)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(!written.exists(), "the write reached the host");
+    let line = format!("changed 1 host path(s): created file {} (2 B))", written.display());
+    assert!(stdout.lines().any(|l| l.starts_with("test overlay_writes_are_listed ... ok (") && l.ends_with(&line)), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let changes = &json["tests"][0]["fs_changes"];
+    assert_eq!(changes, &serde_json::json!([{"path": written, "change": "created", "file": "file", "size": 2}]), "{json}");
+    let xml = quick_junit::Report::deserialize_from_str(&std::fs::read_to_string(&junit).unwrap()).unwrap();
+    let properties = &xml.test_suites[0].test_cases[0].properties;
+    let property = |name: &str| -> Vec<String> {
+        properties.iter().filter(|p| p.name.as_str() == name).map(|p| p.value.as_str().to_string()).collect()
+    };
+    assert_eq!(property("fs_changes"), ["1"]);
+    assert_eq!(property("fs_change"), [format!("created file {} (2 B)", written.display())]);
+
+    let polluted = cwd.join("polluted-by-a-test");
+    let output = Command::new(runner_fixtures_binary()).args(["--exact", "pollutes_under_host_writes_fail"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(stdout.contains("the test changed 1 host path(s) under host_writes = \"fail\" (discarded):"), "{stdout}");
+    assert!(stdout.contains(&format!("  created file {} (1 B)", polluted.display())), "{stdout}");
+    assert!(!polluted.exists(), "the write reached the host");
+
+    // A suite's default: every test of the run under an overlay.
+    let output = Command::new(runner_fixtures_binary()).args(["--exact", "probe_body_cpus"]).env("SANDBOX_FS", "overlay").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("test probe_body_cpus ... ok (") && l.ends_with(", changed no host files)")), "{stdout}");
 }
 
 /// `--junit FILE` (or `SANDBOX_JUNIT`): schema-valid JUnit XML (tests/junit.xsd, the Jenkins

@@ -35,6 +35,20 @@ fn runner_hangs_until_killed() {
     }
 }
 
+/// Writes into the package directory (its working directory) through the overlay and reads
+/// it back: passes, and the runner lists the change, which the host never sees.
+#[isolated(fs = "overlay")]
+fn overlay_writes_are_listed() {
+    std::fs::write("written-by-an-overlay-test", "hi").unwrap();
+    assert_eq!(std::fs::read_to_string("written-by-an-overlay-test").unwrap(), "hi");
+}
+
+/// The same write under `host_writes = "fail"`: the test fails, naming the path.
+#[isolated(fs = "overlay", host_writes = "fail")]
+fn pollutes_under_host_writes_fail() {
+    std::fs::write("polluted-by-a-test", "x").unwrap();
+}
+
 #[isolated]
 #[ignore = "proves that the runner honours #[ignore]: never run"]
 fn ignored_by_attribute() {

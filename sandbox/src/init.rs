@@ -49,6 +49,9 @@ pub(crate) enum Report {
     SessionFailed { errno: i32 },
     /// The command ended with this raw wait status.
     Exited { wait_status: i32 },
+    /// The set-up is done and the overlay's layer is open on [`InitArgs::layer_fd`]: the
+    /// launcher takes its own descriptor of it, then says "go" (once more).
+    LayerReady,
 }
 
 impl Report {
@@ -66,6 +69,7 @@ impl Report {
             Report::RlimitsFailed { errno } => (8, 0, errno),
             Report::JoinFailed { index, errno } => (9, index, errno),
             Report::SessionFailed { errno } => (10, 0, errno),
+            Report::LayerReady => (11, 0, 0),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -88,6 +92,7 @@ impl Report {
             8 => Report::RlimitsFailed { errno: b },
             9 => Report::JoinFailed { index: a, errno: b },
             10 => Report::SessionFailed { errno: b },
+            11 => Report::LayerReady,
             _ => return None,
         })
     }
@@ -149,6 +154,11 @@ pub(crate) struct InitArgs<'a> {
     pub steps_before_go: bool,
     /// Write end of the report pipe.
     pub report: RawFd,
+    /// `fs = overlay`: where a set-up step opened the layer. Once set up, the init reports
+    /// [`Report::LayerReady`] and waits for "go" (a second one when the steps come after the
+    /// first), for the launcher to take its own descriptor of the layer from
+    /// `/proc/<init>/fd/<layer_fd>`; then closes it, so that the command never has it.
+    pub layer_fd: Option<RawFd>,
     /// A pidfd of the launcher, opened before the clone (where pidfds exist).
     pub launcher: Option<BorrowedFd<'a>>,
     /// Where the init, when it shares the launcher's memory, writes one byte once the command
@@ -186,12 +196,21 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     }
     if args.steps_before_go {
         apply_steps(args);
+        offer_layer(args);
         wait_for_go(args);
         join_cgroups(args);
     } else {
         wait_for_go(args);
         join_cgroups(args);
         apply_steps(args);
+        if args.layer_fd.is_some() {
+            offer_layer(args);
+            wait_for_go(args);
+        }
+    }
+    let _ = nix::unistd::close(args.go_read);
+    if let Some(layer) = args.layer_fd {
+        let _ = nix::unistd::close(layer);
     }
 
     for (resource, value) in args.rlimits {
@@ -213,20 +232,34 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).is_err() {
         sys::exit_immediately(125);
     }
+    // The command and everything it starts are the OOM killer's first choice (see
+    // `sys::prefer_for_oom_kill`), this init never: it may share the launcher's memory, and the
+    // kernel kills every process of a victim's memory, so a memory-limited run that fills a tmpfs
+    // (which no process's size shows) would otherwise take the launcher and its report along.
     let command = if args.function.is_some() {
         // A test body runs in a full copy of this process (a fork server of the runner or of
         // the stock harness).
         // SAFETY: this process is single-threaded (a clone child of a single-threaded fork
         // server), whose copies may run anything.
         match unsafe { sys::fork_raw() } {
-            Ok(None) => exec_command(args),
+            Ok(None) => {
+                // A copy with memory of its own: the setting stays with it.
+                let _ = sys::prefer_for_oom_kill(None);
+                exec_command(args)
+            }
             Ok(Some(pid)) => Ok(pid),
             Err(errno) => Err(errno),
         }
     } else {
         // SAFETY: this process is single-threaded (a clone child); exec_command ends in exec or
         // _exit and keeps to async-signal-safe calls on its own stack.
-        unsafe { sys::vfork_call(exec_command, args) }
+        let started = unsafe { sys::vfork_call(exec_command, args) };
+        // Set from here, once the child has exec'd: before that it shares this process's
+        // memory, and the kernel gives the setting to every process sharing it.
+        if let Ok(pid) = started {
+            let _ = sys::prefer_for_oom_kill(Some(pid.as_raw()));
+        }
+        started
     };
     match command {
         Err(errno) => {
@@ -251,7 +284,13 @@ fn wait_for_go(args: &InitArgs<'_>) {
     if !matches!(nix::unistd::read(args.go_read, &mut byte), Ok(1)) {
         sys::exit_immediately(125);
     }
-    let _ = nix::unistd::close(args.go_read);
+}
+
+/// Tells the launcher that the layer is open (see [`InitArgs::layer_fd`]).
+fn offer_layer(args: &InitArgs<'_>) {
+    if args.layer_fd.is_some() {
+        send(args.report, Report::LayerReady);
+    }
 }
 
 /// Moves this process (one thread: the clone child) into its v1 cgroups; see
@@ -407,6 +446,7 @@ mod tests {
             Report::JoinFailed { index: 1, errno: libc::EACCES },
             Report::SessionFailed { errno: libc::EPERM },
             Report::Exited { wait_status: 0x8b },
+            Report::LayerReady,
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));
         }

@@ -15,6 +15,10 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 
 use crate::config::{Config, FsMode, NetMode};
+use crate::fs_changes::Tree;
+
+mod overlay;
+pub(crate) use overlay::OverlayInput;
 
 /// Device nodes a `--rootfs` sandbox gets in its private `/dev`, bound from the host's.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -73,6 +77,32 @@ pub(crate) enum Step {
         /// The mount's own flags (`nosuid`, `nodev`, `noexec`, atime).
         flags: MsFlags,
     },
+    /// An overlay (`fs = overlay`): makes its `upper` and `work` directories in the layer, then
+    /// mounts it on `target`. A `lower` the init may not reach (`EACCES`: a FUSE mount of
+    /// another user) is left out: the command, with the same credentials, cannot reach it
+    /// either.
+    Overlay {
+        /// The lower directory, for messages.
+        lower: CString,
+        /// Its upper directory in the layer.
+        upper: CString,
+        /// Its work directory in the layer.
+        work: CString,
+        /// Mount point.
+        target: CString,
+        /// The host mount's flags it keeps (`nosuid`, `nodev`, `noexec`).
+        flags: MsFlags,
+        /// `lowerdir=..,upperdir=..,workdir=..,<options>`.
+        data: CString,
+    },
+    /// `mkdir(2)` with exactly this mode (a directory of the overlay's layer standing in for a
+    /// host directory).
+    Directory {
+        /// The path.
+        path: CString,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// `mkdir(2)` inside one of the sandbox's own tmpfs mounts (a mount point, `TMPDIR`).
     Mkdir(CString),
     /// Creates an empty file as the mount point of a file bind.
@@ -111,6 +141,8 @@ impl Step {
                 format!("remounting {} {mode}", show(target))
             }
             Step::ReadOnlyMount { target, .. } => format!("remounting {} read-only", show(target)),
+            Step::Overlay { lower, target, .. } => format!("mounting an overlay of {} on {}", show(lower), show(target)),
+            Step::Directory { path, .. } => format!("creating directory {}", show(path)),
             Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::OpenSource { path, .. } => format!("opening bind source {}", show(path)),
             Step::BindFd { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
@@ -121,6 +153,25 @@ impl Step {
             Step::PivotRoot => "switching to the new root (pivot_root)".into(),
             Step::DetachOldRoot => "detaching the old root (umount2 MNT_DETACH)".into(),
             Step::LoopbackUp => "bringing up the loopback interface".into(),
+        }
+    }
+
+    /// Why this step may have failed with `errno` and what to do, where the step knows better
+    /// than the error alone.
+    pub(crate) fn failure_hint(&self, errno: Errno) -> Option<String> {
+        match (self, errno) {
+            (Step::Overlay { lower, .. }, Errno::EINVAL) => Some(format!(
+                "the kernel refused {} as an overlay's lower layer: overlays stack at most two deep (an overlay \
+                 sandbox inside an overlay root, as in a container, is three), and some file systems cannot be a \
+                 lower layer (`dmesg` names the reason); use --fs ro or --fs host here",
+                lower.to_string_lossy()
+            )),
+            (Step::Overlay { .. }, Errno::EPERM) if !nix::unistd::geteuid().is_root() => Some(
+                "this kernel does not allow an overlay in a user namespace (Linux 5.11 or later does): run as root, \
+                 or use --fs ro"
+                    .into(),
+            ),
+            _ => None,
         }
     }
 
@@ -155,6 +206,26 @@ impl Step {
                     other => other,
                 }
             }
+            Step::Overlay { upper, work, target, flags, data, .. } => {
+                for dir in [upper, work] {
+                    match nix::unistd::mkdir(dir.as_c_str(), Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(errno) => return Err(errno),
+                    }
+                }
+                match mount(Some(c"overlay"), target.as_c_str(), Some(c"overlay"), *flags, Some(data.as_c_str())) {
+                    Err(Errno::EACCES) => Ok(()),
+                    other => other,
+                }
+            }
+            Step::Directory { path, mode } => {
+                match nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(*mode)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(errno) => return Err(errno),
+                }
+                // Exactly the host's mode, whatever the umask.
+                nix::sys::stat::fchmodat(None, path.as_c_str(), Mode::from_bits_truncate(*mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
+            }
             Step::Mkdir(path) => match nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755)) {
                 Err(Errno::EEXIST) => Ok(()),
                 other => other,
@@ -173,26 +244,53 @@ impl Step {
     }
 }
 
-/// Plans the set-up steps for `config`. `rootfs` is the canonical rootfs path, if any;
-/// `bind_fds[i]` is the launcher's `O_PATH` descriptor of `config.binds[i].source`; `tmpdir` is
-/// the command's `TMPDIR`, made inside the sandbox's tmpfs when it lies there (a `/tmp/user/1000`
-/// would otherwise be missing in the new, empty `/tmp`). `host_mounts`: the mount table the new
-/// mount namespace starts with (this process's), read for [`FsMode::ReadOnly`] only.
-pub(crate) fn plan(
-    config: &Config,
-    rootfs: Option<&Path>,
-    bind_fds: &[RawFd],
-    tmpdir: Option<&Path>,
-    host_mounts: &[HostMount],
-) -> Vec<Step> {
+/// The set-up steps of a run, and (`fs = overlay`) the trees of its layer that the launcher
+/// reads the run's changes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Plan {
+    pub(crate) steps: Vec<Step>,
+    pub(crate) trees: Vec<Tree>,
+}
+
+/// What [`plan`] needs besides the config.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PlanInput<'a> {
+    /// The canonical rootfs path, if any.
+    pub(crate) rootfs: Option<&'a Path>,
+    /// `bind_fds[i]` is the launcher's `O_PATH` descriptor of `config.binds[i].source`.
+    pub(crate) bind_fds: &'a [RawFd],
+    /// The command's `TMPDIR`, made inside the sandbox's tmpfs when it lies there (a
+    /// `/tmp/user/1000` would otherwise be missing in the new, empty `/tmp`).
+    pub(crate) tmpdir: Option<&'a Path>,
+    /// The mount table the new mount namespace starts with (this process's), read for
+    /// [`FsMode::ReadOnly`] and [`FsMode::Overlay`] only.
+    pub(crate) host_mounts: &'a [HostMount],
+    /// [`FsMode::Overlay`]'s descriptors and mode.
+    pub(crate) overlay: Option<OverlayInput>,
+    /// The index in `config.binds` of the bind of a working directory the sandbox's tmpfs
+    /// hides: under [`FsMode::Overlay`] it gets an overlay, not a bind.
+    pub(crate) hidden_cwd_bind: Option<usize>,
+}
+
+/// Plans the set-up steps for `config`.
+pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
+    let PlanInput { rootfs, bind_fds, tmpdir, host_mounts, overlay, hidden_cwd_bind } = input;
     let mut steps = vec![Step::SetHostname(cstring(&config.hostname)), Step::MakeRootPrivate];
     assert_eq!(bind_fds.len(), config.binds.len(), "one descriptor per bind source");
     for (spec, fd) in config.binds.iter().zip(bind_fds) {
         steps.push(Step::OpenSource { path: cstring(&spec.source), fd: *fd });
     }
+    if let (Some(root), Some(OverlayInput { rootfs_fd: Some(fd), .. })) = (rootfs, overlay) {
+        steps.push(Step::OpenSource { path: cstring(root), fd });
+    }
+    // The root the sandbox pivots into, if not the host's.
+    let new_root: Option<PathBuf> = match overlay {
+        Some(_) => Some(overlay::new_root()),
+        None => rootfs.map(Path::to_path_buf),
+    };
     // Where a path inside the sandbox is before pivot_root.
     let at = |inside: &Path| -> PathBuf {
-        match rootfs {
+        match &new_root {
             Some(root) => root.join(inside.strip_prefix("/").unwrap_or(inside)),
             None => inside.to_path_buf(),
         }
@@ -213,9 +311,21 @@ pub(crate) fn plan(
         data: None,
     };
 
-    if let Some(root) = rootfs {
+    if let (Some(root), None) = (rootfs, overlay) {
         // pivot_root needs the new root to be a mount point.
         steps.push(bind(root, root));
+    }
+    let mut trees = Vec::new();
+    if let Some(input) = overlay {
+        trees = overlay::push_steps(&mut steps, config, rootfs, host_mounts, input);
+        // Holes asked for: written straight to the host.
+        for path in &config.writable {
+            let on_host = match rootfs {
+                Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+                None => path.clone(),
+            };
+            steps.push(bind(&on_host, &at(path)));
+        }
     }
     if config.fs == FsMode::ReadOnly {
         // Every mount read-only first (the root's copy too, stacked on its mount point); then
@@ -235,7 +345,7 @@ pub(crate) fn plan(
     steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
     if let Some(root) = rootfs {
         if root.join("dev").is_dir() {
-            let dev = root.join("dev");
+            let dev = at(Path::new("/dev"));
             steps.push(fs_mount("tmpfs", &dev, MsFlags::MS_NOSUID, Some("mode=755,size=64k".into())));
             for name in DEVICES {
                 let host = Path::new("/dev").join(name);
@@ -268,10 +378,17 @@ pub(crate) fn plan(
     if let Some(tmpdir) = tmpdir.filter(|dir| dir.is_absolute()) {
         push_mount_point_dirs(&mut steps, config, tmpdir, true, &at);
     }
-    for (spec, fd) in config.binds.iter().zip(bind_fds) {
+    for (index, (spec, fd)) in config.binds.iter().zip(bind_fds).enumerate() {
         let is_dir = spec.source.is_dir();
         push_mount_point_dirs(&mut steps, config, &spec.target, is_dir, &at);
         let target = at(&spec.target);
+        if let (Some(input), true) = (overlay, hidden_cwd_bind == Some(index)) {
+            // The working directory, below the sandbox's /tmp: seen through the layer too.
+            let lower = PathBuf::from(format!("/proc/self/fd/{fd}"));
+            let paths = [lower.as_path(), spec.source.as_path(), spec.target.as_path(), target.as_path()];
+            overlay::push_overlay(&mut steps, &mut trees, input.rootless, paths, MsFlags::empty());
+            continue;
+        }
         steps.push(Step::BindFd {
             fd_path: cstring(format!("/proc/self/fd/{fd}")),
             source: cstring(&spec.source),
@@ -291,7 +408,7 @@ pub(crate) fn plan(
             });
         }
     }
-    if let Some(root) = rootfs {
+    if let Some(root) = &new_root {
         steps.push(Step::Chdir(cstring(root)));
         steps.push(Step::PivotRoot);
         steps.push(Step::DetachOldRoot);
@@ -300,7 +417,7 @@ pub(crate) fn plan(
     if config.net == NetMode::None {
         steps.push(Step::LoopbackUp);
     }
-    steps
+    Plan { steps, trees }
 }
 
 /// Makes the bind mount at `target` (a copy of a read-only mount) writable again.
@@ -330,7 +447,7 @@ pub(crate) struct HostMount {
 /// Where the kernel's API file systems are: they keep their own modes under
 /// [`FsMode::ReadOnly`] (a read-only `/dev` would refuse `/dev/shm`, one of `/proc` nothing
 /// useful), as under systemd's `ProtectSystem=strict`.
-const API_FILE_SYSTEMS: [&str; 3] = ["/proc", "/sys", "/dev"];
+pub(crate) const API_FILE_SYSTEMS: [&str; 3] = ["/proc", "/sys", "/dev"];
 
 impl HostMount {
     /// Whether [`FsMode::ReadOnly`] remounts it: not read-only yet, not an API file system, not
@@ -429,13 +546,21 @@ mod tests {
     use super::*;
     use crate::config::{BindMount, TmpfsMount};
 
+    /// The steps of a plan without an overlay.
+    fn steps_of(config: &Config, rootfs: Option<&Path>, bind_fds: &[RawFd], tmpdir: Option<&Path>, host_mounts: &[HostMount]) -> Vec<Step> {
+        let input = PlanInput { rootfs, bind_fds, tmpdir, host_mounts, ..PlanInput::default() };
+        let plan = plan(config, input);
+        assert!(plan.trees.is_empty(), "trees only for an overlay");
+        plan.steps
+    }
+
     fn describe_all(steps: &[Step]) -> Vec<String> {
         steps.iter().map(Step::describe).collect()
     }
 
     #[test]
     fn default_plan_privatises_before_mounting() {
-        let steps = plan(&Config::default(), None, &[], None, &[]);
+        let steps = steps_of(&Config::default(), None, &[], None, &[]);
         assert_eq!(
             describe_all(&steps),
             [
@@ -455,7 +580,7 @@ mod tests {
         config.binds.push(BindMount { source: "/etc/hostname".into(), target: "/tmp/hn".into(), read_only: false });
         config.binds.push(BindMount { source: "/usr".into(), target: "/usr".into(), read_only: false });
         config.net = NetMode::None;
-        let steps = plan(&config, None, &[10, 11, 12], None, &[]);
+        let steps = steps_of(&config, None, &[10, 11, 12], None, &[]);
         assert_eq!(
             describe_all(&steps)[2..5],
             ["opening bind source /etc", "opening bind source /etc/hostname", "opening bind source /usr"]
@@ -482,11 +607,11 @@ mod tests {
 
     #[test]
     fn a_tmpdir_below_the_new_tmp_is_made_there() {
-        let steps = describe_all(&plan(&Config::default(), None, &[], Some(Path::new("/tmp/user/1000")), &[]));
+        let steps = describe_all(&steps_of(&Config::default(), None, &[], Some(Path::new("/tmp/user/1000")), &[]));
         assert_eq!(steps[3..], ["mounting tmpfs on /tmp", "creating directory /tmp/user", "creating directory /tmp/user/1000"]);
         for elsewhere in ["/var/tmp", "/tmp", "relative/tmp"] {
-            let steps = plan(&Config::default(), None, &[], Some(Path::new(elsewhere)), &[]);
-            assert_eq!(steps, plan(&Config::default(), None, &[], None, &[]), "{elsewhere}");
+            let steps = steps_of(&Config::default(), None, &[], Some(Path::new(elsewhere)), &[]);
+            assert_eq!(steps, steps_of(&Config::default(), None, &[], None, &[]), "{elsewhere}");
         }
     }
 
@@ -522,7 +647,7 @@ mod tests {
     fn a_read_only_plan_remounts_then_opens_the_holes() {
         let mut config = Config { fs: FsMode::ReadOnly, writable: vec!["/home/a b/work".into()], ..Config::default() };
         config.binds.push(BindMount { source: "/srv".into(), target: "/srv".into(), read_only: false });
-        let steps = plan(&config, None, &[10], None, &parse_mountinfo(MOUNTINFO));
+        let steps = steps_of(&config, None, &[10], None, &parse_mountinfo(MOUNTINFO));
         assert_eq!(
             describe_all(&steps)[3..],
             [
@@ -539,14 +664,14 @@ mod tests {
         assert_eq!(steps[4], Step::ReadOnlyMount { target: cstring("/home/a b"), flags: parse_mountinfo(MOUNTINFO)[4].kept_flags });
         // Without fs = ro the table is not even consulted.
         let host = Config { binds: config.binds.clone(), ..Config::default() };
-        assert_eq!(plan(&host, None, &[10], None, &parse_mountinfo(MOUNTINFO)), plan(&host, None, &[10], None, &[]));
+        assert_eq!(steps_of(&host, None, &[10], None, &parse_mountinfo(MOUNTINFO)), steps_of(&host, None, &[10], None, &[]));
     }
 
     #[test]
     fn rootfs_plan_pivots_last() {
         let root = std::env::temp_dir().join(format!("sandbox-plan-{}", std::process::id()));
         std::fs::create_dir_all(root.join("dev")).unwrap();
-        let steps = describe_all(&plan(&Config::default(), Some(&root), &[], None, &[]));
+        let steps = describe_all(&steps_of(&Config::default(), Some(&root), &[], None, &[]));
         std::fs::remove_dir_all(&root).unwrap();
         let r = root.display();
         assert_eq!(steps[2], format!("bind-mounting {r} on {r}"));
@@ -566,5 +691,73 @@ mod tests {
                 "changing directory to /".into(),
             ]
         );
+    }
+
+    /// `fs = overlay` as root: the layer on the old /tmp, one overlay per writable mount (parents
+    /// first), read-only mounts bound read-only, `/dev` and `/sys` bound, the API file systems
+    /// and what the sandbox's tmpfs covers left out; then the usual mounts below the new root,
+    /// and pivot_root into it.
+    #[test]
+    fn an_overlay_plan_rebuilds_the_tree_in_the_layer() {
+        let config = Config { fs: FsMode::Overlay, fs_size: Some(1 << 20), ..Config::default() };
+        // Mount points that exist here: the plan tells directories from single-file mounts.
+        let table = MOUNTINFO.replace("/home/a\\040b", "/var").replace("/mnt/auto", "/mnt/auto-absent")
+            + "29 22 0:31 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n";
+        let overlay = OverlayInput { layer_fd: 20, rootfs_fd: None, rootless: false };
+        let input = PlanInput { host_mounts: &parse_mountinfo(&table), overlay: Some(overlay), ..PlanInput::default() };
+        let plan = plan(&config, input);
+        let described = describe_all(&plan.steps);
+        let expected_start = [
+            "mounting tmpfs on /tmp",
+            "opening bind source /tmp",
+            "creating directory /tmp/upper",
+            "creating directory /tmp/work",
+            "creating directory /tmp/root",
+            "mounting an overlay of / on /tmp/root",
+            "mounting an overlay of /var on /tmp/root/var",
+            "bind-mounting /usr/share on /tmp/root/usr/share",
+            "remounting /tmp/root/usr/share read-only",
+        ];
+        assert_eq!(described[2..2 + expected_start.len()], expected_start, "{described:#?}");
+        let Step::Mount { data, .. } = &plan.steps[2] else { panic!() };
+        assert_eq!(data.as_deref(), Some(c"mode=0755,size=1048576"));
+        let Step::Overlay { data, flags, .. } = &plan.steps[8] else { panic!("{:?}", plan.steps[8]) };
+        assert_eq!(
+            data.as_c_str(),
+            c"lowerdir=/var,upperdir=/tmp/upper/1,workdir=/tmp/work/1,redirect_dir=on,metacopy=off,index=off"
+        );
+        assert_eq!(*flags, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME);
+        assert!(described.contains(&"bind-mounting /dev on /tmp/root/dev".to_string()));
+        assert!(described.contains(&"bind-mounting /sys on /tmp/root/sys".to_string()));
+        assert!(!described.iter().any(|step| step.contains("/mnt/auto") || step.contains("overlay of /tmp")), "{described:#?}");
+        assert_eq!(
+            described[described.len() - 6..],
+            [
+                "mounting proc on /tmp/root/proc",
+                "mounting tmpfs on /tmp/root/tmp",
+                "changing directory to /tmp/root",
+                "switching to the new root (pivot_root)",
+                "detaching the old root (umount2 MNT_DETACH)",
+                "changing directory to /",
+            ]
+        );
+        assert_eq!(
+            plan.trees,
+            [
+                Tree::Overlay { upper: "upper/0".into(), lower: "/".into(), shown_at: "/".into() },
+                Tree::Overlay { upper: "upper/1".into(), lower: "/var".into(), shown_at: "/var".into() },
+            ]
+        );
+    }
+
+    /// Option values escape what would end them.
+    #[test]
+    fn overlay_options_escape_commas_colons_and_backslashes() {
+        let mut steps = Vec::new();
+        let mut trees = Vec::new();
+        let odd = Path::new("/srv/a,b:c\\d");
+        overlay::push_overlay(&mut steps, &mut trees, true, [odd, odd, odd, Path::new("/tmp/root/srv")], MsFlags::empty());
+        let Step::Overlay { data, .. } = &steps[0] else { panic!() };
+        assert_eq!(data.as_c_str(), c"lowerdir=/srv/a\\,b\\:c\\\\d,upperdir=/tmp/upper/0,workdir=/tmp/work/0,userxattr");
     }
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
+use crate::config::HostWrites;
+pub use crate::fs_changes::{ChangeKind, FileKind, FsChange};
+
 use crate::cgroup::{CgroupVersion, Stats};
 use crate::config::Limits;
 use crate::processes::ProcessInfo;
@@ -158,6 +161,11 @@ pub struct Outcome {
     /// What was still running when the timeout fired (empty otherwise), read while the run's
     /// cgroup was frozen where it has one.
     pub processes: Vec<ProcessInfo>,
+    /// `fs = overlay`: what the command changed on the host's file systems (none of it reached
+    /// them), sorted by path; `None` for the other modes, which do not know.
+    pub fs_changes: Option<Vec<FsChange>>,
+    /// `fs = overlay`: whether those changes fail the run.
+    pub host_writes: HostWrites,
 }
 
 /// The JSON shape of an outcome: a public contract (CLI `--json`, the test runner's report).
@@ -179,6 +187,12 @@ pub(crate) struct JsonOutcome {
     limits: JsonLimits,
     enforcement: JsonEnforcement,
     processes: Vec<ProcessInfo>,
+    /// Absent unless `fs = overlay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fs_changes: Option<Vec<FsChange>>,
+    /// `discard` or `fail`; absent unless `fs = overlay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host_writes: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,9 +223,15 @@ impl Outcome {
         }
     }
 
-    /// Whether the run ended with exit code 0 and nothing was killed.
+    /// Whether the run ended with exit code 0, nothing was killed, and (under
+    /// `host_writes = fail`) the host's files were left alone.
     pub fn success(&self) -> bool {
-        self.ending() == Ending::Exited(0) && self.stats.oom_kills == 0
+        self.ending() == Ending::Exited(0) && self.stats.oom_kills == 0 && !self.refused_host_writes()
+    }
+
+    /// The command changed host files under `host_writes = fail`.
+    pub fn refused_host_writes(&self) -> bool {
+        self.host_writes == HostWrites::Fail && self.fs_changes.as_ref().is_some_and(|changes| !changes.is_empty())
     }
 
     /// The outcome as the documented JSON object.
@@ -257,6 +277,11 @@ impl Outcome {
                 no_cgroup_reason: self.enforcement.no_cgroup_reason.clone(),
             },
             processes: self.processes.clone(),
+            fs_changes: self.fs_changes.clone(),
+            host_writes: self.fs_changes.as_ref().map(|_| match self.host_writes {
+                HostWrites::Discard => "discard".to_string(),
+                HostWrites::Fail => "fail".to_string(),
+            }),
         }
     }
 }
@@ -303,6 +328,38 @@ impl fmt::Display for Outcome {
         if !weaker.is_empty() {
             write!(f, " · limits not exact: {}", weaker.join(", "))?;
         }
+        if let Some(changes) = &self.fs_changes {
+            write!(f, " · host files changed {}", changes.len())?;
+            if self.refused_host_writes() {
+                write!(f, " (refused: host_writes = fail)")?;
+            } else if !changes.is_empty() {
+                write!(f, " (discarded)")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of a change list: `created file /etc/motd.d/x (12 B)`,
+/// `renamed directory /srv/a -> /srv/b`.
+impl fmt::Display for FsChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = match self.file {
+            FileKind::File => "file",
+            FileKind::Directory => "directory",
+            FileKind::Symlink => "symlink",
+            FileKind::Other => "special file",
+        };
+        let path = self.path.display();
+        match &self.kind {
+            ChangeKind::Created => write!(f, "created {file} {path}")?,
+            ChangeKind::Modified => write!(f, "modified {file} {path}")?,
+            ChangeKind::Deleted => write!(f, "deleted {file} {path}")?,
+            ChangeKind::Renamed { from } => write!(f, "renamed {file} {} -> {path}", from.display())?,
+        }
+        if self.file == FileKind::File && self.kind != ChangeKind::Deleted {
+            write!(f, " ({})", format_bytes(self.size))?;
+        }
         Ok(())
     }
 }
@@ -320,6 +377,8 @@ pub(crate) fn sample_outcome(status: ExitStatus) -> Outcome {
         cgroup_version: Some(CgroupVersion::V1),
         enforcement: Enforcements::default(),
         processes: Vec::new(),
+        fs_changes: None,
+        host_writes: HostWrites::Discard,
     }
 }
 

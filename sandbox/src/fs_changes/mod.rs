@@ -17,7 +17,6 @@
 //! is relative to an open directory descriptor, and only the shown path of a change is built.
 
 // Until the runner reads a run's changes (the next step of `fs = overlay`), only the tests call it.
-#![cfg_attr(not(test), expect(dead_code, reason = "the runner does not call it yet"))]
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
@@ -147,7 +146,14 @@ pub(crate) fn read_changes(layer: BorrowedFd<'_>, trees: &[Tree], xattrs: XattrN
     let mut walk = Walk::new(xattrs);
     for (index, tree) in trees.iter().enumerate() {
         let (in_layer, lower, shown_at) = tree.paths();
-        let (in_layer, lower_root) = (open_dir_at(layer, in_layer)?, open_dir(lower)?);
+        let in_layer = open_dir_at(layer, in_layer)?;
+        let lower_root = match open_dir(lower) {
+            Ok(fd) => fd,
+            // A host directory the launcher may not read, the command (with the same
+            // credentials) could not change either: nothing to list, unless the layer holds some.
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied && !holds_entries(in_layer.as_fd())? => continue,
+            Err(err) => return Err(io::Error::new(err.kind(), format!("reading {}: {err}", lower.display()))),
+        };
         let visit = TreeVisit { index, shown_at, lower_root, overlay: matches!(tree, Tree::Overlay { .. }) };
         match tree {
             Tree::Overlay { .. } => {
@@ -561,6 +567,17 @@ fn origin_handle(origin: &[u8]) -> Option<FileHandle> {
         return None;
     }
     Some(FileHandle { handle_type: i32::from(handle_type), bytes: origin[HEADER_LEN..len].to_vec() })
+}
+
+/// Whether the directory `dir` has an entry besides `.` and `..`.
+fn holds_entries(dir: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut listing = nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd())?)?;
+    for entry in listing.iter() {
+        if !is_dot(entry?.file_name()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn is_dot(name: &CStr) -> bool {

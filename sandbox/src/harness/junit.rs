@@ -4,7 +4,8 @@
 //! testcase's properties (`peak_memory_bytes`, `peak_pids`, `oom_kills`, `pids_limit_hits`, and
 //! with `--baseline` the comparison: `baseline`, `baseline_peak_memory_bytes`,
 //! `peak_memory_change_bytes`, `peak_memory_change_percent`, `baseline_peak_pids`,
-//! `peak_pids_change`).
+//! `peak_pids_change`; with `fs = overlay` the change list: `fs_changes`, the number, and one
+//! `fs_change` per change, its line as the runner prints it).
 
 use std::path::Path;
 
@@ -38,6 +39,10 @@ pub(super) fn write(path: &Path, suite: &str, conclusion: &Conclusion) -> std::i
                 Property::new("oom_kills", used.stats.oom_kills.to_string()),
                 Property::new("pids_limit_hits", used.stats.pids_limit_hits.to_string()),
             ]);
+            if let Some(changes) = &used.fs_changes {
+                case.add_property(Property::new("fs_changes", changes.len().to_string()));
+                case.add_properties(changes.iter().map(|change| Property::new("fs_change", change.to_string())));
+            }
         }
         if let Some(check) = &result.baseline {
             case.add_properties([

@@ -29,13 +29,15 @@ pub enum Error {
         source: Errno,
     },
     /// A set-up step inside the sandbox failed.
-    #[error("{step}: {source}{hint}", hint = step_hint(*source))]
+    #[error("{step}: {source}{hint}")]
     Setup {
         /// What was being done, e.g. "mounting tmpfs on /tmp".
         step: String,
         /// The error from the kernel.
         #[source]
         source: Errno,
+        /// The likely cause and its fix, in parentheses after a space; may be empty.
+        hint: String,
     },
     /// The command could not be executed.
     #[error("cannot execute '{program}': {source}")]
@@ -58,9 +60,12 @@ pub enum Error {
     /// `SANDBOX_REQUIRE` has a value other than `cgroup`.
     #[error("SANDBOX_REQUIRE='{0}' is not understood: the only value is 'cgroup'")]
     BadRequire(String),
-    /// `SANDBOX_FS` has a value other than `host` or `ro`.
+    /// `SANDBOX_FS` has a value other than those of [`FsMode::CHOICES`](crate::FsMode::CHOICES).
     #[error("SANDBOX_FS='{0}' is not understood: write {choices}", choices = crate::config::FsMode::CHOICES)]
     BadFs(String),
+    /// `SANDBOX_HOST_WRITES` has a value other than `discard` or `fail`.
+    #[error("SANDBOX_HOST_WRITES='{0}' is not understood: write {choices}", choices = crate::config::HostWrites::CHOICES)]
+    BadHostWrites(String),
     /// Setting up the sandbox's user namespace (rootless mode) failed.
     #[error("writing {path} for the sandbox's user namespace: {source}")]
     UserNamespace {
@@ -99,7 +104,16 @@ fn namespace_hint(errno: Errno) -> String {
     crate::check::namespace_refusal_hint(errno)
 }
 
-fn step_hint(errno: Errno) -> String {
+/// The likely cause of a failed set-up step and its fix: the step's own (see
+/// [`Step::failure_hint`](crate::mounts::Step)), else one for the error.
+pub(super) fn step_hint(step: Option<&crate::mounts::Step>, errno: Errno) -> String {
+    if let Some(hint) = step.and_then(|step| step.failure_hint(errno)) {
+        return format!(" ({hint})");
+    }
+    errno_hint(errno)
+}
+
+fn errno_hint(errno: Errno) -> String {
     match errno {
         Errno::EPERM | Errno::EACCES if !nix::unistd::geteuid().is_root() => crate::check::user_namespace_mount_hint()
             .unwrap_or_else(|| " (permission denied inside the sandbox: run as root)".into()),

@@ -12,14 +12,15 @@ use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 use crate::cgroup::{plan_run_cgroup, CgroupError, Creation, InitJoin, Placement, RunCgroup};
-use crate::config::{Config, ConfigError, FsMode, NetMode};
+use crate::config::{Config, ConfigError, FsMode, HostWrites, NetMode};
 use crate::init::InitArgs;
-use crate::mounts::{self, Step};
+use crate::mounts::{self, OverlayInput, PlanInput, Step};
 use crate::outcome::{Enforcements, Outcome};
 use crate::sys::{self, Cloned};
 
 mod command;
 mod error;
+mod layer;
 mod running;
 
 use command::ExecStrings;
@@ -59,7 +60,13 @@ impl Sandbox {
     /// parent when `config` names none (ignored inside a run, whose cgroup the run nests in),
     /// `SANDBOX_REQUIRE=cgroup` as [`Config::require_cgroup`], and `SANDBOX_FS=ro` as
     /// [`Config::fs`] when `config` keeps the host's file systems as they are.
-    pub fn with_environment(mut config: Config) -> Result<Sandbox, Error> {
+    pub fn with_environment(config: Config) -> Result<Sandbox, Error> {
+        Sandbox::with_environment_for(config, None)
+    }
+
+    /// [`Sandbox::with_environment`] for the run of one test, `name`: under
+    /// `SANDBOX_KEEP_CHANGES=DIR` its changes go to `DIR/<name>` (the CLI's to `DIR`).
+    pub(crate) fn with_environment_for(mut config: Config, name: Option<&str>) -> Result<Sandbox, Error> {
         match std::env::var("SANDBOX_REQUIRE") {
             Ok(value) if value == "cgroup" => config.require_cgroup = true,
             Ok(value) if !value.is_empty() => return Err(Error::BadRequire(value)),
@@ -71,6 +78,25 @@ impl Sandbox {
                 config.fs = FsMode::parse(&value).ok_or(Error::BadFs(value))?;
             }
             _ => {}
+        }
+        if config.fs == FsMode::Overlay {
+            // Overlay runs' defaults; the other modes have no layer to apply them to.
+            match std::env::var("SANDBOX_HOST_WRITES") {
+                Ok(value) if !value.is_empty() => {
+                    config.host_writes = HostWrites::parse(&value).ok_or(Error::BadHostWrites(value))?;
+                }
+                _ => {}
+            }
+            match std::env::var_os("SANDBOX_KEEP_CHANGES") {
+                Some(dir) if !dir.is_empty() && config.keep_changes.is_none() => {
+                    let dir = PathBuf::from(dir);
+                    config.keep_changes = Some(match name {
+                        Some(name) => dir.join(name),
+                        None => dir,
+                    });
+                }
+                _ => {}
+            }
         }
         if config.cgroup_parent.is_none() {
             config.cgroup_parent = crate::cgroup::parent_from_environment();
@@ -87,24 +113,26 @@ impl Sandbox {
     /// command starts where the launcher is (or in [`Command::current_dir`]); when that lies below
     /// one of the sandbox's tmpfs mounts (a project checked out under `/tmp`), the new tmpfs would
     /// hide it, so the directory is bound back at its own path.
-    fn with_working_directory(&self, command: &Command) -> (std::borrow::Cow<'_, Config>, Option<PathBuf>) {
+    /// The third value is the index of that bind in the config's.
+    fn with_working_directory(&self, command: &Command) -> (std::borrow::Cow<'_, Config>, Option<PathBuf>, Option<usize>) {
         let config = std::borrow::Cow::Borrowed(&self.config);
         if self.rootfs.is_some() {
-            return (config, command.cwd.clone());
+            return (config, command.cwd.clone(), None);
         }
         let Some(cwd) = command.cwd.clone().or_else(|| std::env::current_dir().ok()) else {
-            return (config, None);
+            return (config, None, None);
         };
         let hidden = config.tmpfs.iter().any(|t| cwd != t.path && cwd.starts_with(&t.path));
         let already_bound = config.binds.iter().any(|b| cwd.starts_with(&b.target));
         if !hidden || already_bound {
-            return (config, Some(cwd));
+            return (config, Some(cwd), None);
         }
         let mut config = config.into_owned();
         // Under `--fs ro` a directory like any other: read-only.
         let read_only = config.fs == FsMode::ReadOnly;
         config.binds.push(crate::config::BindMount { source: cwd.clone(), target: cwd.clone(), read_only });
-        (std::borrow::Cow::Owned(config), Some(cwd))
+        let index = config.binds.len() - 1;
+        (std::borrow::Cow::Owned(config), Some(cwd), Some(index))
     }
 
     /// Runs `command` to the end and reports what happened.
@@ -125,22 +153,40 @@ impl Sandbox {
     /// # Ok::<(), sandbox::Error>(())
     /// ```
     pub fn spawn(&self, command: &Command) -> Result<Running, Error> {
-        let (config, cwd) = self.with_working_directory(command);
+        let (config, cwd, hidden_cwd_bind) = self.with_working_directory(command);
         let bind_sources = open_bind_sources(&config)?;
         let bind_fds: Vec<RawFd> = bind_sources.iter().map(|fd| fd.as_raw_fd()).collect();
-        // Shared with `Running` (which names a failed step): the init reads them meanwhile.
+        // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
+        // or, where there is none, from rlimits: weaker, and said so in the outcome.
+        let rootless = !nix::unistd::geteuid().is_root();
         let tmpdir = command.env_var("TMPDIR").map(PathBuf::from);
         let host_mounts = match config.fs {
             FsMode::ReadOnly | FsMode::Overlay => mounts::host_mounts().map_err(|source| Error::Io { action: "reading /proc/self/mountinfo", source })?,
             FsMode::Host => Vec::new(),
         };
-        let steps: std::sync::Arc<[Step]> =
-            mounts::plan(&config, self.rootfs.as_deref(), &bind_fds, tmpdir.as_deref(), &host_mounts).into();
+        // The overlay's descriptor numbers, reserved here for the init to reopen them onto.
+        let overlay_fds = match config.fs {
+            FsMode::Overlay => Some(reserve_overlay_fds(self.rootfs.as_deref())?),
+            _ => None,
+        };
+        let overlay = overlay_fds.as_ref().map(|(layer, rootfs)| OverlayInput {
+            layer_fd: layer.as_raw_fd(),
+            rootfs_fd: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
+            rootless,
+        });
+        let plan_input = PlanInput {
+            rootfs: self.rootfs.as_deref(),
+            bind_fds: &bind_fds,
+            tmpdir: tmpdir.as_deref(),
+            host_mounts: &host_mounts,
+            overlay,
+            hidden_cwd_bind,
+        };
+        let plan = mounts::plan(&config, plan_input);
+        // Shared with `Running` (which names a failed step): the init reads them meanwhile.
+        let steps: std::sync::Arc<[Step]> = plan.steps.into();
         let exec = ExecStrings::new(command, cwd)?;
 
-        // Without root, namespaces come from a user namespace and limits from a delegated cgroup,
-        // or, where there is none, from rlimits: weaker, and said so in the outcome.
-        let rootless = !nix::unistd::geteuid().is_root();
         let (cgroup, no_cgroup_reason) = self.choose_cgroup(rootless)?;
         let placement = cgroup.as_deref().map(RunCgroup::placement).transpose().map_err(|e| self.cgroup_error(e))?;
         let (clone_into, joins) = match placement {
@@ -193,6 +239,7 @@ impl Sandbox {
             // In a user namespace the mounts need the id maps the launcher writes first.
             steps_before_go: !rootless,
             report: report_write.as_raw_fd(),
+            layer_fd: overlay.map(|input| input.layer_fd),
             launcher: launcher.as_ref().map(|fd| fd.as_fd()),
             started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
             join_cgroups: &join_cgroups,
@@ -220,7 +267,11 @@ impl Sandbox {
         };
         // `go_read` stays open here until "go" is written: an init that failed a set-up step and
         // exited must not turn that write into a SIGPIPE.
-        drop((report_write, bind_sources, launcher, started_write));
+        drop((report_write, bind_sources, launcher, started_write, overlay_fds));
+        let layer = overlay.map(|input| {
+            let keep = self.config.keep_changes.clone();
+            layer::Layer::new(pid, input.layer_fd, plan.trees, rootless, self.config.host_writes, keep)
+        });
         let mut running = Running {
             pid,
             pidfd,
@@ -232,6 +283,7 @@ impl Sandbox {
             program: command.program.to_string_lossy().into_owned(),
             limits: self.config.limits.clone(),
             enforcement,
+            layer,
             waited: false,
             _init_stack: stack,
             _spawning_thread: std::marker::PhantomData,
@@ -303,13 +355,37 @@ impl Sandbox {
                 return Err(running.setup_failure().unwrap_or(err));
             }
         }
+        // An overlay's layer is taken once the init has set up: before "go" where it sets up
+        // first, after it (and then a second "go") in a user namespace.
+        if !rootless {
+            running.take_layer()?;
+        }
         nix::unistd::write(go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
+        if rootless && running.layer.is_some() {
+            running.take_layer()?;
+            nix::unistd::write(go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
+        }
         if let Some(started) = started {
             let mut byte = [0u8; 1];
             while nix::unistd::read(started.as_raw_fd(), &mut byte) == Err(Errno::EINTR) {}
         }
         Ok(())
     }
+}
+
+/// Descriptors whose numbers the init reopens the overlay's layer and the rootfs onto (see
+/// `mounts::OverlayInput`): held until the init has started.
+fn reserve_overlay_fds(rootfs: Option<&std::path::Path>) -> Result<(OwnedFd, Option<OwnedFd>), Error> {
+    let open_path = |path: &std::path::Path| {
+        nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            // SAFETY: `open` just returned this descriptor, owned by nobody else.
+            .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    };
+    let layer = open_path(std::path::Path::new("/")).map_err(io_error("reserving a descriptor for the overlay"))?;
+    let rootfs = rootfs
+        .map(|dir| open_path(dir).map_err(|errno| Error::Io { action: "opening --rootfs", source: errno.into() }))
+        .transpose()?;
+    Ok((layer, rootfs))
 }
 
 /// The bind mounts' sources, opened here to check them and to reserve descriptor numbers that

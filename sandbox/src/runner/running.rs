@@ -37,6 +37,8 @@ pub struct Running {
     pub(super) program: String,
     pub(super) limits: crate::config::Limits,
     pub(super) enforcement: Enforcements,
+    /// `fs = overlay`: the layer, read for the run's changes once it has ended.
+    pub(super) layer: Option<super::layer::Layer>,
     pub(super) waited: bool,
     /// The stack of an init that shares our memory; dropped after the init was reaped.
     pub(super) _init_stack: Option<sys::ChildStack>,
@@ -149,6 +151,9 @@ impl Running {
         self.waited = true;
         let wall = self.started.elapsed();
         let reports = self.read_reports();
+        // Read before the cgroup goes: the layer's pages are charged to it.
+        let host_writes = self.layer.as_ref().map(|layer| layer.host_writes).unwrap_or_default();
+        let fs_changes = self.layer.take().map(super::layer::Layer::finish).transpose()?;
         let cgroup_version = self.cgroup.as_ref().map(|c| c.version());
         let stats = match self.cgroup.take() {
             Some(mut cgroup) => {
@@ -183,6 +188,8 @@ impl Running {
             cgroup_version,
             enforcement: self.enforcement.clone(),
             processes,
+            fs_changes,
+            host_writes,
         })
     }
 
@@ -215,12 +222,20 @@ impl Running {
     /// The error a failure report of the init stands for (`None` for an exec failure after the
     /// timeout killed the sandbox, and for the command's exit).
     fn report_error(&self, report: Report, timed_out: bool) -> Option<Error> {
-        let setup = |step: String, errno: i32| Some(Error::Setup { step, source: Errno::from_raw(errno) });
+        let setup = |step: String, errno: i32| {
+            let source = Errno::from_raw(errno);
+            Some(Error::Setup { step, source, hint: super::error::step_hint(None, source) })
+        };
         match report {
-            Report::StepFailed { index, errno } => setup(
-                self.steps.get(index as usize).map(Step::describe).unwrap_or_else(|| format!("set-up step {index}")),
-                errno,
-            ),
+            Report::StepFailed { index, errno } => {
+                let step = self.steps.get(index as usize);
+                let source = Errno::from_raw(errno);
+                Some(Error::Setup {
+                    step: step.map(Step::describe).unwrap_or_else(|| format!("set-up step {index}")),
+                    source,
+                    hint: super::error::step_hint(step, source),
+                })
+            }
             Report::RlimitsFailed { errno } => setup("setting the fallback rlimits (RLIMIT_NPROC, RLIMIT_AS)".into(), errno),
             Report::JoinFailed { index, errno } => {
                 let dir = self.cgroup.as_ref().and_then(|c| c.paths().get(index as usize).cloned());
@@ -235,8 +250,16 @@ impl Running {
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
             }
-            Report::ExecFailed { .. } | Report::Exited { .. } => None,
+            Report::ExecFailed { .. } | Report::Exited { .. } | Report::LayerReady => None,
         }
+    }
+
+    /// Takes the overlay's layer from the init once it has set up (see [`super::layer`]).
+    pub(super) fn take_layer(&mut self) -> Result<(), Error> {
+        let Some(mut layer) = self.layer.take() else { return Ok(()) };
+        let taken = layer.take(self.report.as_fd(), self.pidfd.as_fd(), |report| self.report_error(report, false));
+        self.layer = Some(layer);
+        taken
     }
 
     /// A set-up failure the init reported before it exited, if it did.

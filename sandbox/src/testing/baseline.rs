@@ -351,6 +351,7 @@ mod tests {
             wall: Duration::from_millis(12),
             timed_out: false,
             not_exact: Vec::new(),
+            fs_changes: None,
         }
     }
 

@@ -110,9 +110,10 @@ pub(crate) fn run_reexecuted(case: &TestCase, options: ServeOptions, harness: Ch
 /// Every copy of this process must be consistent (a fork server, or libtest's test thread beside
 /// its blocked main thread only): see [`run_function_isolated`].
 pub(crate) unsafe fn run_in_process(case: &TestCase, options: ServeOptions, connection: Option<BorrowedFd<'_>>) -> TestResult {
+    let name = case.test_name();
     // SAFETY: copies of this process are consistent, as our caller guarantees.
-    let run = unsafe { run_function_isolated(case.spec, case.body, options.output, connection) };
-    judged(case, case.test_name(), options, run)
+    let run = unsafe { run_function_isolated(case.spec, &name, case.body, options.output, connection) };
+    judged(case, name, options, run)
 }
 
 /// A test's result from its run (or from why it could not run).

@@ -45,6 +45,7 @@ fn read_report(report_read: OwnedFd) -> Option<ChildReport> {
 /// (`sys::copy_is_consistent`); see [`Command::for_function`].
 pub(crate) unsafe fn run_function_isolated(
     spec: &TestSpec,
+    name: &str,
     body: TestBody,
     output: OutputMode,
     client: Option<std::os::fd::BorrowedFd<'_>>,
@@ -68,7 +69,7 @@ pub(crate) unsafe fn run_function_isolated(
         }
         OutputMode::PassThrough => None,
     };
-    let sandbox = Sandbox::with_environment(spec.config())?;
+    let sandbox = Sandbox::with_environment_for(spec.config(), Some(name))?;
     let running = sandbox.spawn(&command)?;
     drop(command);
     let outcome = match client {
@@ -148,7 +149,7 @@ pub fn run_isolated(spec: &TestSpec, name: &str, harness: ChildHarness, output: 
         .stdout(output_write)
         .stderr(stderr_write);
 
-    let sandbox = Sandbox::with_environment(spec.config())?;
+    let sandbox = Sandbox::with_environment_for(spec.config(), Some(name))?;
     let running = sandbox.spawn(&command)?;
     // The pipes' write ends live on only in the sandbox: EOF comes when it is gone.
     drop(command);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ChildReport, Expect, ShouldPanic, TestSpec};
 use crate::cgroup::Stats;
-use crate::outcome::{signal_name, Ending, Enforcement, Outcome};
+use crate::outcome::{signal_name, Ending, Enforcement, FsChange, Outcome};
 use crate::processes::ProcessInfo;
 use crate::units::{format_bytes, format_duration};
 
@@ -103,6 +103,11 @@ pub enum FailureKind {
         /// The figures that grew, against the baseline's.
         check: Box<super::BaselineCheck>,
     },
+    /// `host_writes = "fail"`, and the test changed host files (which the overlay discarded).
+    HostWrites {
+        /// What it changed.
+        changes: Vec<FsChange>,
+    },
     /// `#[should_panic(expected = "..")]`, and the panic did not contain the text.
     WrongPanic {
         /// The panic's message.
@@ -191,6 +196,13 @@ impl fmt::Display for FailureKind {
             ),
             FailureKind::DidNotPanic => write!(f, "test did not panic as expected"),
             FailureKind::AboveBaseline { check } => write!(f, "used more than its baseline allows: {check}"),
+            FailureKind::HostWrites { changes } => {
+                write!(f, "the test changed {} host path(s) under host_writes = \"fail\" (discarded):", changes.len())?;
+                for change in changes {
+                    write!(f, "\n  {change}")?;
+                }
+                Ok(())
+            }
             FailureKind::WrongPanic { message, expected } => write!(
                 f,
                 "panic did not contain expected string\n      panic message: {message:?}\n expected substring: {expected:?}"
@@ -232,8 +244,24 @@ fn ending_text(outcome: &Outcome, report: Option<&ChildReport>) -> String {
     }
 }
 
-/// The verdict for a test with `spec`, given the outcome and the child's report.
+/// The verdict for a test with `spec`, given the outcome and the child's report: a pass
+/// turns into a failure when the test changed host files under `host_writes = "fail"`.
 pub fn judge(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -> Verdict {
+    refuse_host_writes(judge_run(spec, outcome, report), outcome)
+}
+
+/// A passing verdict fails when the run changed host files under `host_writes = "fail"`.
+fn refuse_host_writes(verdict: Verdict, outcome: &Outcome) -> Verdict {
+    match (&verdict, &outcome.fs_changes) {
+        (Verdict::Passed, Some(changes)) if outcome.refused_host_writes() => {
+            Verdict::Failed(Failure::after(outcome, FailureKind::HostWrites { changes: changes.clone() }))
+        }
+        _ => verdict,
+    }
+}
+
+/// [`judge`] before the host writes are looked at.
+fn judge_run(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -> Verdict {
     let failed = |kind: FailureKind| Verdict::Failed(Failure::after(outcome, kind));
     // An expected event is only seen through the cgroup's counters.
     let counted = |enforcement: Option<Enforcement>| enforcement == Some(Enforcement::Cgroup);
@@ -285,6 +313,11 @@ pub fn judge(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -
 /// `#[should_panic]` judged as libtest judges it (the body must panic, with the expected text);
 /// `None` without the attribute.
 pub fn judge_should_panic(should_panic: ShouldPanic, outcome: &Outcome, report: Option<&ChildReport>) -> Option<Verdict> {
+    judge_panic(should_panic, outcome, report).map(|verdict| refuse_host_writes(verdict, outcome))
+}
+
+/// [`judge_should_panic`] before the host writes are looked at.
+fn judge_panic(should_panic: ShouldPanic, outcome: &Outcome, report: Option<&ChildReport>) -> Option<Verdict> {
     let failed = |kind: FailureKind| Some(Verdict::Failed(Failure::after(outcome, kind)));
     match (should_panic, report) {
         (ShouldPanic::No, _) => None,
@@ -312,6 +345,9 @@ pub struct Resources {
     pub timed_out: bool,
     /// The limits enforced by less than a cgroup, and how.
     pub not_exact: Vec<String>,
+    /// `fs = overlay`: what the test changed on the host's file systems (discarded).
+    #[serde(default)]
+    pub fs_changes: Option<Vec<FsChange>>,
 }
 
 impl Resources {
@@ -322,6 +358,7 @@ impl Resources {
             wall: outcome.wall,
             timed_out: outcome.timed_out,
             not_exact: outcome.enforcement.weaker_than_cgroup(),
+            fs_changes: outcome.fs_changes.clone(),
         }
     }
 }
@@ -344,8 +381,29 @@ impl fmt::Display for Resources {
         if !self.not_exact.is_empty() {
             write!(f, ", limits not exact: {}", self.not_exact.join(" "))?;
         }
+        if let Some(changes) = &self.fs_changes {
+            write_changes(f, changes)?;
+        }
         Ok(())
     }
+}
+
+/// The runner line's part of a change list: `, changed no host files`, or the count and the
+/// first few changes.
+fn write_changes(f: &mut fmt::Formatter<'_>, changes: &[FsChange]) -> fmt::Result {
+    /// More would make the line unreadable; the JSON report has them all.
+    const SHOWN: usize = 3;
+    if changes.is_empty() {
+        return write!(f, ", changed no host files");
+    }
+    write!(f, ", changed {} host path(s): ", changes.len())?;
+    for (index, change) in changes.iter().take(SHOWN).enumerate() {
+        write!(f, "{}{change}", if index == 0 { "" } else { "; " })?;
+    }
+    if changes.len() > SHOWN {
+        write!(f, "; and {} more", changes.len() - SHOWN)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -266,6 +266,9 @@ fn run(args: RunArgs) -> u8 {
     if !outcome.processes.is_empty() {
         summary.push_str(&format!("sandbox: {}\n", sandbox::processes::render(&outcome.processes)));
     }
+    for change in outcome.fs_changes.iter().flatten() {
+        summary.push_str(&format!("sandbox:   {change}\n"));
+    }
     let _ = std::io::stderr().write_all(summary.as_bytes());
     if let Some(path) = &args.json {
         let text = outcome.to_json().to_string();
@@ -279,5 +282,9 @@ fn run(args: RunArgs) -> u8 {
             return fail(format!("writing the JSON outcome to {}: {err}", path.display()), 125);
         }
     }
-    outcome.status.shell_code().clamp(0, 255) as u8
+    match outcome.status.shell_code().clamp(0, 255) as u8 {
+        // The command succeeded, but changed host files under --host-writes fail.
+        0 if outcome.refused_host_writes() => 1,
+        code => code,
+    }
 }
