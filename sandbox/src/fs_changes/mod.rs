@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::{File, OpenOptions, Permissions};
-use std::io;
+use std::io::{self, Seek};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -154,7 +154,7 @@ pub(crate) fn read_changes(layer: BorrowedFd<'_>, trees: &[Tree], xattrs: XattrN
             Err(err) if err.kind() == io::ErrorKind::PermissionDenied && !holds_entries(in_layer.as_fd())? => continue,
             Err(err) => return Err(io::Error::new(err.kind(), format!("reading {}: {err}", lower.display()))),
         };
-        let visit = TreeVisit { index, shown_at, lower_root, overlay: matches!(tree, Tree::Overlay { .. }) };
+        let visit = TreeVisit { index, shown_at, lower, lower_root, overlay: matches!(tree, Tree::Overlay { .. }) };
         match tree {
             Tree::Overlay { .. } => {
                 let at = Compared { lower: Some(visit.lower_root.as_fd()), lower_rel: PathBuf::new(), complete: false };
@@ -239,6 +239,8 @@ fn path_in_layer(trees: &[Tree], path: &Path) -> Option<PathBuf> {
 struct TreeVisit<'t> {
     index: usize,
     shown_at: &'t Path,
+    /// The host directory, as the launcher sees it.
+    lower: &'t Path,
     lower_root: OwnedFd,
     /// An overlay's upper directory (with overlay xattrs), not a split tree's plain directory.
     overlay: bool,
@@ -272,6 +274,11 @@ struct Walk {
     /// (outside any renamed directory). A file copied up from one and found elsewhere is that
     /// file renamed.
     deleted_files: HashMap<FileHandle, (usize, PathBuf)>,
+    /// Every deleted regular file of the overlays, for a copied-up file without an `origin`
+    /// to match (a host file system without handles, a user namespace's overlay): a copy-up
+    /// keeps size, mode, owner and modification time, so a created file with all of those and
+    /// the same bytes is that file renamed.
+    deleted_regular: Vec<DeletedFile>,
     /// Deleted directories of overlays by (tree, path relative to its lower), and their change.
     deleted_dirs: HashMap<(usize, PathBuf), usize>,
     /// Where renamed directories came from, as `deleted_dirs` keys: the whiteout a rename leaves
@@ -283,6 +290,38 @@ struct Walk {
     paired_deletions: HashSet<usize>,
     /// Two read buffers for comparing file contents, allocated on first use.
     buffers: (Vec<u8>, Vec<u8>),
+}
+
+/// A deleted host file, for [`Walk::deleted_regular`].
+#[derive(Debug)]
+struct DeletedFile {
+    /// Its change.
+    index: usize,
+    /// Its shown path before the run.
+    before: PathBuf,
+    /// Its path on the host, to compare bytes.
+    host: PathBuf,
+    key: RenameKey,
+}
+
+/// What a rename and a copy-up keep of a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RenameKey {
+    size: i64,
+    mtime: (i64, i64),
+    mode: libc::mode_t,
+    owner: (libc::uid_t, libc::gid_t),
+}
+
+impl RenameKey {
+    fn of(stat: &FileStat) -> RenameKey {
+        RenameKey {
+            size: stat.st_size,
+            mtime: (stat.st_mtime, stat.st_mtime_nsec),
+            mode: stat.st_mode,
+            owner: (stat.st_uid, stat.st_gid),
+        }
+    }
 }
 
 impl Walk {
@@ -429,10 +468,13 @@ impl Walk {
         let index = self.push(tree, rel, ChangeKind::Deleted, lower);
         match (tree.overlay, file_type(lower), at.lower) {
             (true, libc::S_IFREG, Some(lower_dir)) => {
+                let lower_rel = at.lower_rel.join(OsStr::from_bytes(name.to_bytes()));
+                let before = tree.shown_at.join(&lower_rel);
                 if let Some(handle) = file_handle(lower_dir, name)? {
-                    let before = tree.shown_at.join(at.lower_rel.join(OsStr::from_bytes(name.to_bytes())));
-                    self.deleted_files.insert(handle, (index, before));
+                    self.deleted_files.insert(handle, (index, before.clone()));
                 }
+                let host = tree.lower.join(&lower_rel);
+                self.deleted_regular.push(DeletedFile { index, before, host, key: RenameKey::of(lower) });
             }
             (true, libc::S_IFDIR, _) => {
                 self.deleted_dirs.insert((tree.index, at.lower_rel.join(OsStr::from_bytes(name.to_bytes()))), index);
@@ -502,20 +544,45 @@ impl Walk {
     /// Turns a created or modified file copied up from a deleted host file into that file's
     /// rename. Reads origins only when a regular file was deleted: the common run pays nothing.
     fn pair_renamed_files(&mut self, layer: BorrowedFd<'_>, trees: &[Tree]) -> io::Result<()> {
-        if self.deleted_files.is_empty() {
+        if self.deleted_regular.is_empty() {
             return Ok(());
         }
         for (index, tree_index) in std::mem::take(&mut self.rename_candidates) {
             let (in_layer, _, shown_at) = trees[tree_index].paths();
             let Ok(rel) = self.changes[index].path.strip_prefix(shown_at) else { continue };
             let file = open_at(layer, in_layer.join(rel).as_path(), OFlag::O_RDONLY)?;
-            let Some(origin) = xattr(file.as_fd(), self.xattrs.origin)? else { continue };
-            let Some(handle) = origin_handle(&origin) else { continue };
-            let Some((deleted, from)) = self.deleted_files.remove(&handle) else { continue };
+            let origin = xattr(file.as_fd(), self.xattrs.origin)?;
+            let by_handle = origin.as_deref().and_then(origin_handle).and_then(|handle| self.deleted_files.remove(&handle));
+            let paired = match by_handle {
+                Some(pair) => Some(pair),
+                // No origin, or one of no deleted file: the file's attributes and bytes tell.
+                None if origin.as_deref().is_none_or(<[u8]>::is_empty) => self.same_as_deleted(file)?,
+                None => None,
+            };
+            let Some((deleted, from)) = paired else { continue };
+            self.deleted_regular.retain(|file| file.index != deleted);
             self.changes[index].kind = ChangeKind::Renamed { from };
             self.paired_deletions.insert(deleted);
         }
         Ok(())
+    }
+
+    /// The deleted file that `file` is a copy of, if one is: same [`RenameKey`], same bytes.
+    fn same_as_deleted(&mut self, file: OwnedFd) -> io::Result<Option<(usize, PathBuf)>> {
+        let key = RenameKey::of(&nix::sys::stat::fstat(file.as_raw_fd())?);
+        let mut file = File::from(file);
+        for position in 0..self.deleted_regular.len() {
+            if self.deleted_regular[position].key != key || self.paired_deletions.contains(&self.deleted_regular[position].index) {
+                continue;
+            }
+            let mut host = File::open(&self.deleted_regular[position].host)?;
+            file.rewind()?;
+            if self.same_content(&mut file, &mut host)? {
+                let deleted = &self.deleted_regular[position];
+                return Ok(Some((deleted.index, deleted.before.clone())));
+            }
+        }
+        Ok(None)
     }
 
     /// The changes, sorted by path, without the deletions that were renames.
@@ -533,16 +600,22 @@ impl Walk {
     /// Whether the files `name` in `upper_dir` and `lower_dir` (same size) hold the same bytes;
     /// reads up to the first difference.
     fn same_bytes(&mut self, upper_dir: BorrowedFd<'_>, lower_dir: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
-        /// Bytes read from each file at a time.
-        const CHUNK: usize = 64 * 1024;
         let mut upper = File::from(open_at(upper_dir, name, OFlag::O_RDONLY)?);
         let mut lower = File::from(open_at(lower_dir, name, OFlag::O_RDONLY)?);
+        self.same_content(&mut upper, &mut lower)
+    }
+
+    /// Whether two open files of the same size hold the same bytes; reads up to the first
+    /// difference.
+    fn same_content(&mut self, upper: &mut File, lower: &mut File) -> io::Result<bool> {
+        /// Bytes read from each file at a time.
+        const CHUNK: usize = 64 * 1024;
         let (upper_bytes, lower_bytes) = &mut self.buffers;
         upper_bytes.resize(CHUNK, 0);
         lower_bytes.resize(CHUNK, 0);
         loop {
-            let read = read_full(&mut upper, upper_bytes)?;
-            if read_full(&mut lower, lower_bytes)? != read || upper_bytes[..read] != lower_bytes[..read] {
+            let read = read_full(upper, upper_bytes)?;
+            if read_full(lower, lower_bytes)? != read || upper_bytes[..read] != lower_bytes[..read] {
                 return Ok(false);
             }
             if read < CHUNK {
