@@ -8,6 +8,7 @@
 #     have stopped it: this script would then die with 143);
 #   - a process beside the launcher in the caller's cgroup stays where it was;
 #   - a job bounded by the caller's unit (TasksMax) bounds the runs too;
+#   - an overlay run's write to the host's files is listed and discarded;
 #   - as a user, #[isolated] expect-tests pass;
 #   - after a SIGKILL of the launcher and at the end no sandbox unit, run cgroup or process is
 #     left.
@@ -57,6 +58,19 @@ PY
 # systemd reacts to an OOM kill asynchronously: give it the time to stop us, if it would.
 sleep 3
 echo "after the OOM kill: this script (pid $$) still runs, in $(own_cgroup $$)"
+
+# 2b. An overlay run: a write to the host's files (root: /etc; a user: $HOME) is discarded and
+#     listed.
+if [[ $(id -u) == 0 ]]; then written=/etc/sandbox-overlay-$$; else written=$HOME/sandbox-overlay-$$; fi
+"$sandbox" run --fs overlay --json "$scratch/overlay.json" -- sh -c "echo x > $written" 2>"$scratch/overlay.err"
+python3 - "$scratch/overlay.json" "$written" <<'PY' || fail "overlay run: $(cat "$scratch/overlay.err")"
+import json, os, sys
+o, written = json.load(open(sys.argv[1])), sys.argv[2]
+assert o["exit_code"] == 0, o
+assert [(c["change"], c["path"]) for c in o["fs_changes"]] == [("created", written)], o["fs_changes"]
+assert not os.path.exists(written), written + " reached the host"
+print("overlay run: the write to", written, "was listed and discarded")
+PY
 
 # 3. The sibling stayed.
 [[ -d /proc/$sibling && $(own_cgroup $sibling) == "$sibling_cgroup" ]] \

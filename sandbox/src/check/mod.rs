@@ -16,6 +16,7 @@ use crate::sys;
 mod diagnose;
 mod fs;
 
+pub use fs::fs_finding;
 use diagnose::{try_user_namespace, Facts, RUN_NAMESPACES};
 pub(crate) use diagnose::{namespace_refusal_hint, user_namespace_mount_hint};
 
@@ -149,10 +150,6 @@ pub fn run_checks(cgroup_parent: Option<&Path>) -> Vec<Finding> {
     }
     let facts = facts.probing(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS);
     out.push(facts.user_namespace_finding(&try_user_namespace()));
-    // Only where a sandbox can run at all: its failure is said above.
-    if !out.iter().any(|finding| finding.status == Status::Fail) {
-        out.push(fs::fs_finding(cgroup_parent, !uid.is_root()));
-    }
     out
 }
 

@@ -373,6 +373,24 @@ impl Sandbox {
     }
 }
 
+/// Runs `true` in a sandbox of each file-system mode but `host` (`sandbox check`'s `fs` line,
+/// [`crate::check::fs_finding`]): each mode's name, and why its run failed, if it did.
+pub fn probe_fs_modes(cgroup_parent: Option<&std::path::Path>) -> Vec<(&'static str, Result<(), String>)> {
+    [(FsMode::ReadOnly, "ro"), (FsMode::Overlay, "overlay")]
+        .into_iter()
+        .map(|(fs, name)| {
+            let config = Config { fs, cgroup_parent: cgroup_parent.map(Into::into), ..Config::default() };
+            let ran = Sandbox::new(config).and_then(|sandbox| sandbox.run(Command::new("true").current_dir("/")));
+            let result = match ran {
+                Ok(outcome) if outcome.success() => Ok(()),
+                Ok(outcome) => Err(format!("`true` did not succeed ({outcome})")),
+                Err(err) => Err(err.to_string()),
+            };
+            (name, result)
+        })
+        .collect()
+}
+
 /// Descriptors whose numbers the init reopens the overlay's layer and the rootfs onto (see
 /// `mounts::OverlayInput`): held until the init has started.
 fn reserve_overlay_fds(rootfs: Option<&std::path::Path>) -> Result<(OwnedFd, Option<OwnedFd>), Error> {

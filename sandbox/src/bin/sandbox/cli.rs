@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
-use sandbox::check::{run_checks, Status};
+use sandbox::check::{fs_finding, run_checks, Status};
 use sandbox::config::{parse_bind, parse_cpu, parse_pids, parse_tmpfs};
 use sandbox::units::{parse_duration, parse_size};
 use sandbox::{BindMount, Command, Config, FsMode, Limits, NetMode, Sandbox, TmpfsMount};
@@ -208,7 +208,12 @@ fn cli_main(args: Vec<std::ffi::OsString>) -> u8 {
 }
 
 fn check(cgroup_parent: Option<PathBuf>) -> u8 {
-    let findings = run_checks(cgroup_parent.as_deref());
+    let mut findings = run_checks(cgroup_parent.as_deref());
+    // Which file-system modes work, tried where a sandbox can run at all (why not is said above).
+    if !findings.iter().any(|f| f.status == Status::Fail) {
+        let probes = sandbox::runner::probe_fs_modes(cgroup_parent.as_deref());
+        findings.push(fs_finding(&probes, !nix::unistd::geteuid().is_root()));
+    }
     for finding in &findings {
         println!("{finding}");
     }
