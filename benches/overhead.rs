@@ -9,15 +9,19 @@
 //! Commands: `/bin/true` plain, under `unshare(1)`, `sandbox run --pids 20 --mem 100M` (the CLI
 //! as the README installs it, a static musl program, which this program builds the same way
 //! first; as `cargo build` and a plain `cargo install` leave it, dynamically linked to glibc; and
-//! as a static glibc program), and `bwrap`/`crun` when
-//! installed. Tests: 200 trivial tests as plain `#[test]`s, as rusty-fork-style re-executions
-//! without isolation, as `#[isolated]` tests under the stock harness (plain, and as
-//! `#[tokio::test]`s, whose runtime is built inside the sandbox), and under sandbox's runner
-//! (serial, and with 2 threads), from `tests/bench_fixtures.rs` and
-//! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first; and the
-//! plain and the `#[isolated]` ones under `cargo nextest run` (a process per test), when
-//! cargo-nextest is installed.
+//! as a static glibc program), the same with `--fs overlay`, and `bwrap`/`crun` when
+//! installed. The change list of an overlay run: a shell writing 1,000 empty files into a new
+//! directory of the working directory (all of them changes of the host's tree) against the same
+//! shell writing them into the sandbox's own `/tmp` (no changes); what differs is the time the
+//! launcher takes once the command is done. Tests: 200 trivial tests as plain `#[test]`s, as
+//! rusty-fork-style re-executions without isolation, as `#[isolated]` tests under the stock
+//! harness (plain, and as `#[tokio::test]`s, whose runtime is built inside the sandbox), and
+//! under sandbox's runner (serial, and with 2 threads; serial as `#[isolated(fs = "overlay")]`
+//! tests too), from `tests/bench_fixtures.rs` and `tests/bench_runner_fixtures.rs`, which this
+//! program builds in release mode first; and the plain and the `#[isolated]` ones under
+//! `cargo nextest run` (a process per test), when cargo-nextest is installed.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,6 +61,47 @@ fn run_once(argv: &[&str]) -> Duration {
     let status = status.unwrap_or_else(|err| panic!("running {argv:?}: {err}"));
     assert!(status.success(), "{argv:?} failed: {status}");
     elapsed
+}
+
+/// Runs `argv`, a command whose last act is writing one line to its standard output, once; its
+/// wall time, and the part of it after the line arrived: what the launcher does once the command
+/// is done (reaping it, reading its changes, reporting, letting the sandbox go).
+fn run_once_with_tail(argv: &[&str]) -> (Duration, Duration) {
+    let start = Instant::now();
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| panic!("running {argv:?}: {err}"));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("a piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap_or_else(|err| panic!("reading the output of {argv:?}: {err}"));
+    let command_done = start.elapsed();
+    let status = child.wait();
+    let elapsed = start.elapsed();
+    let status = status.unwrap_or_else(|err| panic!("waiting for {argv:?}: {err}"));
+    assert!(status.success() && !line.is_empty(), "{argv:?} failed: {status}, printed {line:?}");
+    (elapsed, elapsed - command_done)
+}
+
+/// As [`time_commands`] back to back, for commands run by [`run_once_with_tail`]: the medians of
+/// their wall times and of their tails.
+fn time_commands_with_tails(argvs: &[Vec<&str>], runs: usize) -> Vec<(Duration, Duration)> {
+    let mut samples = vec![Vec::with_capacity(runs); argvs.len()];
+    while samples[0].len() < runs {
+        for (argv, samples) in argvs.iter().zip(&mut samples) {
+            run_once_with_tail(argv);
+            samples.extend((1..IN_A_ROW).map(|_| run_once_with_tail(argv)));
+        }
+    }
+    samples
+        .into_iter()
+        .map(|samples: Vec<(Duration, Duration)>| {
+            let (walls, tails) = samples.into_iter().unzip();
+            (median(walls), median(tails))
+        })
+        .collect()
 }
 
 /// Median wall times of at least `runs` timed runs of every command of `argvs`, in rounds in
@@ -231,6 +276,7 @@ fn main() {
         vec![installed_cli, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
         vec![SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
         vec![static_glibc_cli, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
+        vec![installed_cli, "run", "--fs", "overlay", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
     ];
     let has_bwrap = installed("bwrap");
     if has_bwrap {
@@ -242,18 +288,36 @@ fn main() {
         commands.push(vec!["crun", "--version"]);
     }
     let times = time_commands(&commands, command_runs, Regime::BackToBack { in_a_row: IN_A_ROW });
-    let (plain, unshare, sandbox, sandbox_dynamic, sandbox_static_glibc) = (times[0], times[1], times[2], times[3], times[4]);
-    let bwrap = has_bwrap.then(|| (times[5], times[6]));
+    let (plain, unshare, sandbox, sandbox_dynamic, sandbox_static_glibc, sandbox_overlay) =
+        (times[0], times[1], times[2], times[3], times[4], times[5]);
+    let bwrap = has_bwrap.then(|| (times[6], times[7]));
     let crun = has_crun.then(|| times[times.len() - 1]);
     let idle_runs = if quick { 3 } else { 21 };
     let unshare_after_idle = time_after_idle(&commands[1], idle_runs);
     let sandbox_after_idle = time_after_idle(&commands[2], idle_runs);
+    // The change list: 1,000 files written by one shell (`:` and `[` are built in) into a new
+    // directory of the working directory, seen through the overlay, all of them changes the
+    // launcher reads and reports; or into the sandbox's own /tmp, outside the overlays. Writing
+    // through an overlay costs the command more than into a tmpfs, so the row compares what
+    // follows the command's last line, not the whole run.
+    let write_files = |dir: &str| {
+        format!(
+            "cd {dir} && mkdir bench-1000-files && cd bench-1000-files && \
+             i=0; while [ $i -lt 1000 ]; do : > f$i; i=$((i+1)); done; echo done"
+        )
+    };
+    let (into_working_dir, into_own_tmp) = (write_files("."), write_files("/tmp"));
+    let writers = [&into_working_dir, &into_own_tmp]
+        .map(|script| vec![installed_cli, "run", "--fs", "overlay", "--pids", "20", "--mem", "100M", "--", "sh", "-c", script]);
+    let writer_times = time_commands_with_tails(&writers, command_runs);
+    let ((writer_changes, tail_changes), (writer_no_changes, tail_no_changes)) = (writer_times[0], writer_times[1]);
     println!("\n{:<62} {:>9}", "command starting /bin/true", "median ms");
     println!("{:<62} {:>9.2}", "/bin/true", ms(plain));
     println!("{:<62} {:>9.2}", "unshare --fork --pid --mount --uts --mount-proc (no limits)", ms(unshare));
     println!("{:<62} {:>9.2}", "sandbox run --pids 20 --mem 100M (cgroup limits), installed", ms(sandbox));
     println!("{:<62} {:>9.2}", "  the same, dynamically linked (plain cargo install)", ms(sandbox_dynamic));
     println!("{:<62} {:>9.2}", "  the same, a static glibc program (+crt-static)", ms(sandbox_static_glibc));
+    println!("{:<62} {:>9.2}", "sandbox run --fs overlay, the same limits, installed", ms(sandbox_overlay));
     println!("{:<62} {:>9.2}", "  unshare after 100 ms idle", ms(unshare_after_idle));
     println!("{:<62} {:>9.2}", "  sandbox run after 100 ms idle", ms(sandbox_after_idle));
     match bwrap {
@@ -267,6 +331,11 @@ fn main() {
         Some(c) => println!("{:<62} {:>9.2}", "crun (--version only: no bundle is set up)", ms(c)),
         None => println!("{:<62} {:>9}", "crun", "not installed"),
     }
+    println!("\n{:<62} {:>9}", "sandbox run --fs overlay, a shell writing 1,000 empty files", "median ms");
+    println!("{:<62} {:>9.2}", "into a new directory of the working dir (1,001 changes)", ms(writer_changes));
+    println!("{:<62} {:>9.2}", "  after the command's last line", ms(tail_changes));
+    println!("{:<62} {:>9.2}", "into the sandbox's own /tmp (no changes)", ms(writer_no_changes));
+    println!("{:<62} {:>9.2}", "  after the command's last line", ms(tail_no_changes));
 
     // ---- tests
     let (stock, runner) = build_fixtures();
@@ -278,8 +347,8 @@ fn main() {
     let first = ours.next().expect("a CPU");
     let second = ours.next().unwrap_or(first);
     let side_by_side = format!(
-        "taskset -c {first} {runner} --test-threads=1 >/dev/null & a=$!; \
-         taskset -c {second} {runner} --test-threads=1 >/dev/null & b=$!; wait $a && wait $b"
+        "taskset -c {first} {runner} --test-threads=1 isolated:: >/dev/null & a=$!; \
+         taskset -c {second} {runner} --test-threads=1 isolated:: >/dev/null & b=$!; wait $a && wait $b"
     );
     // nextest as a user runs it (cargo's no-op build and nextest's listing included, alike for
     // both), one test at a time.
@@ -296,9 +365,10 @@ fn main() {
         vec![stock, "--test-threads=1", "-q", "reexec::"],
         vec![stock, "--test-threads=1", "-q", "isolated::"],
         vec![stock, "--test-threads=1", "-q", "isolated_tokio::"],
-        vec![runner, "--test-threads=1"],
-        vec![runner, "--test-threads=2"],
+        vec![runner, "--test-threads=1", "isolated::"],
+        vec![runner, "--test-threads=2", "isolated::"],
         vec!["sh", "-c", &side_by_side],
+        vec![runner, "--test-threads=1", "overlay::"],
     ];
     if has_nextest {
         suites.push(nextest("plain::"));
@@ -310,7 +380,8 @@ fn main() {
         (times[0], times[1], times[2], times[3], times[4], times[5]);
     // Per test of the 400.
     let t_side_by_side = times[6] / 2.0;
-    let under_nextest = has_nextest.then(|| (times[7], times[8]));
+    let t_runner_overlay = times[7];
+    let under_nextest = has_nextest.then(|| (times[8], times[9]));
     println!("\n{:<62} {:>9}", "200 trivial tests, --test-threads=1", "ms/test");
     println!("{:<62} {:>9.3}", "plain #[test]", t_plain);
     println!("{:<62} {:>9.3}", "re-exec per test, no isolation (rusty-fork style)", t_reexec);
@@ -319,6 +390,7 @@ fn main() {
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner", t_runner);
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner, --test-threads=2", t_runner2);
     println!("{:<62} {:>9.3}", "  two serial runners side by side, a CPU each (per test of 400)", t_side_by_side);
+    println!("{:<62} {:>9.3}", "#[isolated(fs = \"overlay\")], sandbox's runner", t_runner_overlay);
     match under_nextest {
         Some((plain, isolated)) => {
             println!("{:<62} {:>9.3}", "plain #[test], cargo nextest run (a process per test)", plain);
@@ -329,8 +401,8 @@ fn main() {
 
     // ---- memory
     let launcher_rss = peak_rss_kib(&[installed_cli, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"]);
-    let runner_rss_200 = peak_rss_kib(&[runner, "--test-threads=1"]);
-    let runner_rss_20 = peak_rss_kib(&[runner, "--test-threads=1", "t00"]);
+    let runner_rss_200 = peak_rss_kib(&[runner, "--test-threads=1", "isolated::"]);
+    let runner_rss_10 = peak_rss_kib(&[runner, "--test-threads=1", "isolated::t00"]);
 
     // ---- ratios against their targets
     let overhead = |t: f64| t - t_plain;
@@ -355,6 +427,18 @@ fn main() {
             met: Some(ratio(ms(sandbox_static_glibc), ms(unshare)) <= 1.2),
         },
         Row {
+            what: "sandbox run --fs overlay / sandbox run",
+            value: format!("{:.2}x", ratio(ms(sandbox_overlay), ms(sandbox))),
+            target: "<= 1.2x".into(),
+            met: Some(ratio(ms(sandbox_overlay), ms(sandbox)) <= 1.2),
+        },
+        Row {
+            what: "change list of 1,000 new files, launcher",
+            value: format!("{:.2} ms", ms(tail_changes) - ms(tail_no_changes)),
+            target: "<= 2 ms".into(),
+            met: Some(ms(tail_changes) - ms(tail_no_changes) <= 2.0),
+        },
+        Row {
             what: "isolated stock overhead / re-exec overhead",
             value: format!("{:.2}x", ratio(overhead(t_isolated), overhead(t_reexec))),
             target: "<= 1.3x".into(),
@@ -371,6 +455,12 @@ fn main() {
             value: format!("{:.2} ms", overhead(t_runner)),
             target: "< 1 ms, below re-exec".into(),
             met: Some(overhead(t_runner) < 1.0 && t_runner < t_reexec),
+        },
+        Row {
+            what: "runner: fs = \"overlay\" test / #[isolated] test",
+            value: format!("{:.2}x", ratio(t_runner_overlay, t_runner)),
+            target: "<= 1.4x".into(),
+            met: Some(ratio(t_runner_overlay, t_runner) <= 1.4),
         },
         Row {
             what: "runner speed-up with 2 threads",
@@ -391,10 +481,10 @@ fn main() {
             met: Some(launcher_rss < 10 * 1024),
         },
         Row {
-            what: "runner peak RSS, 200 vs 20 tests",
-            value: format!("{:.1} / {:.1} MiB", runner_rss_200 as f64 / 1024.0, runner_rss_20 as f64 / 1024.0),
+            what: "runner peak RSS, 200 vs 10 tests",
+            value: format!("{:.1} / {:.1} MiB", runner_rss_200 as f64 / 1024.0, runner_rss_10 as f64 / 1024.0),
             target: "no growth with tests".into(),
-            met: Some(runner_rss_200 <= runner_rss_20 + 1024),
+            met: Some(runner_rss_200 <= runner_rss_10 + 1024),
         },
     ];
     if let Some((plain, isolated)) = under_nextest {

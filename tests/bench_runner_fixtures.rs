@@ -1,8 +1,12 @@
-//! Fixtures of the overhead benchmark: 200 trivial `#[isolated]` tests for sandbox's own runner.
+//! Fixtures of the overhead benchmark: 200 trivial tests for sandbox's own runner twice over, as
+//! `#[isolated]` tests and as `#[isolated(fs = "overlay")]` ones (every host mount seen through
+//! an overlay, whose change list the runner reads after each test). The benchmark runs each
+//! module on its own (a filter, `isolated::` or `overlay::`) and compares the time per test.
 
 macro_rules! fixtures {
     ($($name:ident)*) => {
-        $( #[sandbox::isolated] fn $name() { std::hint::black_box(1 + 1); } )*
+        mod isolated { $( #[sandbox::isolated] fn $name() { std::hint::black_box(1 + 1); } )* }
+        mod overlay { $( #[sandbox::isolated(fs = "overlay")] fn $name() { std::hint::black_box(1 + 1); } )* }
     };
 }
 

@@ -232,34 +232,20 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).is_err() {
         sys::exit_immediately(125);
     }
-    // The command and everything it starts are the OOM killer's first choice (see
-    // `sys::prefer_for_oom_kill`), this init never: it may share the launcher's memory, and the
-    // kernel kills every process of a victim's memory, so a memory-limited run that fills a tmpfs
-    // (which no process's size shows) would otherwise take the launcher and its report along.
     let command = if args.function.is_some() {
         // A test body runs in a full copy of this process (a fork server of the runner or of
         // the stock harness).
         // SAFETY: this process is single-threaded (a clone child of a single-threaded fork
         // server), whose copies may run anything.
         match unsafe { sys::fork_raw() } {
-            Ok(None) => {
-                // A copy with memory of its own: the setting stays with it.
-                let _ = sys::prefer_for_oom_kill(None);
-                exec_command(args)
-            }
+            Ok(None) => exec_command(args),
             Ok(Some(pid)) => Ok(pid),
             Err(errno) => Err(errno),
         }
     } else {
         // SAFETY: this process is single-threaded (a clone child); exec_command ends in exec or
         // _exit and keeps to async-signal-safe calls on its own stack.
-        let started = unsafe { sys::vfork_call(exec_command, args) };
-        // Set from here, once the child has exec'd: before that it shares this process's
-        // memory, and the kernel gives the setting to every process sharing it.
-        if let Ok(pid) = started {
-            let _ = sys::prefer_for_oom_kill(Some(pid.as_raw()));
-        }
-        started
+        unsafe { sys::vfork_call(exec_command, args) }
     };
     match command {
         Err(errno) => {
@@ -321,6 +307,13 @@ fn apply_steps(args: &InitArgs<'_>) {
 
 /// The command's side: a clean signal mask, its stdio and directory, then exec.
 fn exec_command(args: &InitArgs<'_>) -> ! {
+    // The command and everything it starts are the OOM killer's first choice, this init never:
+    // it may share the launcher's memory, and the kernel kills every process of a victim's
+    // memory, so a memory-limited run that fills a tmpfs (which no process's size shows) would
+    // otherwise take the launcher and its report along. Set here, before the command runs, so
+    // that no child of it escapes the setting; the kernel keeps a vfork child's setting its own
+    // (not that of the processes whose memory it shares until exec).
+    let _ = sys::prefer_for_oom_kill();
     // The command leads a process group of its own, as a shell's job does: `kill(0, ..)` in it
     // reaches the command and what it started, neither the init nor anything outside.
     if args.take_terminal {

@@ -87,6 +87,39 @@ pub fn sleeps_with(marker: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The CLI under test: this package's build, or `SANDBOX_CLI` (CI runs the tests again
+/// against the CLI as the README installs it).
+pub fn sandbox_bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| std::env::var("SANDBOX_CLI").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sandbox").to_string()))
+}
+
+/// `sandbox run --json FILE ARGS...` in `cwd`, asserting the host's mount table did not change.
+pub fn sandbox_in(cwd: &Path, args: &[&str]) -> Run {
+    let json_path = scratch().join(unique("json"));
+    let before = mountinfo();
+    let started = Instant::now();
+    let output = std::process::Command::new(sandbox_bin())
+        .arg("run")
+        .arg("--json")
+        .arg(&json_path)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(mountinfo(), before, "the host's mount table changed during `sandbox run {args:?}`");
+    let json = fs::read_to_string(&json_path).map(|t| serde_json::from_str(&t).unwrap()).unwrap_or(Value::Null);
+    let _ = fs::remove_file(&json_path);
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        json,
+        elapsed: started.elapsed(),
+    }
+}
+
 /// What one launcher run did.
 #[derive(Debug)]
 pub struct Run {

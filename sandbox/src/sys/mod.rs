@@ -276,37 +276,10 @@ pub fn write_file_at(dir: RawFd, path: &CStr, bytes: &[u8]) -> Result<(), Errno>
     written
 }
 
-/// Makes process `pid` (of this process's PID namespace; `None`: this process) the OOM
-/// killer's first choice: `oom_score_adj` 1000, which any process may set (raising needs no
-/// privilege). Without allocation: the path is built on the stack.
-pub fn prefer_for_oom_kill(pid: Option<libc::pid_t>) -> Result<(), Errno> {
-    let mut path = [0u8; 48];
-    let mut len = 0;
-    let mut push = |bytes: &[u8]| {
-        path[len..len + bytes.len()].copy_from_slice(bytes);
-        len += bytes.len();
-    };
-    push(b"/proc/");
-    match pid {
-        None => push(b"self"),
-        Some(pid) => {
-            let mut digits = [0u8; 10];
-            let (mut rest, mut count) = (pid.unsigned_abs(), 0);
-            loop {
-                digits[count] = b'0' + (rest % 10) as u8;
-                count += 1;
-                rest /= 10;
-                if rest == 0 {
-                    break;
-                }
-            }
-            digits[..count].reverse();
-            push(&digits[..count]);
-        }
-    }
-    push(b"/oom_score_adj\0");
-    let path = CStr::from_bytes_with_nul(&path[..len]).map_err(|_| Errno::EINVAL)?;
-    write_file_at(libc::AT_FDCWD, path, b"1000")
+/// Makes this process (and what it starts) the OOM killer's first choice: `oom_score_adj`
+/// 1000, which any process may set (raising needs no privilege). No allocation.
+pub fn prefer_for_oom_kill() -> Result<(), Errno> {
+    write_file_at(libc::AT_FDCWD, c"/proc/self/oom_score_adj", b"1000")
 }
 
 /// [`write_raw`] of `bytes` in one call, a short write being an error (`EIO`): for control
