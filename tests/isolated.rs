@@ -354,7 +354,7 @@ fn runner_prints_resources_and_writes_a_report() {
 }
 
 /// An overlay test's changes on its runner line, in the JSON report and in the JUnit
-/// properties; none of them on the host; `host_writes = "fail"` fails the test naming the path;
+/// properties, copied out under `SANDBOX_KEEP_CHANGES`; none of them on the host; `host_writes = "fail"` fails the test naming the path;
 /// and `SANDBOX_FS=overlay` puts a whole suite's tests under an overlay.
 #[test]
 fn overlay_tests_list_their_changes() {
@@ -362,16 +362,21 @@ fn overlay_tests_list_their_changes() {
     let (junit, report) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
     let cwd = std::env::current_dir().unwrap();
     let written = cwd.join("written-by-an-overlay-test");
+    let kept = dir.path().join("kept");
     let output = Command::new(runner_fixtures_binary())
         .args(["--exact", "overlay_writes_are_listed", "--report"])
         .arg(&report)
         .arg("--junit")
         .arg(&junit)
+        .env("SANDBOX_KEEP_CHANGES", &kept)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(!written.exists(), "the write reached the host");
+    // SANDBOX_KEEP_CHANGES: a folder per test, the paths below it as the test saw them.
+    let copy = kept.join("overlay_writes_are_listed").join(written.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "hi");
     let line = format!("changed 1 host path(s): created file {} (2 B))", written.display());
     assert!(stdout.lines().any(|l| l.starts_with("test overlay_writes_are_listed ... ok (") && l.ends_with(&line)), "{stdout}");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();

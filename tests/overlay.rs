@@ -329,3 +329,46 @@ fn an_overlay_run_nests_in_an_overlay_run_or_says_why() {
     }
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The holes asked for: a `--writable` path and a read-write `--bind` are written straight to
+/// the host and are not listed; a read-only `--bind` stays read-only.
+#[test]
+fn writable_paths_and_read_write_binds_reach_the_host_unlisted() {
+    let dir = scratch().join(unique("overlay-holes"));
+    let (writable, bound, inside) = (dir.join("writable"), dir.join("bound"), dir.join("inside"));
+    for made in [&writable, &bound, &inside] {
+        fs::create_dir_all(made).unwrap();
+    }
+    let script = format!(
+        "echo w > {}/kept && echo b > {}/kept && echo layer > {}/gone",
+        writable.display(),
+        inside.display(),
+        dir.display()
+    );
+    let bind = format!("{}:{}", bound.display(), inside.display());
+    let run = sandbox_in(Path::new("/"), &["--fs", "overlay", "--writable", writable.to_str().unwrap(), "--bind", &bind, "--", "sh", "-c", &script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(fs::read_to_string(writable.join("kept")).unwrap(), "w\n");
+    assert_eq!(fs::read_to_string(bound.join("kept")).unwrap(), "b\n");
+    assert!(!dir.join("gone").exists());
+    assert_eq!(changes(&run), [change("created", &dir.join("gone"))], "only the layer's write is listed");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--rootfs DIR --fs overlay`: DIR is the lower layer, so a root file system shared by many runs
+/// is never changed by one; the list names the paths as the command saw them.
+#[test]
+fn an_overlay_covers_a_rootfs() {
+    let root = busybox_rootfs();
+    let before = snapshot(&root);
+    let script = "echo new > /etc/added && echo changed > /etc/marker && rm /bin/ls && cat /etc/marker";
+    let run = sandbox_in(Path::new("/"), &["--rootfs", root.to_str().unwrap(), "--fs", "overlay", "--", "/bin/sh", "-c", script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.stdout, "changed\n");
+    assert_eq!(snapshot(&root), before, "the rootfs changed");
+    assert_eq!(
+        changes(&run),
+        [change("deleted", Path::new("/bin/ls")), change("created", Path::new("/etc/added")), change("modified", Path::new("/etc/marker"))]
+    );
+    fs::remove_dir_all(&root).unwrap();
+}
