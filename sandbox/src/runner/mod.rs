@@ -379,7 +379,9 @@ pub fn probe_fs_modes(cgroup_parent: Option<&std::path::Path>) -> Vec<(&'static 
     [(FsMode::ReadOnly, "ro"), (FsMode::Overlay, "overlay")]
         .into_iter()
         .map(|(fs, name)| {
-            let config = Config { fs, cgroup_parent: cgroup_parent.map(Into::into), ..Config::default() };
+            // Where the runs would go: the parent given, or the environment's.
+            let cgroup_parent = cgroup_parent.map(Into::into).or_else(crate::cgroup::parent_from_environment);
+            let config = Config { fs, cgroup_parent, ..Config::default() };
             let ran = Sandbox::new(config).and_then(|sandbox| sandbox.run(Command::new("true").current_dir("/")));
             let result = match ran {
                 Ok(outcome) if outcome.success() => Ok(()),
