@@ -316,14 +316,28 @@ impl Running {
     fn find_escaped(&self) -> Vec<EscapedProcess> {
         let Some(cgroup) = &self.cgroup else { return Vec::new() };
         let dirs = cgroup.paths();
-        let members: Vec<Vec<u32>> = dirs.iter().map(|dir| processes::in_cgroup_subtree(dir)).collect();
         let init = self.pid.as_raw() as u32;
-        let init_state = processes::in_pid_namespace_of(init);
+        // The namespace first, then the cgroups: a process forked in between is in both.
         let mut all: Vec<(u32, String)> = vec![(init, "S".to_string())];
-        all.extend(init_state);
-        all.into_iter()
-            .filter_map(|(host_pid, state)| {
-                let left = dirs.iter().zip(&members).find(|(_, inside)| !inside.contains(&host_pid))?.0;
+        all.extend(processes::in_pid_namespace_of(init));
+        let outside = |all: Vec<(u32, String)>| -> Vec<(u32, String, &std::path::PathBuf)> {
+            let members: Vec<Vec<u32>> = dirs.iter().map(|dir| processes::in_cgroup_subtree(dir)).collect();
+            all.into_iter()
+                .filter_map(|(pid, state)| {
+                    let left = dirs.iter().zip(&members).find(|(_, inside)| !inside.contains(&pid))?.0;
+                    Some((pid, state, left))
+                })
+                .collect()
+        };
+        let candidates = outside(all);
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        // A second look settles a process that moved in the meantime (one just made by a
+        // process inside is inside by now); one that is gone is no longer there to report.
+        outside(candidates.into_iter().map(|(pid, state, _)| (pid, state)).collect())
+            .into_iter()
+            .filter_map(|(host_pid, state, left)| {
                 let cgroup = processes::cgroup_in_hierarchy_of(host_pid, left)?;
                 Some(EscapedProcess { process: processes::read(host_pid, state)?, cgroup })
             })
