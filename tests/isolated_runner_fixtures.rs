@@ -130,3 +130,39 @@ fn budget_probe_large() {
 }
 
 sandbox::main!();
+
+/// The path of this process's cgroup in the hierarchy with controller `controller` (v1), or
+/// in the unified one; and where that hierarchy is mounted.
+fn own_cgroup_dir(controller: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let v1 = text.lines().find_map(|line| {
+        let (_, rest) = line.split_once(':')?;
+        let (controllers, path) = rest.split_once(':')?;
+        controllers.split(',').any(|c| c == controller).then(|| format!("/sys/fs/cgroup/{controller}{path}"))
+    });
+    let v2 = || text.lines().find_map(|line| line.strip_prefix("0::")).map(|path| format!("/sys/fs/cgroup{path}"));
+    std::path::PathBuf::from(v1.or_else(v2).unwrap())
+}
+
+/// Raises its own pids limit: the test fails as not contained (as root, where it may).
+#[isolated(pids = 20)]
+fn containment_1_raises_its_pids_limit() {
+    std::fs::write(own_cgroup_dir("pids").join("pids.max"), "1000").unwrap();
+}
+
+/// Runs after the one above in the same fork server: its pids limit is its own, not what the
+/// test before it wrote into a cgroup the runner might reuse.
+#[isolated(pids = 20)]
+fn containment_2_has_its_own_pids_limit() {
+    assert_eq!(std::fs::read_to_string(own_cgroup_dir("pids").join("pids.max")).unwrap().trim(), "20");
+}
+
+/// The escape: one write to the root cgroup's `cgroup.procs`, then children beyond the
+/// limit; the test fails as not contained, naming them.
+#[isolated(pids = 20, timeout = "20s")]
+fn containment_3_escapes_then_forks() {
+    let root = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/pids" };
+    std::fs::write(format!("{root}/cgroup.procs"), "0").unwrap();
+    let children: Vec<_> = (0..30).map(|_| std::process::Command::new("sleep").arg("30").spawn().unwrap()).collect();
+    std::mem::forget(children);
+}

@@ -52,6 +52,10 @@ pub(crate) enum Report {
     /// The set-up is done and the overlay's layer is open on [`InitArgs::layer_fd`]: the
     /// launcher takes its own descriptor of it, then says "go" (once more).
     LayerReady,
+    /// The command has ended and other processes are left: the init waits on
+    /// [`InitArgs::release`] before it kills them, so that the launcher can see where they are
+    /// (a process outside the run's cgroup escaped its limits).
+    Leftovers,
 }
 
 impl Report {
@@ -70,6 +74,7 @@ impl Report {
             Report::JoinFailed { index, errno } => (9, index, errno),
             Report::SessionFailed { errno } => (10, 0, errno),
             Report::LayerReady => (11, 0, 0),
+            Report::Leftovers => (12, 0, 0),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -93,6 +98,7 @@ impl Report {
             9 => Report::JoinFailed { index: a, errno: b },
             10 => Report::SessionFailed { errno: b },
             11 => Report::LayerReady,
+            12 => Report::Leftovers,
             _ => return None,
         })
     }
@@ -159,6 +165,9 @@ pub(crate) struct InitArgs<'a> {
     /// first), for the launcher to take its own descriptor of the layer from
     /// `/proc/<init>/fd/<layer_fd>`; then closes it, so that the command never has it.
     pub layer_fd: Option<RawFd>,
+    /// Read end of the release pipe: see [`Report::Leftovers`]. One byte, or end of file when
+    /// the launcher is gone, lets the init go on.
+    pub release: RawFd,
     /// A pidfd of the launcher, opened before the clone (where pidfds exist).
     pub launcher: Option<BorrowedFd<'a>>,
     /// Where the init, when it shares the launcher's memory, writes one byte once the command
@@ -258,7 +267,7 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
                 let _ = sys::write_raw(started, &[1]);
                 let _ = nix::unistd::close(started);
             }
-            supervise(command, &waited, report)
+            supervise(command, &waited, report, args.release)
         }
     }
 }
@@ -374,7 +383,7 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
 
 /// The init's side: forward signals, reap everything, and end the sandbox when the command
 /// has ended or the launcher asks.
-fn supervise(command: Pid, waited: &SigSet, report: RawFd) -> ! {
+fn supervise(command: Pid, waited: &SigSet, report: RawFd, release: RawFd) -> ! {
     loop {
         let pending = sys::wait_signal(waited);
         if pending.signal == libc::SIGCHLD {
@@ -382,7 +391,7 @@ fn supervise(command: Pid, waited: &SigSet, report: RawFd) -> ! {
                 match sys::reap_any_child(false) {
                     Reaped::Child(pid, status) if pid == command => {
                         send(report, Report::Exited { wait_status: status });
-                        end_sandbox(None, report);
+                        end_sandbox(None, report, release);
                     }
                     Reaped::Child(..) => continue,
                     Reaped::NoneEnded | Reaped::NoChildren => break,
@@ -390,7 +399,7 @@ fn supervise(command: Pid, waited: &SigSet, report: RawFd) -> ! {
             }
         } else if pending.signal == END_SIGNAL as libc::c_int {
             if pending.from_outside {
-                end_sandbox(Some(command), report);
+                end_sandbox(Some(command), report, release);
             }
         } else if !pending.from_kernel {
             if let Ok(signal) = Signal::try_from(pending.signal) {
@@ -402,8 +411,10 @@ fn supervise(command: Pid, waited: &SigSet, report: RawFd) -> ! {
 
 /// Kills whatever is left in the sandbox and reaps it here, so that the CPU time of every
 /// process reaches this one's rusage (see [`END_SIGNAL`]), then exits. `command`: the command,
-/// when it is still running (its end is then reported like any other).
-fn end_sandbox(command: Option<Pid>, report: RawFd) -> ! {
+/// when it is still running (its end is then reported like any other). When the command has
+/// ended and others are left, the launcher looks at them first ([`Report::Leftovers`]); at a
+/// timeout it has, before it asked.
+fn end_sandbox(command: Option<Pid>, report: RawFd, release: RawFd) -> ! {
     let mut killed = false;
     loop {
         match sys::reap_any_child(killed) {
@@ -415,6 +426,11 @@ fn end_sandbox(command: Option<Pid>, report: RawFd) -> ! {
             // The usual end of a command that left nothing behind: nothing to kill.
             Reaped::NoChildren => sys::exit_immediately(0),
             Reaped::NoneEnded => {
+                if command.is_none() && !killed {
+                    send(report, Report::Leftovers);
+                    let mut byte = [0u8; 1];
+                    let _ = nix::unistd::read(release, &mut byte);
+                }
                 sys::kill_rest_of_namespace();
                 killed = true;
             }
@@ -440,6 +456,7 @@ mod tests {
             Report::SessionFailed { errno: libc::EPERM },
             Report::Exited { wait_status: 0x8b },
             Report::LayerReady,
+            Report::Leftovers,
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));
         }

@@ -11,7 +11,7 @@ pub use crate::fs_changes::{ChangeKind, FileKind, FsChange};
 
 use crate::cgroup::{CgroupVersion, Stats};
 use crate::config::Limits;
-use crate::processes::ProcessInfo;
+use crate::processes::{EscapedProcess, ProcessInfo};
 use crate::units::{format_bytes, format_duration};
 
 /// How the command's process ended, as `wait(2)` reported it.
@@ -166,6 +166,12 @@ pub struct Outcome {
     pub fs_changes: Option<Vec<FsChange>>,
     /// `fs = overlay`: whether those changes fail the run.
     pub host_writes: HostWrites,
+    /// Processes of the run found outside its cgroup (when the command ended with others left,
+    /// or at the timeout): the limits did not hold for them, and the counters miss them.
+    pub escaped: Vec<EscapedProcess>,
+    /// The run's limit files that no longer said what the run set (`pids.max is max, not
+    /// 20`): something in the run changed its own limits.
+    pub limits_changed: Vec<String>,
 }
 
 /// The JSON shape of an outcome: a public contract (CLI `--json`, the test runner's report).
@@ -193,6 +199,10 @@ pub(crate) struct JsonOutcome {
     /// `discard` or `fail`; absent unless `fs = overlay`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     host_writes: Option<String>,
+    #[serde(default)]
+    escaped: Vec<EscapedProcess>,
+    #[serde(default)]
+    limits_changed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,7 +236,13 @@ impl Outcome {
     /// Whether the run ended with exit code 0, nothing was killed, and (under
     /// `host_writes = fail`) the host's files were left alone.
     pub fn success(&self) -> bool {
-        self.ending() == Ending::Exited(0) && self.stats.oom_kills == 0 && !self.refused_host_writes()
+        self.ending() == Ending::Exited(0) && self.stats.oom_kills == 0 && !self.refused_host_writes() && self.contained()
+    }
+
+    /// Whether the limits held for the whole run, as far as the end of it shows: no process of
+    /// it outside its cgroup, no limit file changed.
+    pub fn contained(&self) -> bool {
+        self.escaped.is_empty() && self.limits_changed.is_empty()
     }
 
     /// The command changed host files under `host_writes = fail`.
@@ -282,6 +298,8 @@ impl Outcome {
                 HostWrites::Discard => "discard".to_string(),
                 HostWrites::Fail => "fail".to_string(),
             }),
+            escaped: self.escaped.clone(),
+            limits_changed: self.limits_changed.clone(),
         }
     }
 }
@@ -327,6 +345,13 @@ impl fmt::Display for Outcome {
         let weaker = self.enforcement.weaker_than_cgroup();
         if !weaker.is_empty() {
             write!(f, " · limits not exact: {}", weaker.join(", "))?;
+        }
+        if !self.escaped.is_empty() {
+            write!(f, " · NOT CONTAINED: {} process(es) left the run's cgroup, which the counters above miss", self.escaped.len())?;
+        }
+        if !self.limits_changed.is_empty() {
+            let tag = if self.escaped.is_empty() { "NOT CONTAINED: " } else { "" };
+            write!(f, " · {tag}limits changed inside the run: {}", self.limits_changed.join(", "))?;
         }
         if let Some(changes) = &self.fs_changes {
             write!(f, " · host files changed {}", changes.len())?;
@@ -379,6 +404,8 @@ pub(crate) fn sample_outcome(status: ExitStatus) -> Outcome {
         processes: Vec::new(),
         fs_changes: None,
         host_writes: HostWrites::Discard,
+        escaped: Vec::new(),
+        limits_changed: Vec::new(),
     }
 }
 
@@ -448,5 +475,16 @@ mod tests {
         assert_eq!(json["enforcement"]["cpu"], "none");
         assert_eq!(json["enforcement"]["no_cgroup_reason"], "EACCES");
         assert_eq!(json["cgroup_version"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_run_whose_limits_did_not_hold_says_so_and_fails() {
+        let mut outcome = outcome(ExitStatus::Code(0));
+        assert!(outcome.contained() && outcome.success());
+        outcome.limits_changed = vec!["pids.max is 1000, not 20".into()];
+        assert!(!outcome.contained() && !outcome.success());
+        assert!(outcome.to_string().ends_with(" · NOT CONTAINED: limits changed inside the run: pids.max is 1000, not 20"), "{outcome}");
+        assert_eq!(outcome.to_json()["limits_changed"], serde_json::json!(["pids.max is 1000, not 20"]));
+        assert_eq!(outcome.to_json()["escaped"], serde_json::json!([]));
     }
 }

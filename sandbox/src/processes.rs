@@ -51,6 +51,22 @@ impl fmt::Display for ProcessInfo {
     }
 }
 
+/// A process of a run found outside the run's cgroup: its limits did not hold for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscapedProcess {
+    /// The process, as a timed-out run lists it.
+    #[serde(flatten)]
+    pub process: ProcessInfo,
+    /// Where it was: its cgroup in the hierarchy it left (a line of `/proc/PID/cgroup`).
+    pub cgroup: String,
+}
+
+impl fmt::Display for EscapedProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, in cgroup {}", self.process, self.cgroup)
+    }
+}
+
 /// The list a timed-out run reports under its summary line, one process per line.
 pub fn render(processes: &[ProcessInfo]) -> String {
     let mut text = String::from("still running when the timeout fired:");
@@ -74,6 +90,39 @@ pub(crate) fn in_pid_namespace_of(init: u32) -> Vec<(u32, String)> {
         .collect();
     found.sort();
     found
+}
+
+/// The host PIDs in cgroup `dir` and every cgroup below it (`cgroup.procs`).
+pub(crate) fn in_cgroup_subtree(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        if let Ok(listed) = fs::read_to_string(dir.join("cgroup.procs")) {
+            pids.extend(listed.lines().filter_map(|line| line.trim().parse::<u32>().ok()));
+        }
+        if let Ok(entries) = fs::read_dir(&dir) {
+            dirs.extend(entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+        }
+    }
+    pids
+}
+
+/// Where process `host_pid` is in the hierarchy that holds cgroup directory `dir`: the path of
+/// its `/proc/PID/cgroup` line for that hierarchy (v1: the line naming the directory's
+/// controllers; v2: `0::`). `None` when it is gone.
+pub(crate) fn cgroup_in_hierarchy_of(host_pid: u32, dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{host_pid}/cgroup")).ok()?;
+    // A v1 hierarchy is mounted at /sys/fs/cgroup/<its controllers>.
+    let named = dir.strip_prefix("/sys/fs/cgroup").ok().and_then(|rest| rest.components().next()).map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let v1_line = named.as_deref().and_then(|named| {
+        text.lines().find_map(|line| {
+            let (_, rest) = line.split_once(':')?;
+            let (controllers, path) = rest.split_once(':')?;
+            let shared = controllers.split(',').any(|c| !c.is_empty() && named.split(',').any(|n| n == c));
+            shared.then(|| path.to_string())
+        })
+    });
+    v1_line.or_else(|| text.lines().find_map(|line| line.strip_prefix("0::")).map(str::to_string))
 }
 
 /// What `/proc/PID/stat` says that a snapshot needs.

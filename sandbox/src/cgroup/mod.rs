@@ -196,6 +196,9 @@ pub(crate) trait RunCgroup: Send {
     fn set_frozen(&mut self, frozen: bool) -> bool;
     /// Reads the counters of the current run.
     fn stats(&mut self) -> Result<Stats, CgroupError>;
+    /// The run's limit files whose value is not what the run set (something in the run, with
+    /// the right to, wrote them): `pids.max is max, not 20`. Such a cgroup is not used again.
+    fn limits_changed(&mut self) -> Vec<String>;
     /// Ends the run's use of the cgroup, after its stats were read and every process is gone:
     /// removes it, or keeps it for the next run of this process (v1, see [`pool`]).
     fn release(self: Box<Self>) -> Result<(), CgroupError>;
@@ -204,6 +207,19 @@ pub(crate) trait RunCgroup: Send {
     fn remove_stale_runs(&self);
     /// The cgroup directories, for diagnostics and tests.
     fn paths(&self) -> Vec<PathBuf>;
+}
+
+/// `file` of `dir` as `<file> is <value>, not <expected>` when it does not read `expected`.
+fn limit_file_changed(dir: &Path, file: &str, expected: &str) -> Option<String> {
+    let value = read_small_file(&dir.join(file)).ok()?;
+    let value = value.trim();
+    (value != expected).then(|| format!("{file} is {value}, not {expected}"))
+}
+
+/// A memory limit as the kernel keeps it: rounded down to whole pages.
+fn page_rounded(bytes: u64) -> u64 {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |size| size as u64);
+    bytes / page * page
 }
 
 /// How the sandbox's init gets into its cgroup.

@@ -47,6 +47,8 @@ pub struct V1Cgroup {
     freezer: Option<PathBuf>,
     /// Whether `freezer` was made (and must be removed).
     freezer_made: bool,
+    /// Something in the run changed a limit file: the cgroup is not used again.
+    limits_tampered: bool,
     /// Whether `pids.events` counts the whole subtree, looked up at the first run.
     pids_events_hierarchical: std::sync::OnceLock<bool>,
 }
@@ -107,6 +109,7 @@ impl V1Cgroup {
             parent: cgroup_parent.map(Path::to_path_buf),
             freezer: None,
             freezer_made: false,
+            limits_tampered: false,
             pids_events_hierarchical: std::sync::OnceLock::new(),
         };
         let wanted: [(&str, bool); 3] = [
@@ -233,7 +236,7 @@ impl V1Cgroup {
     /// `pids.peak` cannot be reset: while it stays at the floor, a run's peak is exactly 2 or
     /// the higher value it reads.
     fn is_clean(&self, last: &LastRun) -> Result<bool, CgroupError> {
-        if last.peak_pids.unwrap_or(0) > 2 {
+        if last.peak_pids.unwrap_or(0) > 2 || self.limits_tampered {
             return Ok(false);
         }
         for dir in &self.dirs {
@@ -355,6 +358,29 @@ impl V1Cgroup {
 }
 
 impl RunCgroup for V1Cgroup {
+    fn limits_changed(&mut self) -> Vec<String> {
+        let mut expected: Vec<(&Path, &str, String)> = Vec::new();
+        if let (Some(dir), Some(pids)) = (&self.pids, self.limits.pids) {
+            expected.push((dir, "pids.max", pids.to_string()));
+        }
+        if let (Some(dir), Some(bytes)) = (&self.memory, self.limits.memory_bytes) {
+            let bytes = super::page_rounded(bytes).to_string();
+            if dir.join("memory.memsw.limit_in_bytes").exists() {
+                expected.push((dir, "memory.memsw.limit_in_bytes", bytes.clone()));
+            }
+            expected.push((dir, "memory.limit_in_bytes", bytes));
+        }
+        if let (Some(dir), Some(cores)) = (&self.cpu, self.limits.cpu_cores) {
+            let (quota, period) = cpu_quota_and_period_us(cores);
+            expected.push((dir, "cpu.cfs_quota_us", quota.to_string()));
+            expected.push((dir, "cpu.cfs_period_us", period.to_string()));
+        }
+        let changed: Vec<String> =
+            expected.iter().filter_map(|(dir, file, value)| super::limit_file_changed(dir, file, value)).collect();
+        self.limits_tampered |= !changed.is_empty();
+        changed
+    }
+
     fn version(&self) -> CgroupVersion {
         CgroupVersion::V1
     }

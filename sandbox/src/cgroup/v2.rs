@@ -29,6 +29,8 @@ pub struct V2Cgroup {
     dir: PathBuf,
     dir_fd: OwnedFd,
     removed: bool,
+    /// The limits written, to see whether they still hold.
+    limits: Limits,
 }
 
 /// The cgroup whose children the runs become, made ready for them (controllers enabled, its
@@ -255,7 +257,7 @@ impl V2Cgroup {
                 return Err(io_err("opening cgroup", &dir)(err));
             }
         };
-        let cgroup = V2Cgroup { dir, dir_fd, removed: false };
+        let cgroup = V2Cgroup { dir, dir_fd, removed: false, limits: limits.clone() };
         cgroup.apply_limits(limits)?;
         Ok(cgroup)
     }
@@ -282,6 +284,24 @@ impl V2Cgroup {
 }
 
 impl RunCgroup for V2Cgroup {
+    fn limits_changed(&mut self) -> Vec<String> {
+        let mut expected = Vec::new();
+        if let Some(pids) = self.limits.pids {
+            expected.push(("pids.max", pids.to_string()));
+        }
+        if let Some(bytes) = self.limits.memory_bytes {
+            expected.push(("memory.max", super::page_rounded(bytes).to_string()));
+            if self.dir.join("memory.swap.max").exists() {
+                expected.push(("memory.swap.max", "0".to_string()));
+            }
+        }
+        if let Some(cores) = self.limits.cpu_cores {
+            let (quota, period) = cpu_quota_and_period_us(cores);
+            expected.push(("cpu.max", format!("{quota} {period}")));
+        }
+        expected.iter().filter_map(|(file, value)| super::limit_file_changed(&self.dir, file, value)).collect()
+    }
+
     fn version(&self) -> CgroupVersion {
         CgroupVersion::V2
     }

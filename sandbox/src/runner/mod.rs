@@ -201,6 +201,9 @@ impl Sandbox {
         let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
         // For the init to check that this process still lives once its PDEATHSIG is armed.
         let launcher = sys::pidfd_open(nix::unistd::getpid()).ok();
+        // The launcher's word that the init may kill what the command left (see
+        // `Report::Leftovers`).
+        let (release_read, release_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
         let (report_read, report_write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io_error("creating a pipe"))?;
         // Only the read end is non-blocking for the launcher: the init writes small reports.
@@ -240,6 +243,7 @@ impl Sandbox {
             steps_before_go: !rootless,
             report: report_write.as_raw_fd(),
             layer_fd: overlay.map(|input| input.layer_fd),
+            release: release_read.as_raw_fd(),
             launcher: launcher.as_ref().map(|fd| fd.as_fd()),
             started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
             join_cgroups: &join_cgroups,
@@ -267,7 +271,7 @@ impl Sandbox {
         };
         // `go_read` stays open here until "go" is written: an init that failed a set-up step and
         // exited must not turn that write into a SIGPIPE.
-        drop((report_write, bind_sources, launcher, started_write, overlay_fds));
+        drop((report_write, release_read, bind_sources, launcher, started_write, overlay_fds));
         let layer = overlay.map(|input| {
             let keep = self.config.keep_changes.clone();
             layer::Layer::new(pid, input.layer_fd, plan.trees, rootless, self.config.host_writes, keep)
@@ -284,6 +288,9 @@ impl Sandbox {
             limits: self.config.limits.clone(),
             enforcement,
             layer,
+            release: Some(release_write),
+            early_reports: Vec::new(),
+            escaped: Vec::new(),
             waited: false,
             _init_stack: stack,
             _spawning_thread: std::marker::PhantomData,

@@ -11,7 +11,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use crate::cgroup::{RunCgroup, Stats};
-use crate::processes::{self, ProcessInfo};
+use crate::processes::{self, EscapedProcess, ProcessInfo};
 use crate::init::Report;
 use crate::mounts::Step;
 use crate::outcome::{Enforcements, ExitStatus, Outcome};
@@ -39,6 +39,13 @@ pub struct Running {
     pub(super) enforcement: Enforcements,
     /// `fs = overlay`: the layer, read for the run's changes once it has ended.
     pub(super) layer: Option<super::layer::Layer>,
+    /// Write end of the init's release pipe (see `Report::Leftovers`); `None` once used, or
+    /// once the reports ended.
+    pub(super) release: Option<OwnedFd>,
+    /// Reports read while waiting, for the end.
+    pub(super) early_reports: Vec<Report>,
+    /// Processes of the run found outside its cgroup.
+    pub(super) escaped: Vec<EscapedProcess>,
     pub(super) waited: bool,
     /// The stack of an init that shares our memory; dropped after the init was reaped.
     pub(super) _init_stack: Option<sys::ChildStack>,
@@ -119,9 +126,12 @@ impl Running {
         };
         loop {
             let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match sys::poll_either(self.pidfd.as_fd(), watched, remaining) {
-                Ok((true, _)) => break,
-                Ok((false, true)) => match &watch {
+            // The reports, while the init may still ask to be released.
+            let reports = self.release.as_ref().map(|_| self.report.as_fd());
+            match sys::poll_readable([Some(self.pidfd.as_fd()), watched, reports], remaining) {
+                Ok([true, _, _]) => break,
+                Ok([false, _, true]) => self.take_reports(),
+                Ok([false, true, false]) => match &watch {
                     Watch::Signals(signals) => {
                         while let Ok(Some(info)) = signals.read_signal() {
                             let from_terminal = info.ssi_code == libc::SI_KERNEL;
@@ -138,6 +148,7 @@ impl Running {
                 },
                 Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
                     timed_out = true;
+                    self.escaped = self.find_escaped();
                     processes = self.still_running();
                     self.end();
                     break;
@@ -155,8 +166,10 @@ impl Running {
         let host_writes = self.layer.as_ref().map(|layer| layer.host_writes).unwrap_or_default();
         let fs_changes = self.layer.take().map(super::layer::Layer::finish).transpose()?;
         let cgroup_version = self.cgroup.as_ref().map(|c| c.version());
+        let mut limits_changed = Vec::new();
         let stats = match self.cgroup.take() {
             Some(mut cgroup) => {
+                limits_changed = cgroup.limits_changed();
                 let stats = cgroup.stats();
                 cgroup.release()?;
                 let mut stats = stats?;
@@ -190,6 +203,8 @@ impl Running {
             processes,
             fs_changes,
             host_writes,
+            escaped: std::mem::take(&mut self.escaped),
+            limits_changed,
         })
     }
 
@@ -250,7 +265,7 @@ impl Running {
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
             }
-            Report::ExecFailed { .. } | Report::Exited { .. } | Report::LayerReady => None,
+            Report::ExecFailed { .. } | Report::Exited { .. } | Report::LayerReady | Report::Leftovers => None,
         }
     }
 
@@ -267,8 +282,70 @@ impl Running {
         self.read_reports().into_iter().find_map(|report| self.report_error(report, false))
     }
 
+    /// Reads the reports there are now: a [`Report::Leftovers`] is answered (the processes
+    /// left are looked at, then the init is released), the others kept for the end.
+    fn take_reports(&mut self) {
+        let mut buffer = [0u8; Report::SIZE];
+        loop {
+            match nix::unistd::read(self.report.as_raw_fd(), &mut buffer) {
+                Ok(Report::SIZE) => match Report::decode(&buffer) {
+                    Some(Report::Leftovers) => {
+                        self.escaped = self.find_escaped();
+                        if let Some(release) = self.release.take() {
+                            let _ = nix::unistd::write(&release, &[1]);
+                        }
+                    }
+                    Some(report) => self.early_reports.push(report),
+                    None => {}
+                },
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return,
+                // The init is gone (or wrote something else): nothing more to answer.
+                _ => {
+                    self.release = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The run's processes (the init among them) that are outside its cgroup, each with where
+    /// it is: a process of the PID namespace missing from a run directory's subtree. Read
+    /// while they are still there: when the command has ended and others are left, and at the
+    /// timeout.
+    fn find_escaped(&self) -> Vec<EscapedProcess> {
+        let Some(cgroup) = &self.cgroup else { return Vec::new() };
+        let dirs = cgroup.paths();
+        let init = self.pid.as_raw() as u32;
+        // The namespace first, then the cgroups: a process forked in between is in both.
+        let mut all: Vec<(u32, String)> = vec![(init, "S".to_string())];
+        all.extend(processes::in_pid_namespace_of(init));
+        let outside = |all: Vec<(u32, String)>| -> Vec<(u32, String, &std::path::PathBuf)> {
+            let members: Vec<Vec<u32>> = dirs.iter().map(|dir| processes::in_cgroup_subtree(dir)).collect();
+            all.into_iter()
+                .filter_map(|(pid, state)| {
+                    let left = dirs.iter().zip(&members).find(|(_, inside)| !inside.contains(&pid))?.0;
+                    Some((pid, state, left))
+                })
+                .collect()
+        };
+        let candidates = outside(all);
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        // A second look settles a process that moved in the meantime (one just made by a
+        // process inside is inside by now); one that is gone is no longer there to report.
+        outside(candidates.into_iter().map(|(pid, state, _)| (pid, state)).collect())
+            .into_iter()
+            .filter_map(|(host_pid, state, left)| {
+                let cgroup = processes::cgroup_in_hierarchy_of(host_pid, left)?;
+                Some(EscapedProcess { process: processes::read(host_pid, state)?, cgroup })
+            })
+            .collect()
+    }
+
     fn read_reports(&self) -> Vec<Report> {
-        let mut reports = Vec::new();
+        let mut reports = self.early_reports.clone();
         let mut buffer = [0u8; Report::SIZE];
         while let Ok(Report::SIZE) = nix::unistd::read(self.report.as_raw_fd(), &mut buffer) {
             reports.extend(Report::decode(&buffer));

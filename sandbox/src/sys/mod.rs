@@ -246,16 +246,25 @@ pub fn poll_either(
     second: Option<BorrowedFd<'_>>,
     timeout: Option<std::time::Duration>,
 ) -> Result<(bool, bool), Errno> {
-    let pollfd = |fd: RawFd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    let mut fds = [pollfd(first.as_raw_fd()), pollfd(second.map_or(-1, |fd| fd.as_raw_fd()))];
+    let [first, second] = poll_readable([Some(first), second], timeout)?;
+    Ok((first, second))
+}
+
+/// `poll(2)` for input on each descriptor given (`None`: not watched); which of them are
+/// readable (or ended).
+pub fn poll_readable<const N: usize>(
+    watched: [Option<BorrowedFd<'_>>; N],
+    timeout: Option<std::time::Duration>,
+) -> Result<[bool; N], Errno> {
+    let mut fds = watched.map(|fd| libc::pollfd { fd: fd.map_or(-1, |fd| fd.as_raw_fd()), events: libc::POLLIN, revents: 0 });
     let millis = match timeout {
         None => -1,
         // Round up so that a deadline is never reported as reached early.
         Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
     };
-    // SAFETY: two valid pollfds (a negative fd is ignored by poll), count 2.
-    Errno::result(unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) })?;
-    Ok((fds[0].revents != 0, fds[1].revents != 0))
+    // SAFETY: N valid pollfds (a negative fd is ignored by poll), count N.
+    Errno::result(unsafe { libc::poll(fds.as_mut_ptr(), N as libc::nfds_t, millis) })?;
+    Ok(fds.map(|fd| fd.revents != 0))
 }
 
 /// `write(2)` on a raw descriptor that the caller knows to be open (used in the sandbox's init,

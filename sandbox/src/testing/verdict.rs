@@ -103,6 +103,13 @@ pub enum FailureKind {
         /// The figures that grew, against the baseline's.
         check: Box<super::BaselineCheck>,
     },
+    /// Its limits did not hold: processes of it outside its cgroup, or its limit files changed.
+    NotContained {
+        /// The processes outside, as rendered.
+        escaped: Vec<String>,
+        /// The limit files changed.
+        limits_changed: Vec<String>,
+    },
     /// `host_writes = "fail"`, and the test changed host files (which the overlay discarded).
     HostWrites {
         /// What it changed.
@@ -196,6 +203,16 @@ impl fmt::Display for FailureKind {
             ),
             FailureKind::DidNotPanic => write!(f, "test did not panic as expected"),
             FailureKind::AboveBaseline { check } => write!(f, "used more than its baseline allows: {check}"),
+            FailureKind::NotContained { escaped, limits_changed } => {
+                write!(f, "the test's limits did not hold, so its figures do not cover all it did")?;
+                for process in escaped {
+                    write!(f, "\n  outside the test's cgroup: {process}")?;
+                }
+                for limit in limits_changed {
+                    write!(f, "\n  changed inside the test: {limit}")?;
+                }
+                Ok(())
+            }
             FailureKind::HostWrites { changes } => {
                 write!(f, "the test changed {} host path(s) under host_writes = \"fail\" (discarded):", changes.len())?;
                 for change in changes {
@@ -247,11 +264,17 @@ fn ending_text(outcome: &Outcome, report: Option<&ChildReport>) -> String {
 /// The verdict for a test with `spec`, given the outcome and the child's report: a pass
 /// turns into a failure when the test changed host files under `host_writes = "fail"`.
 pub fn judge(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -> Verdict {
-    refuse_host_writes(judge_run(spec, outcome, report), outcome)
+    judge_containment_and_host_writes(judge_run(spec, outcome, report), outcome)
 }
 
-/// A passing verdict fails when the run changed host files under `host_writes = "fail"`.
-fn refuse_host_writes(verdict: Verdict, outcome: &Outcome) -> Verdict {
+/// A passing verdict fails when the run was not contained, or changed host files under
+/// `host_writes = "fail"`.
+fn judge_containment_and_host_writes(verdict: Verdict, outcome: &Outcome) -> Verdict {
+    if !outcome.contained() && !matches!(verdict, Verdict::Ignored) {
+        let escaped = outcome.escaped.iter().map(ToString::to_string).collect();
+        let limits_changed = outcome.limits_changed.clone();
+        return Verdict::Failed(Failure::after(outcome, FailureKind::NotContained { escaped, limits_changed }));
+    }
     match (&verdict, &outcome.fs_changes) {
         (Verdict::Passed, Some(changes)) if outcome.refused_host_writes() => {
             Verdict::Failed(Failure::after(outcome, FailureKind::HostWrites { changes: changes.clone() }))
@@ -313,7 +336,7 @@ fn judge_run(spec: &TestSpec, outcome: &Outcome, report: Option<&ChildReport>) -
 /// `#[should_panic]` judged as libtest judges it (the body must panic, with the expected text);
 /// `None` without the attribute.
 pub fn judge_should_panic(should_panic: ShouldPanic, outcome: &Outcome, report: Option<&ChildReport>) -> Option<Verdict> {
-    judge_panic(should_panic, outcome, report).map(|verdict| refuse_host_writes(verdict, outcome))
+    judge_panic(should_panic, outcome, report).map(|verdict| judge_containment_and_host_writes(verdict, outcome))
 }
 
 /// [`judge_should_panic`] before the host writes are looked at.

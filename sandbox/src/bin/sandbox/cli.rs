@@ -271,6 +271,9 @@ fn run(args: RunArgs) -> u8 {
     if !outcome.processes.is_empty() {
         summary.push_str(&format!("sandbox: {}\n", sandbox::processes::render(&outcome.processes)));
     }
+    for process in &outcome.escaped {
+        summary.push_str(&format!("sandbox:   outside the run's cgroup: {process}\n"));
+    }
     for change in outcome.fs_changes.iter().flatten() {
         summary.push_str(&format!("sandbox:   {change}\n"));
     }
@@ -288,8 +291,9 @@ fn run(args: RunArgs) -> u8 {
         }
     }
     match outcome.status.shell_code().clamp(0, 255) as u8 {
-        // The command succeeded, but changed host files under --host-writes fail.
-        0 if outcome.refused_host_writes() => 1,
+        // The command succeeded, but changed host files under --host-writes fail, or its
+        // limits did not hold.
+        0 if outcome.refused_host_writes() || !outcome.contained() => 1,
         code => code,
     }
 }
