@@ -209,9 +209,9 @@ pub(crate) trait RunCgroup: Send {
     fn paths(&self) -> Vec<PathBuf>;
 }
 
-/// `file` of `dir` as `<file> is <value>, not <expected>` when it does not read `expected`.
-fn limit_file_changed(dir: &Path, file: &str, expected: &str) -> Option<String> {
-    let value = read_small_file(&dir.join(file)).ok()?;
+/// A limit file that read `value` as `<file> is <value>, not <expected>`, when that differs.
+fn limit_changed(file: &str, value: Option<String>, expected: &str) -> Option<String> {
+    let value = value?;
     let value = value.trim();
     (value != expected).then(|| format!("{file} is {value}, not {expected}"))
 }

@@ -375,8 +375,11 @@ impl RunCgroup for V1Cgroup {
             expected.push((dir, "cpu.cfs_quota_us", quota.to_string()));
             expected.push((dir, "cpu.cfs_period_us", period.to_string()));
         }
-        let changed: Vec<String> =
-            expected.iter().filter_map(|(dir, file, value)| super::limit_file_changed(dir, file, value)).collect();
+        // Through the kept descriptors: a reused cgroup reads its limits without an open.
+        let changed: Vec<String> = expected
+            .iter()
+            .filter_map(|(dir, file, value)| super::limit_changed(file, self.files.read(dir, file).ok().flatten(), value))
+            .collect();
         self.limits_tampered |= !changed.is_empty();
         changed
     }

@@ -299,7 +299,8 @@ impl RunCgroup for V2Cgroup {
             let (quota, period) = cpu_quota_and_period_us(cores);
             expected.push(("cpu.max", format!("{quota} {period}")));
         }
-        expected.iter().filter_map(|(file, value)| super::limit_file_changed(&self.dir, file, value)).collect()
+        let read = |file: &str| super::read_small_file(&self.dir.join(file)).ok();
+        expected.iter().filter_map(|(file, value)| super::limit_changed(file, read(file), value)).collect()
     }
 
     fn version(&self) -> CgroupVersion {
