@@ -21,8 +21,9 @@ pub fn fs_finding(probes: &[(&str, Result<(), String>)], rootless: bool) -> Find
         detail.push_str(
             "; in a user namespace an overlay cannot copy up what belongs to ids outside it: writing into a \
              directory of root's (/etc, /var/tmp) fails with EOVERFLOW, your own files ($HOME, a project) work, \
-             renaming a host directory fails with EXDEV (mv copies instead), and files directly in a directory \
-             that holds mount points (/) are read-only; as root all of it works",
+             renaming a host directory fails with EXDEV (mv copies instead), files directly in a directory that \
+             holds mount points (/) are read-only, and before Linux 6.6 removing a host directory fails with \
+             EIO; as root all of it works",
         );
     }
     if !problems.is_empty() {
