@@ -9,13 +9,29 @@ use std::process::Command;
 mod common;
 use common::*;
 
-/// The `cgroup.procs` of the root of the pids hierarchy (v1) or of the unified one (v2), as this
-/// process sees it.
-fn root_cgroup_procs() -> &'static str {
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "/sys/fs/cgroup/cgroup.procs"
-    } else {
-        "/sys/fs/cgroup/pids/cgroup.procs"
+/// A cgroup outside any run to escape into, made beside the top of the pids hierarchy (v1) or
+/// the unified one (v2) as this process sees it (in a cgroup namespace its root, which may hold
+/// no processes itself: a new leaf may); removed on drop. Its path as `/proc/PID/cgroup` shows it.
+struct EscapeCgroup {
+    dir: std::path::PathBuf,
+    shown: String,
+}
+
+impl EscapeCgroup {
+    fn new() -> EscapeCgroup {
+        let top = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/pids" };
+        let name = unique("escape");
+        let dir = Path::new(top).join(&name);
+        std::fs::create_dir(&dir).unwrap();
+        EscapeCgroup { dir, shown: format!("/{name}") }
+    }
+}
+
+impl Drop for EscapeCgroup {
+    fn drop(&mut self) {
+        // Its processes were killed with the run; the kernel lets go of them quickly, not at once.
+        let dir = self.dir.clone();
+        wait_until("the escape cgroup to empty", std::time::Duration::from_secs(60), || std::fs::remove_dir(&dir).is_ok());
     }
 }
 
@@ -27,13 +43,14 @@ fn must_be_root() {
 fn processes_that_leave_the_run_cgroup_are_reported_and_killed() {
     must_be_root();
     let marker = format!("1003.{}", std::process::id());
-    let script = format!("echo $$ > {}; for i in 1 2 3 4 5; do sleep {marker} & done; exit 0", root_cgroup_procs());
+    let escape = EscapeCgroup::new();
+    let script = format!("echo $$ > {}/cgroup.procs; for i in 1 2 3 4 5; do sleep {marker} & done; exit 0", escape.dir.display());
     let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
     assert_eq!(run.code, Some(1), "the command exited 0, but its limits did not hold: {run:#?}");
     let escaped = run.json["escaped"].as_array().unwrap_or_else(|| panic!("{run:#?}"));
     assert_eq!(escaped.len(), 5, "{run:#?}");
     for process in escaped {
-        assert_eq!(process["cgroup"], "/", "{process}");
+        assert_eq!(process["cgroup"], escape.shown.as_str(), "{process}");
         // A sleep, or the shell's copy that is about to become one.
         assert!(process["command"].as_str().unwrap().contains(&format!("sleep {marker}")), "{process}");
     }
@@ -65,7 +82,13 @@ fn a_limit_raised_inside_the_run_is_reported() {
 #[test]
 fn isolated_tests_that_leave_their_limits_fail() {
     must_be_root();
-    let output = Command::new(test_binary("isolated_runner_fixtures")).args(["containment_", "--test-threads=1"]).env("RUST_BACKTRACE", "0").output().unwrap();
+    let escape = EscapeCgroup::new();
+    let output = Command::new(test_binary("isolated_runner_fixtures"))
+        .args(["containment_", "--test-threads=1"])
+        .env("RUST_BACKTRACE", "0")
+        .env("SANDBOX_TEST_ESCAPE_CGROUP", &escape.dir)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(101), "{stdout}");
     assert!(stdout.contains("test containment_1_raises_its_pids_limit ... FAILED"), "{stdout}");

@@ -157,12 +157,13 @@ fn containment_2_has_its_own_pids_limit() {
     assert_eq!(std::fs::read_to_string(own_cgroup_dir("pids").join("pids.max")).unwrap().trim(), "20");
 }
 
-/// The escape: one write to the root cgroup's `cgroup.procs`, then children beyond the
+/// The escape: one write to another cgroup's `cgroup.procs` (the one
+/// `tests/containment.rs` names in `SANDBOX_TEST_ESCAPE_CGROUP`), then children beyond the
 /// limit; the test fails as not contained, naming them.
 #[isolated(pids = 20, timeout = "20s")]
 fn containment_3_escapes_then_forks() {
-    let root = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/pids" };
-    std::fs::write(format!("{root}/cgroup.procs"), "0").unwrap();
+    let escape = std::env::var("SANDBOX_TEST_ESCAPE_CGROUP").expect("run by tests/containment.rs, which names the cgroup");
+    std::fs::write(format!("{escape}/cgroup.procs"), "0").unwrap();
     let children: Vec<_> = (0..30).map(|_| std::process::Command::new("sleep").arg("30").spawn().unwrap()).collect();
     std::mem::forget(children);
 }
