@@ -83,6 +83,17 @@ impl Report {
         out
     }
 
+    /// Reads one report from the launcher's (non-blocking) end of the report pipe: `None` at
+    /// its end (the init is gone) or for bytes that are no report; `EAGAIN` when none is there
+    /// yet.
+    pub(crate) fn read_from(pipe: std::os::fd::BorrowedFd<'_>) -> Result<Option<Report>, Errno> {
+        let mut buffer = [0u8; Report::SIZE];
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&pipe), &mut buffer)? {
+            Report::SIZE => Ok(Report::decode(&buffer)),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) fn decode(bytes: &[u8; Report::SIZE]) -> Option<Report> {
         let word = |i: usize| [bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]];
         let (kind, a, b) = (u32::from_ne_bytes(word(0)), u32::from_ne_bytes(word(4)), i32::from_ne_bytes(word(8)));

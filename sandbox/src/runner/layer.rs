@@ -10,7 +10,7 @@
 //! cgroup, which its pages are charged to, is removed).
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use nix::errno::Errno;
@@ -63,30 +63,23 @@ impl Layer {
         init: BorrowedFd<'_>,
         failure: impl Fn(Report) -> Option<Error>,
     ) -> Result<(), Error> {
-        let mut buffer = [0u8; Report::SIZE];
+        let unexpected = || io_error("setting up the overlay")(Errno::EPROTO);
         loop {
-            match nix::unistd::read(reports.as_raw_fd(), &mut buffer) {
-                Ok(Report::SIZE) => match Report::decode(&buffer) {
-                    Some(Report::LayerReady) => break,
-                    Some(report) => {
-                        return Err(failure(report).unwrap_or_else(|| io_error("setting up the overlay")(Errno::EPROTO)))
-                    }
-                    None => return Err(io_error("setting up the overlay")(Errno::EPROTO)),
-                },
+            match Report::read_from(reports) {
+                Ok(Some(Report::LayerReady)) => break,
+                Ok(Some(report)) => return Err(failure(report).unwrap_or_else(unexpected)),
+                Ok(None) => return Err(io_error("setting up the overlay (the sandbox's init ended)")(Errno::ESRCH)),
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => {
                     let (report_ready, init_ended) =
                         sys::poll_either(reports, Some(init), None).map_err(io_error("waiting for the sandbox's set-up"))?;
                     if init_ended && !report_ready {
                         // Its last words may have arrived meanwhile.
-                        if let Ok(Report::SIZE) = nix::unistd::read(reports.as_raw_fd(), &mut buffer) {
-                            if let Some(error) = Report::decode(&buffer).and_then(&failure) {
-                                return Err(error);
-                            }
+                        if let Ok(Some(report)) = Report::read_from(reports) {
+                            return Err(failure(report).unwrap_or_else(unexpected));
                         }
                         return Err(io_error("setting up the overlay (the sandbox's init ended)")(Errno::ESRCH));
                     }
                 }
-                Ok(_) => return Err(io_error("setting up the overlay")(Errno::EPROTO)),
                 Err(errno) => return Err(io_error("reading the sandbox's reports")(errno)),
             }
         }
@@ -94,7 +87,7 @@ impl Layer {
         let fd = nix::fcntl::open(self.proc_path.as_c_str(), flags, Mode::empty())
             .map_err(io_error("opening the overlay's layer through /proc/<init>/fd"))?;
         // SAFETY: `open` just returned this descriptor, owned by nobody else.
-        self.fd = Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        self.fd = Some(unsafe { sys::own_fd(fd) });
         Ok(())
     }
 

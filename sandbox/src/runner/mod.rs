@@ -406,7 +406,7 @@ fn reserve_overlay_fds(rootfs: Option<&std::path::Path>) -> Result<(OwnedFd, Opt
     let open_path = |path: &std::path::Path| {
         nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
             // SAFETY: `open` just returned this descriptor, owned by nobody else.
-            .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+            .map(|fd| unsafe { sys::own_fd(fd) })
     };
     let layer = open_path(std::path::Path::new("/")).map_err(io_error("reserving a descriptor for the overlay"))?;
     let rootfs = rootfs

@@ -1,7 +1,7 @@
 //! A sandbox whose command runs: waiting for it (with its timeout, passing signals on), its
 //! reports, and its teardown.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -285,23 +285,19 @@ impl Running {
     /// Reads the reports there are now: a [`Report::Leftovers`] is answered (the processes
     /// left are looked at, then the init is released), the others kept for the end.
     fn take_reports(&mut self) {
-        let mut buffer = [0u8; Report::SIZE];
         loop {
-            match nix::unistd::read(self.report.as_raw_fd(), &mut buffer) {
-                Ok(Report::SIZE) => match Report::decode(&buffer) {
-                    Some(Report::Leftovers) => {
-                        self.escaped = self.find_escaped();
-                        if let Some(release) = self.release.take() {
-                            let _ = nix::unistd::write(&release, &[1]);
-                        }
+            match Report::read_from(self.report.as_fd()) {
+                Ok(Some(Report::Leftovers)) => {
+                    self.escaped = self.find_escaped();
+                    if let Some(release) = self.release.take() {
+                        let _ = nix::unistd::write(&release, &[1]);
                     }
-                    Some(report) => self.early_reports.push(report),
-                    None => {}
-                },
+                }
+                Ok(Some(report)) => self.early_reports.push(report),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return,
                 // The init is gone (or wrote something else): nothing more to answer.
-                _ => {
+                Ok(None) | Err(_) => {
                     self.release = None;
                     return;
                 }
@@ -346,9 +342,8 @@ impl Running {
 
     fn read_reports(&self) -> Vec<Report> {
         let mut reports = self.early_reports.clone();
-        let mut buffer = [0u8; Report::SIZE];
-        while let Ok(Report::SIZE) = nix::unistd::read(self.report.as_raw_fd(), &mut buffer) {
-            reports.extend(Report::decode(&buffer));
+        while let Ok(Some(report)) = Report::read_from(self.report.as_fd()) {
+            reports.push(report);
         }
         reports
     }
