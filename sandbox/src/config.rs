@@ -166,6 +166,10 @@ pub struct Config {
     /// With [`FsMode::Overlay`]: copy the changed files into this directory (made, with its
     /// parents; the paths below it as inside the sandbox, deletions listed in its `DELETED`).
     pub keep_changes: Option<PathBuf>,
+    /// As root: give the command the host's root, without the run's cgroup namespace and the
+    /// containment that comes with it (a test that loads a module or writes a sysctl). Nothing
+    /// changes for a rootless run.
+    pub privileged: bool,
 }
 
 impl Default for Config {
@@ -187,6 +191,7 @@ impl Default for Config {
             fs_size: None,
             host_writes: HostWrites::Discard,
             keep_changes: None,
+            privileged: false,
         }
     }
 }

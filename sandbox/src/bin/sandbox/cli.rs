@@ -137,6 +137,10 @@ struct RunArgs {
     /// (by default it runs with no_new_privs set).
     #[arg(long)]
     allow_new_privs: bool,
+    /// As root: give the command the host's root. Without it the command runs in a cgroup
+    /// namespace of its own and cannot leave its cgroup or raise its limits.
+    #[arg(long)]
+    privileged: bool,
     /// Write the outcome as JSON to FILE (`-`: stdout, after the command's output).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -179,6 +183,7 @@ impl RunArgs {
                 Some(HostWrites::Discard) | None => sandbox::HostWrites::Discard,
             },
             keep_changes: self.keep_changes.clone(),
+            privileged: self.privileged,
         }
     }
 }
