@@ -169,6 +169,9 @@ pub(crate) struct InitArgs<'a> {
     /// Apply the set-up steps before waiting for "go" (while the launcher makes the cgroup);
     /// otherwise after it (in a user namespace, whose id maps the launcher writes first).
     pub steps_before_go: bool,
+    /// The steps from this index on run only once the init is in its cgroup, after the join
+    /// (a contained run's cgroup namespace: `mounts::Plan::in_cgroup_from`).
+    pub steps_in_cgroup_from: usize,
     /// Write end of the report pipe.
     pub report: RawFd,
     /// `fs = overlay`: where a set-up step opened the layer. Once set up, the init reports
@@ -215,14 +218,15 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         }
     }
     if args.steps_before_go {
-        apply_steps(args);
+        apply_steps(args, 0..args.steps_in_cgroup_from);
         offer_layer(args);
         wait_for_go(args);
         join_cgroups(args);
+        apply_steps(args, args.steps_in_cgroup_from..args.steps.len());
     } else {
         wait_for_go(args);
         join_cgroups(args);
-        apply_steps(args);
+        apply_steps(args, 0..args.steps.len());
         if args.layer_fd.is_some() {
             offer_layer(args);
             wait_for_go(args);
@@ -315,9 +319,9 @@ fn join_cgroups(args: &InitArgs<'_>) {
     }
 }
 
-/// Mounts, hostname, root switch: the sandbox's view of the system.
-fn apply_steps(args: &InitArgs<'_>) {
-    for (index, step) in args.steps.iter().enumerate() {
+/// Mounts, hostname, root switch: the sandbox's view of the system. `range` of the steps.
+fn apply_steps(args: &InitArgs<'_>, range: std::ops::Range<usize>) {
+    for (index, step) in args.steps.iter().enumerate().take(range.end).skip(range.start) {
         if let Err(errno) = step.apply() {
             send(args.report, Report::StepFailed { index: index as u32, errno: errno as i32 });
             sys::exit_immediately(125);

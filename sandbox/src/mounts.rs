@@ -14,9 +14,11 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 
+use crate::cgroup::NamespaceMount;
 use crate::config::{Config, FsMode, NetMode};
 use crate::fs_changes::Tree;
 
+mod cgroup_namespace;
 mod overlay;
 pub(crate) use overlay::OverlayInput;
 
@@ -117,6 +119,11 @@ pub(crate) enum Step {
     DetachOldRoot,
     /// Bring `lo` up in the new network namespace.
     LoopbackUp,
+    /// `umount2(MNT_DETACH)` of a mount and everything below it, in this mount namespace only:
+    /// gone, not covered (see [`cgroup_namespace`]). A path that is no mount point is left.
+    Detach(CString),
+    /// `unshare(CLONE_NEWCGROUP)`: a cgroup namespace rooted at the cgroup the init is in.
+    CgroupNamespace,
 }
 
 fn cstring(path: impl AsRef<OsStr>) -> CString {
@@ -153,6 +160,8 @@ impl Step {
             Step::PivotRoot => "switching to the new root (pivot_root)".into(),
             Step::DetachOldRoot => "detaching the old root (umount2 MNT_DETACH)".into(),
             Step::LoopbackUp => "bringing up the loopback interface".into(),
+            Step::Detach(path) => format!("detaching {} (umount2 MNT_DETACH)", show(path)),
+            Step::CgroupNamespace => "entering a cgroup namespace (unshare CLONE_NEWCGROUP)".into(),
         }
     }
 
@@ -240,6 +249,11 @@ impl Step {
             Step::PivotRoot => nix::unistd::pivot_root(c".", c"."),
             Step::DetachOldRoot => umount2(c".", MntFlags::MNT_DETACH),
             Step::LoopbackUp => crate::sys::bring_loopback_up(),
+            Step::Detach(path) => match umount2(path.as_c_str(), MntFlags::MNT_DETACH) {
+                Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+                other => other,
+            },
+            Step::CgroupNamespace => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
         }
     }
 }
@@ -250,6 +264,9 @@ impl Step {
 pub(crate) struct Plan {
     pub(crate) steps: Vec<Step>,
     pub(crate) trees: Vec<Tree>,
+    /// The steps from this index on run once the init is in its cgroup (a contained run's
+    /// cgroup namespace, see [`cgroup_namespace`]); the others may run before.
+    pub(crate) in_cgroup_from: usize,
 }
 
 /// What [`plan`] needs besides the config.
@@ -270,11 +287,13 @@ pub(crate) struct PlanInput<'a> {
     /// The index in `config.binds` of the bind of a working directory the sandbox's tmpfs
     /// hides: under [`FsMode::Overlay`] it gets an overlay, not a bind.
     pub(crate) hidden_cwd_bind: Option<usize>,
+    /// A contained run's cgroup namespace, with the hierarchies it mounts.
+    pub(crate) cgroup_namespace: Option<&'a [NamespaceMount]>,
 }
 
 /// Plans the set-up steps for `config`.
 pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
-    let PlanInput { rootfs, bind_fds, tmpdir, host_mounts, overlay, hidden_cwd_bind } = input;
+    let PlanInput { rootfs, bind_fds, tmpdir, host_mounts, overlay, hidden_cwd_bind, cgroup_namespace } = input;
     let mut steps = vec![Step::SetHostname(cstring(&config.hostname)), Step::MakeRootPrivate];
     assert_eq!(bind_fds.len(), config.binds.len(), "one descriptor per bind source");
     for (spec, fd) in config.binds.iter().zip(bind_fds) {
@@ -342,7 +361,16 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
             steps.push(remount_writable(&target));
         }
     }
+    if cgroup_namespace.is_some() && new_root.is_none() {
+        // The host's /proc goes, so that unmounting the run's does not bring it back.
+        steps.push(Step::Detach(cstring("/proc")));
+    }
     steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
+    // Whether the new root has a place for cgroup mounts.
+    let has_cgroup_root = rootfs.unwrap_or(Path::new("/")).join("sys/fs/cgroup").is_dir();
+    if let Some(mounts) = cgroup_namespace {
+        cgroup_namespace::push_before_join(&mut steps, mounts, has_cgroup_root, &at);
+    }
     if let Some(root) = rootfs {
         if root.join("dev").is_dir() {
             let dev = at(Path::new("/dev"));
@@ -417,7 +445,11 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
     if config.net == NetMode::None {
         steps.push(Step::LoopbackUp);
     }
-    Plan { steps, trees }
+    let in_cgroup_from = steps.len();
+    if let Some(mounts) = cgroup_namespace {
+        cgroup_namespace::push_in_cgroup(&mut steps, mounts, has_cgroup_root);
+    }
+    Plan { steps, trees, in_cgroup_from }
 }
 
 /// Makes the bind mount at `target` (a copy of a read-only mount) writable again.

@@ -67,6 +67,25 @@ impl fmt::Display for CgroupVersion {
     }
 }
 
+/// The child of a contained run's cgroup that the run's processes live in and its cgroup
+/// namespace is rooted at: the subtree delegated to the run. The limits are written one level
+/// up, in the run's cgroup, which the run cannot see, so that nothing in it can raise them; what
+/// it writes into this directory's own limit files only narrows them.
+pub(crate) const DELEGATED_DIR: &str = "delegated";
+
+/// What a contained run's cgroup namespace mounts: one cgroup hierarchy that the run has a
+/// cgroup in, mounted where the host has it (inside the namespace the kernel roots the mount at
+/// the run's [`DELEGATED_DIR`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamespaceMount {
+    /// Where the host mounts the hierarchy.
+    pub mount_point: PathBuf,
+    /// `cgroup` (v1) or `cgroup2`.
+    pub fstype: &'static str,
+    /// v1: the hierarchy's controllers, as the mount option that selects it (`cpu,cpuacct`).
+    pub options: Option<String>,
+}
+
 /// CFS period used for `--cpu`: the kernel's default, 100 ms.
 const CPU_PERIOD_US: u64 = 100_000;
 
@@ -207,6 +226,9 @@ pub(crate) trait RunCgroup: Send {
     fn remove_stale_runs(&self);
     /// The cgroup directories, for diagnostics and tests.
     fn paths(&self) -> Vec<PathBuf>;
+    /// The hierarchies a contained run's cgroup namespace mounts (empty for a run that is not
+    /// contained, see [`plan_run_cgroup`]).
+    fn namespace_mounts(&self) -> Vec<NamespaceMount>;
 }
 
 /// A limit file that read `value` as `<file> is <value>, not <expected>`, when that differs.
@@ -267,11 +289,16 @@ pub(crate) enum InitJoin {
 }
 
 impl InitJoin {
-    /// For `dir`, made after the clone: its parent opened now (and made, the first time).
-    fn below(dir: &Path) -> Result<InitJoin, CgroupError> {
+    /// For `dir`, made after the clone, or its `sub` directory (a contained run's
+    /// [`DELEGATED_DIR`]): the parent of `dir` opened now (and made, the first time).
+    fn below(dir: &Path, sub: Option<&str>) -> Result<InitJoin, CgroupError> {
         use nix::fcntl::{open, OFlag};
         let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
             return Err(CgroupError::Unavailable(format!("{} is not a cgroup directory", dir.display())));
+        };
+        let name = match sub {
+            Some(sub) => Path::new(name).join(sub).into_os_string(),
+            None => name.to_os_string(),
         };
         let open_parent = || open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
         let fd = match open_parent() {
@@ -304,18 +331,20 @@ impl InitJoin {
 /// The cgroup for one run below `cgroup_parent` (default: `sandbox` in each hierarchy), with
 /// `limits`: an idle one of this process's earlier runs where it keeps them ([`pool`]), or a
 /// new one, made as `when` says. A v2 cgroup is made at once: the init is created inside it.
+/// A `contained` run's processes go into its [`DELEGATED_DIR`], below its limits.
 pub(crate) fn plan_run_cgroup(
     cgroup_parent: Option<&Path>,
     limits: &Limits,
     when: Creation,
+    contained: bool,
 ) -> Result<Box<dyn RunCgroup>, CgroupError> {
-    if let Some(reused) = pool::take(cgroup_parent, limits) {
+    if let Some(reused) = pool::take(cgroup_parent, limits, contained) {
         return Ok(Box::new(reused));
     }
     match Layout::current()? {
-        Layout::Unified { mount_point } => Ok(Box::new(V2Cgroup::create(mount_point, cgroup_parent, limits)?)),
+        Layout::Unified { mount_point } => Ok(Box::new(V2Cgroup::create(mount_point, cgroup_parent, limits, contained)?)),
         layout => {
-            let mut cgroup = V1Cgroup::plan(layout, cgroup_parent, limits)?;
+            let mut cgroup = V1Cgroup::plan(layout, cgroup_parent, limits, contained)?;
             if when == Creation::Now {
                 cgroup.make()?;
             }

@@ -32,13 +32,14 @@ pub fn is_enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// An idle cgroup made under `parent`, with `limits` written, if there is one.
-pub(crate) fn take(parent: Option<&Path>, limits: &Limits) -> Option<V1Cgroup> {
+/// An idle cgroup made under `parent`, for a run `contained` or not, with `limits` written, if
+/// there is one.
+pub(crate) fn take(parent: Option<&Path>, limits: &Limits, contained: bool) -> Option<V1Cgroup> {
     if !is_enabled() {
         return None;
     }
     let mut idle = IDLE.lock().ok()?;
-    let index = idle.iter().position(|(p, _)| p.as_deref() == parent)?;
+    let index = idle.iter().position(|(p, cgroup)| p.as_deref() == parent && cgroup.is_contained() == contained)?;
     let (_, mut cgroup) = idle.swap_remove(index);
     drop(idle);
     match cgroup.apply_limits(limits) {

@@ -106,6 +106,26 @@ pub(crate) fn parent_from_environment() -> Option<PathBuf> {
 pub(crate) fn inside_a_run() -> bool {
     read_small_file(Path::new("/proc/self/cgroup"))
         .is_ok_and(|text| proc_cgroup_lines(&text).any(|line| in_a_run_cgroup(Path::new(line.path))))
+        || in_a_run_namespace()
+}
+
+/// The source name of a contained run's cgroup mounts: in its cgroup namespace every cgroup
+/// path reads `/`, and these mounts are what tells a launcher there that it nests in a run.
+pub(crate) const NAMESPACE_MOUNT_SOURCE: &str = "sandbox-run";
+
+/// Whether this process is in a contained run's cgroup namespace: not the initial one, with a
+/// cgroup mount named [`NAMESPACE_MOUNT_SOURCE`].
+pub(crate) fn in_a_run_namespace() -> bool {
+    // The kernel's fixed inode number of the initial cgroup namespace (PROC_CGROUP_INIT_INO).
+    const INITIAL: &str = "cgroup:[4026531835]";
+    let initial = fs::read_link("/proc/self/ns/cgroup").map_or(true, |link| link.as_os_str() == INITIAL);
+    !initial
+        && fs::read_to_string("/proc/self/mountinfo").is_ok_and(|table| {
+            table.lines().any(|line| {
+                let mut after = line.split(" - ").nth(1).unwrap_or("").split(' ');
+                matches!(after.next(), Some("cgroup" | "cgroup2")) && after.next() == Some(NAMESPACE_MOUNT_SOURCE)
+            })
+        })
 }
 
 pub(super) fn parse_run_name(name: &str) -> Option<Owner> {

@@ -115,7 +115,9 @@ fn decide(mount_point: &Path) -> ScopePlacement {
         Ok(own) => own,
         Err(err) => return ScopePlacement::Failed(err.to_string()),
     };
-    if in_sandbox_scope(&own) {
+    // Inside a run (a contained one's cgroup namespace shows no scope), runs nest in it: a
+    // scope of systemd's would take this process out of the run's limits.
+    if in_sandbox_scope(&own) || super::in_a_run_namespace() {
         return ScopePlacement::InsideSandboxScope;
     }
     let limits = CallerLimits::along(&own, mount_point);

@@ -14,7 +14,7 @@ use super::{
     child_cgroup_count, cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_events_hierarchical, pids_limit_hits,
     read_small_file, remove_tree, CgroupError, CgroupVersion, Hierarchy, InitJoin, Layout, OpenFiles, Placement,
-    RunCgroup, Stats, settled, write_file, FREEZE_WAIT,
+    NamespaceMount, RunCgroup, Stats, settled, subtree_deepest_first, write_file, DELEGATED_DIR, FREEZE_WAIT,
 };
 use crate::config::Limits;
 
@@ -51,6 +51,10 @@ pub struct V1Cgroup {
     limits_tampered: bool,
     /// Whether `pids.events` counts the whole subtree, looked up at the first run.
     pids_events_hierarchical: std::sync::OnceLock<bool>,
+    /// A contained run's: its processes live in each directory's [`DELEGATED_DIR`].
+    contained: bool,
+    /// The hierarchy of each of `dirs`, for [`RunCgroup::namespace_mounts`].
+    hierarchies: Vec<Hierarchy>,
 }
 
 /// The counters a v1 cgroup cannot reset.
@@ -80,7 +84,7 @@ impl V1Cgroup {
     /// clone, so that the init knows where to join, and makes it while the init sets up its
     /// mounts ([`V1Cgroup::make`], from [`RunCgroup::place`]; on error, what was made is
     /// removed again).
-    pub fn plan(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V1Cgroup, CgroupError> {
+    pub fn plan(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits, contained: bool) -> Result<V1Cgroup, CgroupError> {
         let relative_parent = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf());
         let proc_self_cgroup = match relative_parent {
             Some(_) => String::new(),
@@ -111,6 +115,8 @@ impl V1Cgroup {
             freezer_made: false,
             limits_tampered: false,
             pids_events_hierarchical: std::sync::OnceLock::new(),
+            contained,
+            hierarchies: Vec::new(),
         };
         let wanted: [(&str, bool); 3] = [
             ("memory", limits.memory_bytes.is_some()),
@@ -134,6 +140,7 @@ impl V1Cgroup {
             let dir = run_dir(hierarchy);
             if !cgroup.dirs.contains(&dir) {
                 cgroup.dirs.push(dir.clone());
+                cgroup.hierarchies.push(hierarchy.clone());
             }
             match controller {
                 "memory" => cgroup.memory = Some(dir),
@@ -151,12 +158,14 @@ impl V1Cgroup {
         let (Some(freezer), Some(source)) = (self.freezer.clone(), self.pids.clone().or_else(|| self.memory.clone())) else {
             return Ok(false);
         };
+        let source = self.processes_dir(&source);
         if !self.freezer_made {
             fs::create_dir_all(&freezer).map_err(io_err("creating cgroup", &freezer))?;
             self.freezer_made = true;
         }
         for _ in 0..3 {
-            let listed = read_small_file(&source.join("cgroup.procs")).unwrap_or_default();
+            let listed: String =
+                subtree_deepest_first(&source).iter().filter_map(|dir| read_small_file(&dir.join("cgroup.procs")).ok()).collect();
             let moved = read_small_file(&freezer.join("cgroup.procs")).unwrap_or_default();
             let missing: Vec<&str> = listed.lines().filter(|pid| !moved.lines().any(|m| m == *pid)).collect();
             if missing.is_empty() {
@@ -240,7 +249,9 @@ impl V1Cgroup {
             return Ok(false);
         }
         for dir in &self.dirs {
-            if has_child_cgroups(dir)? {
+            // A contained run's one child is its delegated directory, which must have none.
+            let children_of_its_own = if self.contained { 1 } else { 0 };
+            if child_cgroup_count(dir)? != children_of_its_own || (self.contained && has_child_cgroups(&self.processes_dir(dir))?) {
                 return Ok(false);
             }
         }
@@ -306,19 +317,37 @@ fn has_child_cgroups(dir: &Path) -> Result<bool, CgroupError> {
 }
 
 impl V1Cgroup {
+    /// Whether this is a contained run's cgroup.
+    pub(crate) fn is_contained(&self) -> bool {
+        self.contained
+    }
+
+    /// Where the run's processes live in the run's directory `dir`.
+    fn processes_dir(&self, dir: &Path) -> PathBuf {
+        match self.contained {
+            true => dir.join(DELEGATED_DIR),
+            false => dir.to_path_buf(),
+        }
+    }
+
     /// Makes the directories that [`V1Cgroup::plan`] only named, and writes the limits; nothing
     /// for a cgroup that exists.
     pub(crate) fn make(&mut self) -> Result<(), CgroupError> {
         let Some(limits) = self.pending.take() else { return Ok(()) };
         for dir in &self.dirs {
             // The runs directory exists after the first run: try without checking.
-            if let Err(err) = fs::create_dir(dir) {
-                let parent = dir.parent().expect("run dir has a parent");
-                if err.kind() != std::io::ErrorKind::NotFound {
-                    return Err(io_err("creating cgroup", dir)(err));
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    let parent = dir.parent().expect("run dir has a parent");
+                    fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
+                    fs::create_dir(dir).map_err(io_err("creating cgroup", dir))?;
                 }
-                fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
-                fs::create_dir(dir).map_err(io_err("creating cgroup", dir))?;
+                Err(err) => return Err(io_err("creating cgroup", dir)(err)),
+            }
+            if self.contained {
+                let delegated = dir.join(DELEGATED_DIR);
+                fs::create_dir(&delegated).map_err(io_err("creating cgroup", &delegated))?;
             }
         }
         self.apply_limits(&limits)
@@ -347,6 +376,9 @@ impl V1Cgroup {
             return Ok(());
         }
         for dir in &self.dirs {
+            if self.contained {
+                remove_tree(&dir.join(DELEGATED_DIR))?;
+            }
             remove_tree(dir)?;
         }
         if let (true, Some(freezer)) = (self.freezer_made, &self.freezer) {
@@ -389,14 +421,15 @@ impl RunCgroup for V1Cgroup {
     }
 
     fn placement(&self) -> Result<Placement<'_>, CgroupError> {
+        let sub = self.contained.then_some(DELEGATED_DIR);
         let joins = self
             .dirs
             .iter()
             .map(|dir| match self.pending {
                 // Made (a reused cgroup, or a rootless run's): its `tasks` file, kept open for
                 // the runs after.
-                None => self.files.writable_fd(dir, "tasks").map(InitJoin::TasksFile),
-                Some(_) => InitJoin::below(dir),
+                None => self.files.writable_fd(&self.processes_dir(dir), "tasks").map(InitJoin::TasksFile),
+                Some(_) => InitJoin::below(dir, sub),
             })
             .collect::<Result<_, _>>()?;
         Ok(Placement::InitJoins(joins))
@@ -409,7 +442,10 @@ impl RunCgroup for V1Cgroup {
 
     fn kill_all(&self) {
         for dir in &self.dirs {
-            kill_listed_processes(dir);
+            match self.contained {
+                true => subtree_deepest_first(dir).iter().for_each(|dir| kill_listed_processes(dir)),
+                false => kill_listed_processes(dir),
+            }
         }
     }
 
@@ -427,7 +463,15 @@ impl RunCgroup for V1Cgroup {
         let mut stats = Stats::default();
         let mut now = Counters::default();
         if let Some(dir) = &self.memory {
-            now.oom_kills = self.files.read_key(dir, "memory.oom_control", "oom_kill")?.unwrap_or(0);
+            // v1 counts a kill in the victim's cgroup only: the delegated one, or below it.
+            let victims = self.processes_dir(dir);
+            now.oom_kills = match has_child_cgroups(&victims)? {
+                false => self.files.read_key(&victims, "memory.oom_control", "oom_kill")?.unwrap_or(0),
+                true => subtree_deepest_first(&victims)
+                    .iter()
+                    .map(|dir| super::read_key(dir, "memory.oom_control", "oom_kill").map(Option::unwrap_or_default))
+                    .sum::<Result<u64, _>>()?,
+            };
             stats.oom_kills = now.oom_kills.saturating_sub(self.start.oom_kills);
             stats.peak_memory_bytes = self.files.read_number(dir, "memory.max_usage_in_bytes")?;
         }
@@ -435,7 +479,7 @@ impl RunCgroup for V1Cgroup {
             // Where the count is not hierarchical, a subtree the command made must be summed;
             // a cgroup without children (the usual case) needs its own count only.
             let hierarchical = *self.pids_events_hierarchical.get_or_init(|| pids_events_hierarchical(dir));
-            now.pids_limit_hits = if hierarchical || !has_child_cgroups(dir)? {
+            now.pids_limit_hits = if hierarchical || (!self.contained && !has_child_cgroups(dir)?) {
                 self.files.read_key(dir, "pids.events", "max")?
             } else {
                 pids_limit_hits(dir)?
@@ -464,6 +508,20 @@ impl RunCgroup for V1Cgroup {
 
     fn paths(&self) -> Vec<PathBuf> {
         self.dirs.clone()
+    }
+
+    fn namespace_mounts(&self) -> Vec<NamespaceMount> {
+        if !self.contained {
+            return Vec::new();
+        }
+        self.hierarchies
+            .iter()
+            .map(|hierarchy| NamespaceMount {
+                mount_point: hierarchy.mount_point.clone(),
+                fstype: "cgroup",
+                options: Some(hierarchy.controllers.join(",")),
+            })
+            .collect()
     }
 }
 

@@ -13,7 +13,7 @@ use super::{
     cpu_quota_and_period_us,
     clean_stale_once, io_err, kill_listed_processes, new_run_name, pids_limit_hits, read_key, read_number,
     read_optional, remove_tree, subtree_deepest_first, write_file, CgroupError, CgroupVersion, Placement, RunCgroup,
-    Stats, settled, FREEZE_WAIT,
+    NamespaceMount, Stats, settled, DELEGATED_DIR, FREEZE_WAIT,
 };
 use crate::config::Limits;
 
@@ -27,7 +27,10 @@ pub const RUNS_DIR: &str = "sandbox";
 #[derive(Debug)]
 pub struct V2Cgroup {
     dir: PathBuf,
+    /// The directory the init is created in: `dir`, or a contained run's [`DELEGATED_DIR`].
     dir_fd: OwnedFd,
+    /// A contained run's delegated directory, and the mount point its namespace mounts.
+    delegated: Option<(PathBuf, PathBuf)>,
     removed: bool,
     /// The limits written, to see whether they still hold.
     limits: Limits,
@@ -203,7 +206,7 @@ pub(crate) fn foreign_processes_in(dir: &Path) -> Vec<String> {
 /// or moved there itself: a runner shares its scope with its fork servers), otherwise those
 /// that are neither this process nor one of its descendants.
 fn foreign_processes(dir: &Path, pids: &[&str]) -> Vec<String> {
-    if super::in_a_run_cgroup(dir) || in_sandbox_scope(dir) {
+    if super::in_a_run_cgroup(dir) || in_sandbox_scope(dir) || super::in_a_run_namespace() {
         return Vec::new();
     }
     let me = std::process::id();
@@ -233,8 +236,9 @@ fn foreign_processes(dir: &Path, pids: &[&str]) -> Vec<String> {
 }
 
 impl V2Cgroup {
-    /// Creates `<base>/sandbox/<run>` with `limits`, preparing `base` as needed.
-    pub fn create(mount_point: &Path, cgroup_parent: Option<&Path>, limits: &Limits) -> Result<V2Cgroup, CgroupError> {
+    /// Creates `<base>/sandbox/<run>` with `limits`, preparing `base` as needed; for a
+    /// `contained` run also its [`DELEGATED_DIR`], with the controllers on for it.
+    pub fn create(mount_point: &Path, cgroup_parent: Option<&Path>, limits: &Limits, contained: bool) -> Result<V2Cgroup, CgroupError> {
         let cpu_required = limits.cpu_cores.is_some();
         let (required, optional): (&[&str], &[&str]) =
             if cpu_required { (&["memory", "pids", "cpu"], &[]) } else { (&["memory", "pids"], &["cpu"]) };
@@ -249,15 +253,34 @@ impl V2Cgroup {
         })?;
         let dir = runs.join(new_run_name());
         fs::create_dir(&dir).map_err(io_err("creating cgroup", &dir))?;
-        // A directory fd for clone3(CLONE_INTO_CGROUP); std opens it O_RDONLY|O_CLOEXEC.
-        let dir_fd = match fs::File::open(&dir) {
-            Ok(file) => OwnedFd::from(file),
+        let delegated = contained.then(|| dir.join(DELEGATED_DIR));
+        let made = || -> Result<OwnedFd, CgroupError> {
+            if let Some(delegated) = &delegated {
+                // Its processes, in the child, may use the controllers the run has.
+                let available = words(read_optional(&dir, "cgroup.controllers")?);
+                let enable: Vec<String> =
+                    ["memory", "pids", "cpu"].iter().filter(|c| available.iter().any(|a| a == *c)).map(|c| format!("+{c}")).collect();
+                if !enable.is_empty() {
+                    write_file(&dir, "cgroup.subtree_control", &enable.join(" "))?;
+                }
+                fs::create_dir(delegated).map_err(io_err("creating cgroup", delegated))?;
+            }
+            let target = delegated.as_deref().unwrap_or(&dir);
+            // A directory fd for clone3(CLONE_INTO_CGROUP); std opens it O_RDONLY|O_CLOEXEC.
+            fs::File::open(target).map(OwnedFd::from).map_err(io_err("opening cgroup", target))
+        };
+        let dir_fd = match made() {
+            Ok(fd) => fd,
             Err(err) => {
+                if let Some(delegated) = &delegated {
+                    let _ = fs::remove_dir(delegated);
+                }
                 let _ = fs::remove_dir(&dir);
-                return Err(io_err("opening cgroup", &dir)(err));
+                return Err(err);
             }
         };
-        let cgroup = V2Cgroup { dir, dir_fd, removed: false, limits: limits.clone() };
+        let delegated = delegated.map(|path| (path, mount_point.to_path_buf()));
+        let cgroup = V2Cgroup { dir, dir_fd, delegated, removed: false, limits: limits.clone() };
         cgroup.apply_limits(limits)?;
         Ok(cgroup)
     }
@@ -313,9 +336,10 @@ impl RunCgroup for V2Cgroup {
 
     /// Where `clone3` is missing, the init was cloned outside: it moves in before it goes on.
     fn place(&mut self, init: Pid, cloned_into: bool) -> Result<(), CgroupError> {
+        let target = self.delegated.as_ref().map_or(&self.dir, |(delegated, _)| delegated);
         match cloned_into {
             true => Ok(()),
-            false => write_file(&self.dir, "cgroup.procs", &init.to_string()),
+            false => write_file(target, "cgroup.procs", &init.to_string()),
         }
     }
 
@@ -359,12 +383,22 @@ impl RunCgroup for V2Cgroup {
     fn paths(&self) -> Vec<PathBuf> {
         vec![self.dir.clone()]
     }
+
+    fn namespace_mounts(&self) -> Vec<NamespaceMount> {
+        self.delegated
+            .iter()
+            .map(|(_, mount_point)| NamespaceMount { mount_point: mount_point.clone(), fstype: "cgroup2", options: None })
+            .collect()
+    }
 }
 
 impl V2Cgroup {
     /// Removes the cgroup (and children the command created); idempotent.
     fn remove(&mut self) -> Result<(), CgroupError> {
         if !self.removed {
+            if let Some((delegated, _)) = &self.delegated {
+                remove_tree(delegated)?;
+            }
             remove_tree(&self.dir)?;
             self.removed = true;
         }

@@ -174,6 +174,8 @@ impl Sandbox {
             rootfs_fd: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
             rootless,
         });
+        let (cgroup, no_cgroup_reason) = self.choose_cgroup(rootless)?;
+        let namespace_mounts = cgroup.as_deref().filter(|_| self.contained(rootless)).map(RunCgroup::namespace_mounts);
         let plan_input = PlanInput {
             rootfs: self.rootfs.as_deref(),
             bind_fds: &bind_fds,
@@ -181,13 +183,13 @@ impl Sandbox {
             host_mounts: &host_mounts,
             overlay,
             hidden_cwd_bind,
+            cgroup_namespace: namespace_mounts.as_deref(),
         };
         let plan = mounts::plan(&config, plan_input);
         // Shared with `Running` (which names a failed step): the init reads them meanwhile.
         let steps: std::sync::Arc<[Step]> = plan.steps.into();
         let exec = ExecStrings::new(command, cwd)?;
 
-        let (cgroup, no_cgroup_reason) = self.choose_cgroup(rootless)?;
         let placement = cgroup.as_deref().map(RunCgroup::placement).transpose().map_err(|e| self.cgroup_error(e))?;
         let (clone_into, joins) = match placement {
             Some(Placement::CloneInto(dir)) => (Some(dir), Vec::new()),
@@ -241,6 +243,7 @@ impl Sandbox {
             go_write: go_write.as_raw_fd(),
             // In a user namespace the mounts need the id maps the launcher writes first.
             steps_before_go: !rootless,
+            steps_in_cgroup_from: plan.in_cgroup_from,
             report: report_write.as_raw_fd(),
             layer_fd: overlay.map(|input| input.layer_fd),
             release: release_read.as_raw_fd(),
@@ -324,11 +327,18 @@ impl Sandbox {
     fn choose_cgroup(&self, rootless: bool) -> Result<CgroupChoice, Error> {
         let (parent, limits) = (self.config.cgroup_parent.as_deref(), &self.config.limits);
         let when = if rootless { Creation::Now } else { Creation::WhileTheInitStarts };
-        match plan_run_cgroup(parent, limits, when) {
+        match plan_run_cgroup(parent, limits, when, self.contained(rootless)) {
             Ok(cgroup) => Ok((Some(cgroup), None)),
             Err(cause) if rootless && !self.config.require_cgroup => Ok((None, Some(cause.to_string()))),
             Err(cause) => Err(self.cgroup_error(cause)),
         }
+    }
+
+    /// Whether the run is contained: as root, unless `privileged`, its processes live below its
+    /// limits in a cgroup namespace of their own (see `mounts::cgroup_namespace`). A rootless
+    /// run has no rights to leave its cgroup with.
+    fn contained(&self, rootless: bool) -> bool {
+        !rootless && !self.config.privileged
     }
 
     /// The namespaces of a run: PID, mount and UTS always, a user namespace without root, and

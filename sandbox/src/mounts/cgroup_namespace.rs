@@ -1,0 +1,94 @@
+//! A contained run's cgroup namespace: the steps that show the run its own cgroup and nothing
+//! above it.
+//!
+//! The problem: as root, a command that sees the host's cgroup mounts can move itself out of its
+//! cgroup with one write to `cgroup.procs` (and out of every limit with it), raise its own
+//! `pids.max`, or mount a v1 hierarchy and write its `release_agent`. The fix has three parts:
+//! - the run's limits are written in its cgroup, and its processes live one level below, in the
+//!   [`DELEGATED_DIR`](crate::cgroup::DELEGATED_DIR) (the launcher makes both);
+//! - after joining that directory the init enters a new cgroup namespace rooted at it
+//!   ([`Step::CgroupNamespace`]) and mounts each hierarchy the run has a cgroup in where the host
+//!   has it: the kernel roots such a mount at the namespace's root, so every path ends at the
+//!   run's delegated directory, and a hierarchy's root files (`release_agent`) are not there;
+//! - the host's cgroup mounts and its `/proc` are detached ([`Step::Detach`]), not covered, so
+//!   that unmounting what the run sees reveals nothing (`/proc/1/ns/cgroup` of the host's init
+//!   would let root `setns` back out).
+//!
+//! The race: the namespace must be entered after the init is in its cgroup (the namespace's
+//! root is the cgroup the caller is in), which on v1 is only after the launcher's "go"; these
+//! steps therefore run last, after the join ([`super::Plan::in_cgroup_from`]).
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+
+use super::{cstring, Step};
+use crate::cgroup::{NamespaceMount, NAMESPACE_MOUNT_SOURCE};
+
+/// Where cgroup hierarchies are mounted on every current distribution.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Steps before the join: the host's cgroup mounts detached (`at` gives a path's place before
+/// `pivot_root`) and, for v1, a read-only tmpfs holding a mount point per hierarchy. `exists`
+/// says whether the new root has `/sys/fs/cgroup` at all.
+pub(super) fn push_before_join(steps: &mut Vec<Step>, mounts: &[NamespaceMount], exists: bool, at: &dyn Fn(&Path) -> PathBuf) {
+    if !exists {
+        return;
+    }
+    let root = Path::new(CGROUP_ROOT);
+    // One recursive detach takes the tmpfs and every hierarchy below it (v1), or the cgroup2
+    // mount itself (v2); hierarchies mounted elsewhere go one by one.
+    steps.push(Step::Detach(cstring(at(root))));
+    for mount in mounts.iter().filter(|mount| !mount.mount_point.starts_with(root)) {
+        steps.push(Step::Detach(cstring(at(&mount.mount_point))));
+    }
+    let v1: Vec<&NamespaceMount> =
+        mounts.iter().filter(|mount| mount.fstype == "cgroup" && mount.mount_point.starts_with(root)).collect();
+    if v1.is_empty() {
+        return;
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    steps.push(Step::Mount {
+        source: cstring("tmpfs"),
+        target: cstring(at(root)),
+        fstype: Some(cstring("tmpfs")),
+        flags,
+        data: Some(cstring("mode=755,size=64k")),
+    });
+    for mount in &v1 {
+        steps.push(Step::Mkdir(cstring(at(&mount.mount_point))));
+        // `cpu` and `cpuacct` beside `cpu,cpuacct`, where the host has those links.
+        for controller in mount.options.iter().flat_map(|options| options.split(',')) {
+            let link = root.join(controller);
+            if link.as_path() != mount.mount_point {
+                if let Ok(target) = std::fs::read_link(&link) {
+                    steps.push(Step::Symlink(cstring(at(&link)), cstring(target)));
+                }
+            }
+        }
+    }
+    steps.push(Step::Mount {
+        source: cstring("tmpfs"),
+        target: cstring(at(root)),
+        fstype: None,
+        flags: flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        data: None,
+    });
+}
+
+/// Steps after the join, with paths as the command sees them: the namespace, then its mounts.
+pub(super) fn push_in_cgroup(steps: &mut Vec<Step>, mounts: &[NamespaceMount], exists: bool) {
+    steps.push(Step::CgroupNamespace);
+    if !exists {
+        return;
+    }
+    for mount in mounts {
+        steps.push(Step::Mount {
+            source: cstring(NAMESPACE_MOUNT_SOURCE),
+            target: cstring(&mount.mount_point),
+            fstype: Some(cstring(mount.fstype)),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            data: mount.options.as_deref().map(cstring),
+        });
+    }
+}
