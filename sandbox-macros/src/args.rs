@@ -97,6 +97,8 @@ pub(crate) struct Args {
     pub(crate) fs_size: Option<u64>,
     /// `host_writes = "fail"`: a change to the host's files fails the test.
     pub(crate) host_writes: HostWrites,
+    /// `privileged = true`: as root, the test gets the host's root instead of running contained.
+    pub(crate) privileged: bool,
     /// `require = "cgroup"`: fail rather than fall back to rlimits (rootless, no delegated cgroup).
     pub(crate) require_cgroup: bool,
     /// `baseline_tolerance = "10%+1M"`: how far the peak memory may grow over its baseline.
@@ -148,6 +150,7 @@ enum Key {
     Writable,
     FsSize,
     HostWrites,
+    Privileged,
     Expect,
     Require,
     BaselineTolerance,
@@ -156,7 +159,7 @@ enum Key {
 
 impl Key {
     /// Every key, in the order the error messages list them.
-    const ALL: [Key; 15] = [
+    const ALL: [Key; 16] = [
         Key::Pids,
         Key::Mem,
         Key::Cpu,
@@ -168,6 +171,7 @@ impl Key {
         Key::Writable,
         Key::FsSize,
         Key::HostWrites,
+        Key::Privileged,
         Key::Expect,
         Key::Require,
         Key::BaselineTolerance,
@@ -187,6 +191,7 @@ impl Key {
             Key::Writable => "writable",
             Key::FsSize => "fs_size",
             Key::HostWrites => "host_writes",
+            Key::Privileged => "privileged",
             Key::Expect => "expect",
             Key::Require => "require",
             Key::BaselineTolerance => "baseline_tolerance",
@@ -208,6 +213,7 @@ impl Key {
             Key::Writable => "writable = [\"/srv/cache\"]",
             Key::FsSize => "fs_size = \"64M\"",
             Key::HostWrites => "host_writes = \"fail\"",
+            Key::Privileged => "privileged = true",
             Key::Expect => "expect = \"oom\"",
             Key::Require => "require = \"cgroup\"",
             Key::BaselineTolerance => "baseline_tolerance = \"25%+4M\"",
@@ -233,6 +239,7 @@ impl Key {
             "writeable" | "rw" | "writable_paths" => Key::Writable,
             "fs_limit" | "fs_max" | "layer_size" | "overlay_size" | "fssize" => Key::FsSize,
             "host_write" | "hostwrites" | "on_host_writes" | "host_changes" => Key::HostWrites,
+            "privilege" | "privileges" | "root" | "host_root" | "unconfined" => Key::Privileged,
             "expected" | "expects" | "outcome" => Key::Expect,
             "tolerance" | "mem_tolerance" | "baseline" => Key::BaselineTolerance,
             _ => return None,
@@ -310,6 +317,7 @@ impl Builder {
             Key::Writable => self.set_writable(value),
             Key::FsSize => self.set_fs_size(value),
             Key::HostWrites => self.set_host_writes(value),
+            Key::Privileged => self.set_privileged(value),
             Key::Expect => self.set_expect(value),
             Key::Require => self.set_require(value),
             Key::BaselineTolerance => self.set_baseline_tolerance(value),
@@ -500,6 +508,12 @@ impl Builder {
         let valid = "\"discard\" (the changes thrown away and listed, the default) and \"fail\" (a change to \
                      the host's files fails the test)";
         self.args.host_writes = one_of(value, Key::HostWrites, &choices, "`host_writes` value", valid)?;
+        Ok(())
+    }
+
+    /// `privileged = true | false`.
+    fn set_privileged(&mut self, value: &Expr) -> syn::Result<()> {
+        self.args.privileged = boolean(value, Key::Privileged)?;
         Ok(())
     }
 

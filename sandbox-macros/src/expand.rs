@@ -422,6 +422,7 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
         HostWrites::Discard => quote!(#private::HostWrites::Discard),
         HostWrites::Fail => quote!(#private::HostWrites::Fail),
     };
+    let privileged = args.privileged;
     let require_cgroup = args.require_cgroup;
     let baseline_tolerance = option(args.baseline_tolerance.map(|sandbox_units::Tolerance { percent, bytes }| {
         let (percent, bytes) = (proc_macro2::Literal::u32_suffixed(percent), u64_literal(bytes));
@@ -440,6 +441,7 @@ fn spec(args: &Args, private: &TokenStream) -> TokenStream {
             writable: &[#(#writable),*],
             fs_size: #fs_size,
             host_writes: #host_writes,
+            privileged: #privileged,
             expect: #expect,
             require_cgroup: #require_cgroup,
             baseline_tolerance: #baseline_tolerance,

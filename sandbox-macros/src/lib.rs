@@ -43,6 +43,7 @@ mod expand;
 /// | `writable = "/srv/cache"` | an absolute path, or a list | with `fs = "ro"` or `"overlay"`: paths written straight to the host |
 /// | `fs_size = "64M"` | size, as for `mem` | with `fs = "overlay"`: the most the layer holds (a write beyond fails with `ENOSPC`); default: bounded by `mem` |
 /// | `host_writes = "fail"` | `"fail"` or `"discard"` (default) | with `fs = "overlay"`: `"fail"` fails the test if it changed the host's files |
+/// | `privileged = true` | `true` or `false` (default) | as root: the test gets the host's root, e.g. to load a module or write a sysctl; by default it runs contained, in a cgroup namespace of its own, and cannot leave its cgroup or raise its limits; nothing changes in a rootless run |
 /// | `expect = "oom"` | `"oom"`, `"pids_limit"` or `"timeout"` | the test passes only if that happened; needs `mem`, `pids` or `timeout` respectively |
 ///
 /// The function takes no arguments and returns `()` or `Result<(), E>` with `E: Debug`, like a

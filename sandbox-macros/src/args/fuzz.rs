@@ -19,7 +19,7 @@ fn config() -> ProptestConfig {
     ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
 }
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "pids",
     "mem",
     "cpu",
@@ -31,6 +31,7 @@ const KEYS: [&str; 14] = [
     "writable",
     "fs_size",
     "host_writes",
+    "privileged",
     "expect",
     "require",
     "baseline_tolerance",
@@ -255,6 +256,7 @@ fn valid_arg() -> impl Strategy<Value = (&'static str, TokenStream)> {
         prop::sample::select(vec!["host", "ro", "overlay"]).prop_map(|mode| ("fs", quote!(fs = #mode))),
         Just(("host_writes", quote!(host_writes = "discard"))),
         Just(("require", quote!(require = "cgroup"))),
+        any::<bool>().prop_map(|flag| ("privileged", quote!(privileged = #flag))),
     ]
 }
 
@@ -308,6 +310,9 @@ fn render(args: &Args) -> TokenStream {
     }
     if args.host_writes == HostWrites::Fail {
         parts.push(quote!(host_writes = "fail"));
+    }
+    if args.privileged {
+        parts.push(quote!(privileged = true));
     }
     let expect = match args.expect {
         Expect::Success => None,
@@ -505,8 +510,8 @@ proptest! {
     fn every_bad_argument_is_reported(bad in prop::sample::subsequence(vec![
         quote!(pids = 0), quote!(mem = "1Q"), quote!(cpu = 0), quote!(timeout = "3"), quote!(hostname = "a b"),
         quote!(tmpfs = "rel"), quote!(net = "wifi"), quote!(expect = "boom"), quote!(require = "x"),
-        quote!(fs = "overly"), quote!(fs_size = "1Q"), quote!(host_writes = "maybe"),
-    ], 1..=12), good in prop::collection::vec(valid_arg(), 0..3)) {
+        quote!(fs = "overly"), quote!(fs_size = "1Q"), quote!(host_writes = "maybe"), quote!(privileged = "yes"),
+    ], 1..=13), good in prop::collection::vec(valid_arg(), 0..3)) {
         // Valid arguments of other keys, each once, mixed in.
         let mut keys: Vec<String> =
             bad.iter().map(|tokens| tokens.to_string().split(' ').next().unwrap().into()).collect();
@@ -576,7 +581,7 @@ fn found_by_fuzzing() {
         .unwrap_err()
         .starts_with("`pids = 4194305` is too large: the kernel allows at most 4194304 processes in a cgroup; "));
     // syn's bare "expected identifier" / "expected `,`" did not say what to write.
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, privileged, expect, require, baseline_tolerance, crate";
     assert_eq!(
         one(quote!("pids" = 1)).unwrap_err(),
         format!("expected an argument name, e.g. `pids = 20`; {valid} (write `pids` without quotes)")

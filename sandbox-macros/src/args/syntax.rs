@@ -109,6 +109,23 @@ pub(super) fn string(value: &Expr, key: Key, what: &str) -> syn::Result<LitStr> 
     }
 }
 
+/// The value as `true` or `false`, or an error showing how to write it (a quoted `"true"`
+/// is told to lose its quotes).
+pub(super) fn boolean(value: &Expr, key: Key) -> syn::Result<bool> {
+    let rule = format!("`{}` takes `true` or `false`", key.name());
+    match literal(value) {
+        Some(Lit::Bool(flag)) => Ok(flag.value),
+        Some(Lit::Str(text)) => {
+            let hint = match text.value().trim() {
+                flag @ ("true" | "false") => format!("write it without quotes: `{} = {flag}`", key.name()),
+                _ => format!("e.g. `{}`", key.example()),
+            };
+            Err(syn::Error::new_spanned(value, format!("{rule}, not a string; {hint}")))
+        }
+        _ => Err(syn::Error::new_spanned(value, format!("{rule}, e.g. `{}`", key.example()))),
+    }
+}
+
 /// A string value naming one of `choices`; `unknown` says what it is ("network mode") and
 /// `valid` lists the choices with what each means, for the error.
 pub(super) fn one_of<T: Copy>(value: &Expr, key: Key, choices: &[(&str, T)], unknown: &str, valid: &str) -> syn::Result<T> {

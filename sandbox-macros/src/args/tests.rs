@@ -43,6 +43,7 @@ fn every_key() {
         writable = "/srv/cache",
         fs_size = "64M",
         host_writes = "fail",
+        privileged = true,
         expect = "oom",
         require = "cgroup",
         baseline_tolerance = "25%+4M",
@@ -65,6 +66,7 @@ fn every_key() {
             writable: vec!["/srv/cache".into()],
             fs_size: Some(64 << 20),
             host_writes: HostWrites::Fail,
+            privileged: true,
             expect: Expect::Oom,
             require_cgroup: true,
             baseline_tolerance: Some(sandbox_units::Tolerance { percent: 25, bytes: 4 << 20 }),
@@ -282,7 +284,7 @@ fn expect_needs_its_limit() {
 
 #[test]
 fn unknown_and_duplicate_keys() {
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, privileged, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(foo = 1)), format!("unknown argument `foo`; {valid}"));
     assert_eq!(
         err(quote!(memory = "1M")),
@@ -307,7 +309,7 @@ fn malformed_arguments() {
     assert_eq!(err(quote!(pids = 1 mem = "1M")), "expected `,`");
     assert_eq!(err(quote!(pids = )), "unexpected end of input, expected an expression");
     assert!(parse(quote!("pids")).is_err());
-    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate";
+    let valid = "valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, privileged, expect, require, baseline_tolerance, crate";
     assert_eq!(err(quote!(type = 1)), format!("unknown argument `type`; {valid}"));
 }
 
@@ -316,7 +318,7 @@ fn all_errors_are_reported() {
     assert_eq!(
         errs(quote!(foo = 1, pids = 0, net = "wifi")),
         [
-            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, expect, require, baseline_tolerance, crate",
+            "unknown argument `foo`; valid arguments are: pids, mem, cpu, timeout, hostname, tmpfs, net, fs, writable, fs_size, host_writes, privileged, expect, require, baseline_tolerance, crate",
             "`pids` must be a whole number of at least 1, e.g. `pids = 20`: with `pids = 0` not even the test \
              process could start",
             "unknown network mode \"wifi\"; valid values are \"none\" (only loopback) and \"host\"",
@@ -381,4 +383,37 @@ fn overlay_and_its_keys() {
     assert!(err(quote!(layer_size = "1M")).ends_with("(did you mean `fs_size`?)"));
     assert!(err(quote!(host_write = "fail")).ends_with("(did you mean `host_writes`?)"));
     assert!(err(quote!(overlay = true)).ends_with("(did you mean `fs`?)"));
+}
+
+#[test]
+fn privileged() {
+    assert!(!ok(quote!()).privileged);
+    assert!(ok(quote!(privileged = true)).privileged);
+    assert!(!ok(quote!(privileged = false)).privileged);
+    assert!(ok(quote!(privileged = (true), pids = 3)).privileged);
+    assert_eq!(
+        err(quote!(privileged = "true")),
+        "`privileged` takes `true` or `false`, not a string; write it without quotes: `privileged = true`"
+    );
+    assert_eq!(
+        err(quote!(privileged = "false")),
+        "`privileged` takes `true` or `false`, not a string; write it without quotes: `privileged = false`"
+    );
+    assert_eq!(
+        err(quote!(privileged = "yes")),
+        "`privileged` takes `true` or `false`, not a string; e.g. `privileged = true`"
+    );
+    for value in [quote!(1), quote!(yes), quote!(!false), quote!([true])] {
+        assert_eq!(
+            err(quote!(privileged = #value)),
+            "`privileged` takes `true` or `false`, e.g. `privileged = true`",
+            "{value}"
+        );
+    }
+    assert_eq!(
+        err(quote!(privileged = true, privileged = false)),
+        "duplicate argument `privileged`; give each argument once"
+    );
+    assert_eq!(err(quote!(privileged)), "`privileged` needs a value, e.g. `privileged = true`");
+    assert!(err(quote!(root = true)).ends_with("(did you mean `privileged`?)"));
 }

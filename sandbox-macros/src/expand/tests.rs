@@ -49,6 +49,7 @@ fn the_documented_expansion() {
             writable: &[],
             fs_size: ::std::option::Option::None,
             host_writes: ::sandbox::__private::HostWrites::Discard,
+            privileged: false,
             expect: ::sandbox::__private::Expect::Success,
             require_cgroup: false,
             baseline_tolerance: ::std::option::Option::None,
@@ -99,6 +100,7 @@ fn every_spec_field() {
         writable = ["/srv/a", "/srv/b"],
         fs_size = "2M",
         host_writes = "fail",
+        privileged = true,
         expect = "timeout",
         baseline_tolerance = "5%"
     ))
@@ -116,6 +118,7 @@ fn every_spec_field() {
             writable: &["/srv/a", "/srv/b"],
             fs_size: ::std::option::Option::Some(2097152u64),
             host_writes: ::sandbox::__private::HostWrites::Fail,
+            privileged: true,
             expect: ::sandbox::__private::Expect::Timeout,
             require_cgroup: false,
             baseline_tolerance: ::std::option::Option::Some(::sandbox::__private::Tolerance { percent: 5u32, bytes: 0u64 }),

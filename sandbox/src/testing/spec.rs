@@ -69,6 +69,8 @@ pub struct TestSpec {
     pub fs_size: Option<u64>,
     /// `host_writes = "discard" | "fail"`.
     pub host_writes: HostWrites,
+    /// `privileged = true`: as root, the host's root instead of the run's containment.
+    pub privileged: bool,
     /// `expect = "oom" | "pids_limit" | "timeout"`.
     pub expect: Expect,
     /// `require = "cgroup"`: fail instead of falling back to rlimits.
@@ -92,6 +94,7 @@ impl TestSpec {
         writable: &[],
         fs_size: None,
         host_writes: HostWrites::Discard,
+        privileged: false,
         expect: Expect::Success,
         require_cgroup: false,
         baseline_tolerance: None,
@@ -111,6 +114,7 @@ impl TestSpec {
             writable: self.writable.iter().map(PathBuf::from).collect(),
             fs_size: self.fs_size,
             host_writes: self.host_writes,
+            privileged: self.privileged,
             ..Config::default()
         };
         if let Some(hostname) = self.hostname {
@@ -211,6 +215,7 @@ mod tests {
             writable: &["/srv/cache"],
             fs_size: Some(32 << 20),
             host_writes: HostWrites::Fail,
+            privileged: true,
             ..TestSpec::DEFAULT
         };
         let config = spec.config();
@@ -222,6 +227,7 @@ mod tests {
         assert_eq!(config.fs, FsMode::Overlay);
         assert_eq!(config.writable, [PathBuf::from("/srv/cache")]);
         assert_eq!((config.fs_size, config.host_writes), (Some(32 << 20), HostWrites::Fail));
+        assert!(config.privileged);
         assert_eq!(
             config.tmpfs,
             [
