@@ -93,6 +93,11 @@ pub struct Enforcements {
     pub cpu: Option<Enforcement>,
     /// Why no cgroup was used, when none was.
     pub no_cgroup_reason: Option<String>,
+    /// The command had the host's root ([`Config::privileged`](crate::Config::privileged) in a
+    /// run as root): nothing kept it from leaving its cgroup or raising its limits. Set by the
+    /// run, never by [`Enforcements::for_limits`]; false in a rootless run, which that key does
+    /// not change.
+    pub privileged: bool,
 }
 
 impl Enforcements {
@@ -106,6 +111,7 @@ impl Enforcements {
             memory: with(limits.memory_bytes.is_some(), Enforcement::Rlimit),
             cpu: with(limits.cpu_cores.is_some(), Enforcement::None),
             no_cgroup_reason,
+            privileged: false,
         }
     }
 
@@ -192,6 +198,9 @@ pub(crate) struct JsonOutcome {
     cgroup_version: Option<u8>,
     limits: JsonLimits,
     enforcement: JsonEnforcement,
+    /// The command had the host's root instead of the run's containment.
+    #[serde(default)]
+    privileged: bool,
     processes: Vec<ProcessInfo>,
     /// Absent unless `fs = overlay`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +301,7 @@ impl Outcome {
                 cpu: self.enforcement.cpu.map(|e| e.as_str().to_string()),
                 no_cgroup_reason: self.enforcement.no_cgroup_reason.clone(),
             },
+            privileged: self.enforcement.privileged,
             processes: self.processes.clone(),
             fs_changes: self.fs_changes.clone(),
             host_writes: self.fs_changes.as_ref().map(|_| match self.host_writes {
@@ -341,6 +351,9 @@ impl fmt::Display for Outcome {
         match self.cgroup_version {
             Some(version) => write!(f, " · {version}")?,
             None => write!(f, " · no cgroup")?,
+        }
+        if self.enforcement.privileged {
+            write!(f, " · privileged")?;
         }
         let weaker = self.enforcement.weaker_than_cgroup();
         if !weaker.is_empty() {
@@ -486,5 +499,25 @@ mod tests {
         assert!(outcome.to_string().ends_with(" · NOT CONTAINED: limits changed inside the run: pids.max is 1000, not 20"), "{outcome}");
         assert_eq!(outcome.to_json()["limits_changed"], serde_json::json!(["pids.max is 1000, not 20"]));
         assert_eq!(outcome.to_json()["escaped"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn a_privileged_run_says_so() {
+        let mut o = outcome(ExitStatus::Code(0));
+        assert!(!o.to_string().contains("privileged"), "{o}");
+        assert_eq!(o.to_json()["privileged"], false);
+        o.enforcement.privileged = true;
+        assert_eq!(
+            o.to_string(),
+            "exit 0 · wall 12 ms · cpu 3 ms · peak mem 3.1 MiB · peak pids 2 · oom kills 0 · pids-limit hits 0 · cgroup v1 · privileged"
+        );
+        assert!(o.success());
+        assert_eq!(o.to_json()["privileged"], true);
+        let shape = o.json_shape();
+        assert_eq!(serde_json::from_value::<JsonOutcome>(o.to_json()).unwrap(), shape);
+        // JSON written before the field: not privileged.
+        let mut old = o.to_json();
+        old.as_object_mut().unwrap().remove("privileged");
+        assert_eq!(serde_json::from_value::<JsonOutcome>(old).unwrap(), JsonOutcome { privileged: false, ..shape });
     }
 }

@@ -352,6 +352,7 @@ mod tests {
             timed_out: false,
             not_exact: Vec::new(),
             fs_changes: None,
+            privileged: false,
         }
     }
 

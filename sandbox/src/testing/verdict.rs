@@ -371,6 +371,9 @@ pub struct Resources {
     /// `fs = overlay`: what the test changed on the host's file systems (discarded).
     #[serde(default)]
     pub fs_changes: Option<Vec<FsChange>>,
+    /// The test had the host's root instead of the run's containment (`privileged = true`).
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 impl Resources {
@@ -382,6 +385,7 @@ impl Resources {
             timed_out: outcome.timed_out,
             not_exact: outcome.enforcement.weaker_than_cgroup(),
             fs_changes: outcome.fs_changes.clone(),
+            privileged: outcome.enforcement.privileged,
         }
     }
 }
@@ -400,6 +404,9 @@ impl fmt::Display for Resources {
         write!(f, "peak mem {}, {}", peak_text(self.stats.peak_memory_bytes), format_duration(self.wall))?;
         if self.timed_out {
             write!(f, ", timed out")?;
+        }
+        if self.privileged {
+            write!(f, ", privileged")?;
         }
         if !self.not_exact.is_empty() {
             write!(f, ", limits not exact: {}", self.not_exact.join(" "))?;
@@ -544,5 +551,20 @@ mod tests {
         let resources = Resources::of(&outcome(ExitStatus::Code(0)));
         let text = serde_json::to_string(&resources).unwrap();
         assert_eq!(serde_json::from_str::<Resources>(&text).unwrap(), resources);
+    }
+
+    #[test]
+    fn a_privileged_test_says_so_on_its_line() {
+        let mut ran = outcome(ExitStatus::Code(0));
+        assert_eq!(Resources::of(&ran).to_string(), "peak pids 3, peak mem 100.0 MiB, 212 ms");
+        ran.enforcement.privileged = true;
+        let resources = Resources::of(&ran);
+        assert_eq!(resources.to_string(), "peak pids 3, peak mem 100.0 MiB, 212 ms, privileged");
+        let text = serde_json::to_string(&resources).unwrap();
+        assert_eq!(serde_json::from_str::<Resources>(&text).unwrap(), resources);
+        // Sent before the field was: not privileged.
+        let mut old = serde_json::to_value(&resources).unwrap();
+        old.as_object_mut().unwrap().remove("privileged");
+        assert_eq!(serde_json::from_value::<Resources>(old).unwrap(), Resources { privileged: false, ..resources });
     }
 }
