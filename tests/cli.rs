@@ -32,9 +32,9 @@ fn sh_ok(opts: &[&str], script: &str) -> Run {
     run
 }
 
-fn inside_cgroup_dirs_are_gone(run: &Run) -> Vec<PathBuf> {
-    let dirs = run_cgroup_dirs(&run.stdout);
-    assert!(!dirs.is_empty(), "no sandbox cgroup in {:?}", run.stdout);
+fn cgroup_dirs_are_gone(run: &Run) -> Vec<PathBuf> {
+    let dirs = json_cgroup_dirs(run);
+    assert!(!dirs.is_empty(), "no sandbox cgroup in {run:#?}");
     for dir in &dirs {
         assert!(!dir.exists(), "{} is left behind", dir.display());
     }
@@ -181,7 +181,7 @@ fn cgroup_dirs_named(name: &std::ffi::OsStr) -> Vec<PathBuf> {
 fn a_timed_out_run_lists_what_was_still_running() {
     // The shell waits until both sleeps have exec'd and sleep (a loaded, emulated machine can
     // take a second for that), then sleeps itself in `wait` until the timeout fires.
-    const SCRIPT: &str = r#"cat /proc/self/cgroup; sleep 101 & a=$!; sleep 102 & b=$!; for p in $a $b; do until read -r s < /proc/$p/stat && case $s in *"(sleep) S"*) true;; *) false;; esac; do :; done; done; wait"#;
+    const SCRIPT: &str = r#"sleep 101 & a=$!; sleep 102 & b=$!; for p in $a $b; do until read -r s < /proc/$p/stat && case $s in *"(sleep) S"*) true;; *) false;; esac; do :; done; done; wait"#;
     let run = sandbox(&["--timeout", "2s", "--", "sh", "-c", SCRIPT]);
     assert_eq!(run.code, Some(137), "{run:#?}");
     let processes = run.json["processes"].as_array().unwrap_or_else(|| panic!("{run:#?}"));
@@ -204,7 +204,7 @@ fn a_timed_out_run_lists_what_was_still_running() {
     assert!(listed.lines().any(|l| l.starts_with("  pid 2 S") && l.ends_with(&format!(": sh -c {SCRIPT}"))), "{listed}");
     assert!(listed.lines().any(|l| l.contains(" S in ") && l.ends_with(": sleep 101")), "{listed}");
     // Frozen where the run had a cgroup (root here): its freezer directory (v1) is gone too.
-    let dirs = run_cgroup_dirs(&run.stdout);
+    let dirs = json_cgroup_dirs(&run);
     assert!(!dirs.is_empty(), "{run:#?}");
     let name = dirs[0].file_name().unwrap();
     let left = cgroup_dirs_named(name);
@@ -517,7 +517,7 @@ fn fork_bomb_is_contained_and_reported() {
         "--",
         "bash",
         "-c",
-        "cat /proc/self/cgroup; exec 2>/dev/null; :(){ :|:& };:; sleep 10",
+        "exec 2>/dev/null; :(){ :|:& };:; sleep 10",
     ]);
     assert!(json_u64(&run, "pids_limit_hits") > 0, "{run:#?}");
     if let Some(peak) = common::peak_pids(run.json["peak_pids"].as_u64()) {
@@ -526,7 +526,7 @@ fn fork_bomb_is_contained_and_reported() {
     assert_eq!(run.json["timed_out"], true);
     assert_eq!(run.code, Some(137));
     assert!(run.stderr.contains("pids-limit hits"), "{run:#?}");
-    inside_cgroup_dirs_are_gone(&run);
+    cgroup_dirs_are_gone(&run);
 }
 
 #[test]
@@ -538,7 +538,7 @@ fn memory_hog_is_oom_killed_and_reported() {
         "--",
         "sh",
         "-c",
-        "cat /proc/self/cgroup; exec dd if=/dev/zero of=/dev/null bs=400M count=1 2>/dev/null",
+        "exec dd if=/dev/zero of=/dev/null bs=400M count=1 2>/dev/null",
     ]);
     assert!(json_u64(&run, "oom_kills") >= 1, "{run:#?}");
     assert_eq!(run.json["signal"], 9);
@@ -547,7 +547,7 @@ fn memory_hog_is_oom_killed_and_reported() {
     let peak = json_u64(&run, "peak_memory_bytes");
     assert!(peak <= 100 << 20 && peak > 50 << 20, "peak {peak}");
     assert!(run.stderr.contains("killed by the OOM killer"), "{run:#?}");
-    inside_cgroup_dirs_are_gone(&run);
+    cgroup_dirs_are_gone(&run);
 }
 
 /// Memory that no process's size shows (a tmpfs file) past the limit: the OOM killer takes
@@ -567,8 +567,7 @@ fn filling_a_tmpfs_past_the_memory_limit_kills_the_writer_and_is_reported() {
 /// children's time, read from /proc/self/stat with builtins only: no process is forked), then
 /// sleeps on; the command waits for the burn, then goes on with `then`.
 fn burn_in_background_then(then: &str) -> String {
-    "cat /proc/self/cgroup; \
-     burn() { while :; do read -r _ _ _ _ _ _ _ _ _ _ _ _ _ u s cu cs _ < /proc/self/stat; \
+    "burn() { while :; do read -r _ _ _ _ _ _ _ _ _ _ _ _ _ u s cu cs _ < /proc/self/stat; \
      [ $((u + s + cu + cs)) -ge $(($(getconf CLK_TCK) * 3 / 10)) ] && break; done; : > /tmp/burnt; }; \
      (burn; exec sleep 1000) & until [ -e /tmp/burnt ]; do sleep 0.05; done"
         .to_string()
@@ -582,7 +581,7 @@ fn cpu_time_of_processes_killed_at_the_end_is_counted() {
     // on v1 the init's rusage is the source, which misses what the kernel reaps itself.
     let run = sh_ok(&[], &burn_in_background_then(""));
     assert!(json_u64(&run, "cpu_usec") >= 300_000, "cpu time of the killed process missing: {run:#?}");
-    inside_cgroup_dirs_are_gone(&run);
+    cgroup_dirs_are_gone(&run);
 }
 
 #[test]
@@ -591,7 +590,7 @@ fn cpu_time_of_processes_killed_at_a_timeout_is_counted() {
     assert_eq!(run.json["timed_out"], true, "{run:#?}");
     assert_eq!(run.code, Some(137), "killed at the timeout: {run:#?}");
     assert!(json_u64(&run, "cpu_usec") >= 300_000, "cpu time of the processes killed at the timeout missing: {run:#?}");
-    inside_cgroup_dirs_are_gone(&run);
+    cgroup_dirs_are_gone(&run);
 }
 
 #[test]
@@ -614,6 +613,7 @@ fn tiny_cpu_shares_are_written_exactly() {
          echo $(cat $d/cpu.cfs_quota_us) $(cat $d/cpu.cfs_period_us)"
     };
     for (cores, expected) in [("0.005", "1000 200000"), ("0.3", "30000 100000")] {
+        // Contained, the command reads the copy in its delegated cgroup.
         let run = sh_ok(&["--cpu", cores], script);
         assert_eq!(run.stdout.trim(), expected, "--cpu {cores}: {run:#?}");
     }
@@ -669,8 +669,8 @@ fn outcome_json_and_exit_codes() {
 #[test]
 fn cgroup_parent_places_the_run() {
     let parent = unique("parent");
-    let run = sh_ok(&["--cgroup-parent", &parent], "cat /proc/self/cgroup");
-    let dirs = inside_cgroup_dirs_are_gone(&run);
+    let run = sh_ok(&["--cgroup-parent", &parent], "true");
+    let dirs = cgroup_dirs_are_gone(&run);
     for dir in dirs {
         let parent_dir = dir.parent().unwrap();
         assert!(parent_dir.ends_with(&parent), "{} not under {parent}", dir.display());
@@ -678,10 +678,10 @@ fn cgroup_parent_places_the_run() {
     }
 }
 
-/// Every hierarchy that carries a limit holds the command (on v1 the init joins its cgroups
-/// itself, through descriptors opened before the clone), also inside a `--rootfs` whose root
-/// no longer shows `/sys/fs/cgroup` by the time the init joins; the run's directories are gone
-/// afterwards.
+/// Every hierarchy that carries a limit has the run's directory (on v1 the init joins its
+/// cgroups itself, through descriptors opened before the clone, also inside a `--rootfs` whose
+/// root no longer shows `/sys/fs/cgroup` by the time the init joins: a failed join fails the
+/// run); the run's directories are gone afterwards.
 #[test]
 fn the_command_runs_in_its_cgroup_in_every_limited_hierarchy() {
     let root = busybox_rootfs();
@@ -690,8 +690,8 @@ fn the_command_runs_in_its_cgroup_in_every_limited_hierarchy() {
         (vec!["--pids", "20", "--mem", "100M"], vec!["memory", "pids"]),
         (vec!["--pids", "20", "--mem", "100M", "--cpu", "0.5", "--rootfs", root.to_str().unwrap()], vec!["cpu", "memory", "pids"]),
     ] {
-        let run = sh_ok(&opts, "cat /proc/self/cgroup");
-        let dirs = inside_cgroup_dirs_are_gone(&run);
+        let run = sh_ok(&opts, "true");
+        let dirs = cgroup_dirs_are_gone(&run);
         let names: std::collections::BTreeSet<_> = dirs.iter().map(|d| d.file_name().unwrap().to_owned()).collect();
         assert_eq!(names.len(), 1, "one run, one name in every hierarchy: {dirs:?}");
         if v1 {
@@ -725,14 +725,14 @@ impl Drop for KillOnDrop {
 #[test]
 fn timeout_kills_the_whole_process_tree() {
     let marker = format!("1000.{}", std::process::id());
-    let script = format!("cat /proc/self/cgroup; sleep {marker} & (sleep {marker} &); sleep {marker}");
+    let script = format!("sleep {marker} & (sleep {marker} &); sleep {marker}");
     // Long enough for the script to print its cgroup first, also on a slow (emulated) machine.
     let run = sandbox(&["--timeout", "2s", "--", "sh", "-c", &script]);
     assert_eq!(run.json["timed_out"], true, "{run:#?}");
     assert!(json_u64(&run, "wall_ms") < 8000);
     assert!(run.stderr.contains("timed out after 2.0 s"), "{run:#?}");
     assert_eq!(sleeps_with(&marker), Vec::<u32>::new(), "processes survived the timeout");
-    inside_cgroup_dirs_are_gone(&run);
+    cgroup_dirs_are_gone(&run);
 }
 
 #[test]
@@ -744,16 +744,12 @@ fn killing_the_launcher_kills_the_sandbox_and_the_next_start_cleans_up() {
     let mut launcher = KillOnDrop(
         Command::new(sandbox_bin())
             .args(["run", "--cgroup-parent", &parent, "--"])
-            .args(["sh", "-c", &format!("cat /proc/self/cgroup; sleep {marker} & sleep {marker}")])
+            .args(["sh", "-c", &format!("sleep {marker} & sleep {marker}")])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let mut cgroup_text = String::new();
-    let mut stdout = BufReader::new(launcher.0.stdout.take().unwrap());
-    while stdout.read_line(&mut cgroup_text).unwrap() > 0 && !cgroup_text.contains("pids:") && !cgroup_text.contains("0::/") {}
-    let dirs = run_cgroup_dirs(&cgroup_text);
-    assert!(!dirs.is_empty(), "{cgroup_text}");
+    let dirs = run_cgroup_dirs(&init_cgroup_text(launcher.0.id()));
     wait_until("the sandboxed sleeps started", Duration::from_secs(10), || sleeps_with(&marker).len() == 2);
     launcher.0.kill().unwrap(); // SIGKILL: no clean-up code of the launcher runs
     launcher.0.wait().unwrap();

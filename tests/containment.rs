@@ -1,5 +1,8 @@
-//! A run never reports a limit that did not hold. As root a command may move itself out of its
-//! cgroup or raise its own limits; the run then says so (`escaped`, `limits_changed`, "NOT
+//! Contained as root. A run's command, root with every capability, sees its own cgroup only (a
+//! cgroup namespace rooted below the run's limits): one write to `cgroup.procs` does not take it
+//! out of its limits, writing its own `pids.max` does not raise them, and a hierarchy it mounts
+//! shows no `release_agent`. With `--privileged` it has the host's root, and a run whose
+//! processes left or whose limits were raised says so (`escaped`, `limits_changed`, "NOT
 //! CONTAINED"), fails, and kills what it left, wherever it went. Runs as root on the host
 //! (cgroup v1) and, through `tests/run-all.sh`, in the cgroup-v2 VM's leaf, root and ns modes.
 
@@ -39,13 +42,150 @@ fn must_be_root() {
     assert!(nix::unistd::geteuid().is_root(), "these tests move processes between cgroups: run them as root (CI does)");
 }
 
+/// Whether this machine has only cgroup v2.
+fn unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The cgroup mounts of a `/proc/self/mountinfo` text: (root inside the file system, mount point).
+fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String)> {
+    mountinfo
+        .lines()
+        .filter(|line| matches!(line.split(" - ").nth(1).and_then(|t| t.split(' ').next()), Some("cgroup" | "cgroup2")))
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields[3].to_string(), fields[4].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_sees_its_own_cgroup_only() {
+    must_be_root();
+    let escape = EscapeCgroup::new();
+    let script = format!(
+        "cat /proc/self/cgroup; echo ---; cat /proc/self/mountinfo; echo ---; test -e {} && echo escape-visible; true",
+        escape.dir.display()
+    );
+    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let parts: Vec<&str> = run.stdout.split("---\n").collect();
+    for line in parts[0].lines() {
+        assert!(line.ends_with(":/"), "the run sees a cgroup path other than its own root: {line}\n{run:#?}");
+    }
+    let mounts = cgroup_mounts(parts[1]);
+    let expected: Vec<&str> = if unified() { vec!["/sys/fs/cgroup"] } else { vec!["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"] };
+    let mut points: Vec<&str> = mounts.iter().map(|(_, point)| point.as_str()).collect();
+    points.sort();
+    assert_eq!(points, expected, "{run:#?}");
+    assert!(mounts.iter().all(|(root, _)| root == "/"), "a cgroup mount shows more than the run: {mounts:?}");
+    assert!(!run.stdout.contains("escape-visible"), "a cgroup outside the run is reachable: {run:#?}");
+}
+
+/// The issue's escape, tried every way the run can see: a write of its own PID into every
+/// `cgroup.procs` it can reach and into the host's, then forks beyond the limit.
+#[test]
+fn one_write_to_cgroup_procs_does_not_leave_the_limits() {
+    must_be_root();
+    let marker = format!("1004.{}", std::process::id());
+    let escape = EscapeCgroup::new();
+    let script = format!(
+        "for f in $(find /sys/fs/cgroup -name cgroup.procs) {}/cgroup.procs /sys/fs/cgroup/pids/cgroup.procs; do \
+           {{ echo $$ > $f; }} 2>/dev/null; done; \
+         (for i in $(seq 30); do sleep {marker} & done) 2>/dev/null; exit 0",
+        escape.dir.display()
+    );
+    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
+    assert_eq!((run.code, &run.json["escaped"]), (Some(0), &serde_json::json!([])), "{run:#?}");
+    assert!(json_u64(&run, "pids_limit_hits") >= 1, "the forks beyond the limit were not refused: {run:#?}");
+    if let Some(peak) = peak_pids(run.json["peak_pids"].as_u64()) {
+        assert!(peak <= 20, "{run:#?}");
+    }
+    let procs = std::fs::read_to_string(escape.dir.join("cgroup.procs")).unwrap();
+    assert_eq!(procs, "", "a process of the run is in the host's cgroup");
+    assert_eq!(sleeps_with(&marker), Vec::<u32>::new(), "processes of the run survived it");
+}
+
+/// Writing the limit files the run sees changes its delegated cgroup's own, below the limits:
+/// the forks and the allocation beyond them fail, and the run's limits are what it set.
+#[test]
+fn limits_cannot_be_raised_from_inside() {
+    must_be_root();
+    let script = "for f in pids.max memory.max memory.limit_in_bytes memory.memsw.limit_in_bytes; do \
+                    for d in /sys/fs/cgroup /sys/fs/cgroup/pids /sys/fs/cgroup/memory; do \
+                      [ -e $d/$f ] && { echo 1000000000 > $d/$f || echo max > $d/$f; } 2>/dev/null; done; done; \
+                  tail /dev/zero; (for i in $(seq 30); do sleep 5 & done) 2>/dev/null; exit 0";
+    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--mem", "64M", "--", "sh", "-c", script]);
+    assert_eq!(run.json["limits_changed"], serde_json::json!([]), "{run:#?}");
+    assert!(json_u64(&run, "pids_limit_hits") >= 1, "the forks beyond 20 were not refused: {run:#?}");
+    assert!(json_u64(&run, "oom_kills") >= 1, "nothing was OOM-killed at 64M: {run:#?}");
+    let peak = json_u64(&run, "peak_memory_bytes");
+    assert!(peak <= 64 << 20, "peak memory {peak} is beyond the limit: {run:#?}");
+}
+
+/// A hierarchy mounted inside shows the run's cgroup as its root: no `release_agent` (a v1
+/// hierarchy's root file, CVE-2022-0492's path), and no new hierarchy can be made.
+#[test]
+fn a_cgroup_hierarchy_mounted_inside_shows_no_release_agent() {
+    must_be_root();
+    let (fstype, options) = if unified() { ("cgroup2", "none") } else { ("cgroup", "pids") };
+    let script = format!(
+        "mkdir /tmp/cg /tmp/new && mount -t {fstype} -o {options} none /tmp/cg && ls /tmp/cg; echo ---; \
+         mount -t cgroup -o none,name=sandbox-test none /tmp/new && echo new-hierarchy-mounted; \
+         echo /bin/sh > /tmp/cg/release_agent && echo release-agent-written; true"
+    );
+    let release_agent = Path::new("/sys/fs/cgroup/pids/release_agent");
+    let before = std::fs::read_to_string(release_agent).ok();
+    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    let listing = run.stdout.split("---").next().unwrap();
+    assert!(listing.contains("cgroup.procs"), "the hierarchy was not mounted: {run:#?}");
+    assert!(!listing.contains("release_agent"), "{run:#?}");
+    assert!(!run.stdout.contains("new-hierarchy-mounted"), "{run:#?}");
+    assert!(!run.stdout.contains("release-agent-written"), "{run:#?}");
+    assert_eq!(std::fs::read_to_string(release_agent).ok(), before);
+}
+
+/// What the run sees of cgroups and `/proc` is mounted in place of the host's, not over it:
+/// unmounting it reveals nothing of the host's (whose `/proc/1/ns/cgroup` would lead back).
+#[test]
+fn unmounting_what_the_run_sees_reveals_nothing() {
+    must_be_root();
+    let script = "umount -R /sys/fs/cgroup; umount -R /proc; ls -A /sys/fs/cgroup /proc; echo done";
+    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.stdout, "/proc:\n\n/sys/fs/cgroup:\ndone\n", "{run:#?}");
+}
+
+/// The README's bounded job: a sandbox inside a contained run makes its runs in the run's
+/// delegated subtree, with exact limits, bounded by the outer ones.
+#[test]
+fn sandboxes_inside_a_contained_run_keep_exact_limits() {
+    must_be_root();
+    let inner_json = format!("/tmp/{}", unique("inner-json"));
+    let script = format!(
+        "{bin} run --json {inner_json} --pids 5 -- sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 1 & done 2>/dev/null; wait'; \
+         cat {inner_json}",
+        bin = sandbox_bin()
+    );
+    let run = sandbox_in(Path::new("/"), &["--pids", "50", "--mem", "256M", "--", "sh", "-c", &script]);
+    assert_eq!((run.code, &run.json["escaped"], &run.json["limits_changed"]), (Some(0), &serde_json::json!([]), &serde_json::json!([])), "{run:#?}");
+    let inner: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:#?}"));
+    assert_eq!(inner["limits"]["pids"], 5, "{inner}");
+    assert!(inner["pids_limit_hits"].as_u64().unwrap() >= 1, "the inner limit did not hold: {inner}");
+    assert_eq!(inner["escaped"], serde_json::json!([]), "{inner}");
+    if let Some(peak) = peak_pids(inner["peak_pids"].as_u64()) {
+        assert!(peak <= 5, "{inner}");
+    }
+}
+
 #[test]
 fn processes_that_leave_the_run_cgroup_are_reported_and_killed() {
     must_be_root();
     let marker = format!("1003.{}", std::process::id());
     let escape = EscapeCgroup::new();
     let script = format!("echo $$ > {}/cgroup.procs; for i in 1 2 3 4 5; do sleep {marker} & done; exit 0", escape.dir.display());
-    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
+    let run = sandbox_in(Path::new("/"), &["--privileged", "--pids", "20", "--", "sh", "-c", &script]);
     assert_eq!(run.code, Some(1), "the command exited 0, but its limits did not hold: {run:#?}");
     let escaped = run.json["escaped"].as_array().unwrap_or_else(|| panic!("{run:#?}"));
     assert_eq!(escaped.len(), 5, "{run:#?}");
@@ -67,18 +207,18 @@ fn a_limit_raised_inside_the_run_is_reported() {
     let script = "p=$(sed -n 's/^[0-9]*:[^:]*pids[^:]*:\\(.*\\)/\\1/p' /proc/self/cgroup); \
                   if [ -n \"$p\" ]; then d=/sys/fs/cgroup/pids$p; else d=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup); fi; \
                   echo 1000 > $d/pids.max";
-    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", script]);
+    let run = sandbox_in(Path::new("/"), &["--privileged", "--pids", "20", "--", "sh", "-c", script]);
     assert_eq!(run.code, Some(1), "{run:#?}");
     assert_eq!(run.json["limits_changed"], serde_json::json!(["pids.max is 1000, not 20"]), "{run:#?}");
     assert!(run.stderr.contains("NOT CONTAINED: limits changed inside the run: pids.max is 1000, not 20"), "{run:#?}");
     // A run that leaves its limits alone is contained.
-    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--mem", "64M", "--", "true"]);
+    let run = sandbox_in(Path::new("/"), &["--privileged", "--pids", "20", "--mem", "64M", "--", "true"]);
     assert_eq!((run.code, &run.json["escaped"], &run.json["limits_changed"]), (Some(0), &serde_json::json!([]), &serde_json::json!([])), "{run:#?}");
 }
 
-/// Under sandbox's runner: an escaped test fails naming what left; a test that raised its limit
-/// fails too, and the next test in the same fork server (which may reuse v1 cgroups) has its
-/// own limit, not the raised one.
+/// Under sandbox's runner: with the host's root, an escaped test fails naming what left; a test
+/// that raised its limit fails too, and the next test in the same fork server (which may reuse
+/// v1 cgroups) has its own limit, not the raised one. Contained, a test can do neither.
 #[test]
 fn isolated_tests_that_leave_their_limits_fail() {
     must_be_root();
@@ -96,5 +236,6 @@ fn isolated_tests_that_leave_their_limits_fail() {
     assert!(stdout.contains("test containment_2_has_its_own_pids_limit ... ok"), "{stdout}");
     assert!(stdout.contains("test containment_3_escapes_then_forks ... FAILED"), "{stdout}");
     assert!(stdout.matches("outside the test's cgroup: pid ").count() >= 30, "{stdout}");
-    assert!(stdout.contains("1 passed; 2 failed"), "{stdout}");
+    assert!(stdout.contains("test containment_4_cannot_leave_or_raise_its_limit ... ok"), "{stdout}");
+    assert!(stdout.contains("2 passed; 2 failed"), "{stdout}");
 }

@@ -144,11 +144,11 @@ fn sandbox(args: &[&str]) -> Run {
     run
 }
 
-/// Asserts that the run's cgroup directories, named in `/proc/self/cgroup` text the command
-/// printed (to stdout or stderr), are gone; returns them.
-fn cgroup_dirs_are_gone(proc_self_cgroup: &str) -> Vec<PathBuf> {
-    let dirs = run_cgroup_dirs(proc_self_cgroup);
-    assert!(!dirs.is_empty(), "no sandbox cgroup in {proc_self_cgroup:?}");
+/// Asserts that the run's cgroup directories, as its JSON outcome names them, are gone; returns
+/// them.
+fn cgroup_dirs_are_gone(run: &Run) -> Vec<PathBuf> {
+    let dirs = json_cgroup_dirs(run);
+    assert!(!dirs.is_empty(), "no sandbox cgroup in {run:#?}");
     for dir in &dirs {
         assert!(!dir.exists(), "{} is left behind", dir.display());
     }
@@ -225,7 +225,7 @@ struct TimedSleep {
 fn start_timed_sleep(marker: &str, prelude: &str) -> TimedSleep {
     // Long enough for the command to start on the emulated VM.
     let (timeout, slack, timeout_arg) = timeout_and_slack();
-    let script = format!("cat /proc/self/cgroup >&2; {prelude} exec sleep {marker}");
+    let script = format!("{prelude} exec sleep {marker}");
     let launcher = launch(&["--timeout", timeout_arg, "--", "sh", "-c", &script], Stdio::null(), Stdio::null());
     wait_until("the sandboxed sleep started", timeout, || !sleeps_with(marker).is_empty());
     TimedSleep { launcher, sleep: sleeps_with(marker)[0], timeout, slack }
@@ -274,7 +274,7 @@ fn timeout_ends_a_command_that_ignores_sigterm() {
     let wall = Duration::from_millis(json_u64(&run, "wall_ms"));
     assert!(wall >= timeout && wall < timeout + slack, "ended after {wall:?} for a {timeout:?} timeout");
     assert!(run.elapsed < timeout + slack * 2, "the launcher took {:?}", run.elapsed);
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 }
 
 /// At a timeout the launcher asks the init to end the run; an init that cannot (stopped from the
@@ -300,7 +300,7 @@ fn a_stopped_init_does_not_hold_up_a_timed_out_run() {
     assert!(run.elapsed >= timeout + GRACE, "killed after {:?}, before the grace of the init was over", run.elapsed);
     assert!(run.elapsed < timeout + GRACE + slack * 2, "the launcher took {:?}", run.elapsed);
     assert!(!Path::new(&format!("/proc/{init}")).exists(), "the stopped init is still there");
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 }
 
 /// SIGTERM sent to the launcher (as `kill PID` or a CI runner's cancel does) is forwarded, once
@@ -317,7 +317,7 @@ fn sigterm_to_the_launcher_is_forwarded_and_a_command_ignoring_it_runs_until_its
     let (timeout, slack, timeout_arg) = timeout_and_slack();
     // The command's own shell catches SIGTERM and carries on; its child sleep ignores it.
     let script = format!(
-        "cat /proc/self/cgroup >&2; trap 'echo got-TERM' TERM; (trap '' TERM; exec sleep {marker}) & \
+        "trap 'echo got-TERM' TERM; (trap '' TERM; exec sleep {marker}) & \
          echo ready; while :; do sleep 0.02; done"
     );
     let mut launcher = launch(&["--timeout", timeout_arg, "--", "sh", "-c", &script], Stdio::null(), Stdio::piped());
@@ -345,7 +345,7 @@ fn sigterm_to_the_launcher_is_forwarded_and_a_command_ignoring_it_runs_until_its
     let wall = Duration::from_millis(json_u64(&run, "wall_ms"));
     assert!(wall >= timeout && wall < timeout + slack, "ended after {wall:?} for a {timeout:?} timeout");
     assert!(run.stderr.contains(&format!("timed out after {}.0 s", timeout.as_secs())), "{run:#?}");
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 }
 
 // ---------------------------------------------------------------- 2. daemons
@@ -361,7 +361,7 @@ fn a_double_forked_daemon_dies_with_the_command_whose_status_is_reported() {
     // orphaned (re-parented to the init) in a session of its own. The command waits until it
     // runs, shows its PID, parent and session, and exits 0.
     let script = format!(
-        "cat /proc/self/cgroup; \
+        "\
          ( setsid sh -c 'echo $$ > /tmp/daemon; exec sleep {marker}' </dev/null >/dev/null 2>&1 & ); \
          until [ -s /tmp/daemon ] && [ \"$(cat /proc/$(cat /tmp/daemon)/comm 2>/dev/null)\" = sleep ]; do sleep 0.01; done; \
          cut -d' ' -f1,4,6 /proc/$(cat /tmp/daemon)/stat; exit 0"
@@ -375,7 +375,7 @@ fn a_double_forked_daemon_dies_with_the_command_whose_status_is_reported() {
     let daemon: Vec<&str> = run.stdout.lines().last().unwrap().split(' ').collect();
     assert_eq!(daemon[1], "1", "the daemon was not orphaned to the init: {run:#?}");
     assert_eq!(daemon[2], daemon[0], "the daemon does not lead its own session: {run:#?}");
-    cgroup_dirs_are_gone(&run.stdout);
+    cgroup_dirs_are_gone(&run);
 }
 
 // ---------------------------------------------------------------- 3. stdout closed, reader gone
@@ -384,7 +384,7 @@ fn a_double_forked_daemon_dies_with_the_command_whose_status_is_reported() {
 fn a_command_that_closes_its_stdout_early_is_reported_with_its_exit_status() {
     let _lock = shared();
     let mut launcher = launch(
-        &["--", "sh", "-c", "cat /proc/self/cgroup >&2; exec >&-; sleep 0.1; \
+        &["--", "sh", "-c", "exec >&-; sleep 0.1; \
            if [ -e /proc/$$/fd/1 ]; then echo stdout-open >&2; else echo stdout-closed >&2; fi; \
            echo lost 2>/dev/null; echo still-working >&2; exit 3"],
         Stdio::null(),
@@ -399,7 +399,7 @@ fn a_command_that_closes_its_stdout_early_is_reported_with_its_exit_status() {
     assert_eq!(run.json["exit_code"], 3);
     assert_eq!(run.json["signal"], Value::Null);
     assert_eq!(run.json["ending"], "exited");
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 }
 
 /// The command writes straight into the launcher's stdout (nothing in between), so when that
@@ -410,7 +410,7 @@ fn a_command_that_closes_its_stdout_early_is_reported_with_its_exit_status() {
 fn a_command_whose_stdout_reader_goes_away_gets_sigpipe() {
     let _lock = shared();
     // a) The reader closes its end mid-stream.
-    let mut launcher = launch(&["--", "sh", "-c", "cat /proc/self/cgroup >&2; exec yes"], Stdio::null(), Stdio::piped());
+    let mut launcher = launch(&["--", "sh", "-c", "exec yes"], Stdio::null(), Stdio::piped());
     let mut stdout = launcher.child.stdout.take().unwrap();
     let mut buffer = vec![0u8; 64 << 10];
     stdout.read_exact(&mut buffer).unwrap();
@@ -421,27 +421,27 @@ fn a_command_whose_stdout_reader_goes_away_gets_sigpipe() {
     assert_eq!(run.json["signal_name"], "SIGPIPE");
     assert_eq!(run.json["ending"], "signaled");
     assert_eq!(run.code, Some(128 + libc::SIGPIPE));
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 
     // b) The read end is closed before the run starts.
     let (read_end, write_end) = nix::unistd::pipe().unwrap();
     drop(read_end);
-    let launcher = launch(&["--", "sh", "-c", "cat /proc/self/cgroup >&2; exec yes"], Stdio::null(), Stdio::from(write_end));
+    let launcher = launch(&["--", "sh", "-c", "exec yes"], Stdio::null(), Stdio::from(write_end));
     let run = launcher.finish(Duration::from_secs(20));
     assert_eq!(run.json["signal"], libc::SIGPIPE, "{run:#?}");
     assert_eq!(run.code, Some(128 + libc::SIGPIPE));
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 
     // c) A command that ignores SIGPIPE sees EPIPE and exits with its own status.
     let (read_end, write_end) = nix::unistd::pipe().unwrap();
     drop(read_end);
     let launcher =
-        launch(&["--", "sh", "-c", "cat /proc/self/cgroup >&2; trap '' PIPE; exec yes"], Stdio::null(), Stdio::from(write_end));
+        launch(&["--", "sh", "-c", "trap '' PIPE; exec yes"], Stdio::null(), Stdio::from(write_end));
     let run = launcher.finish(Duration::from_secs(20));
     assert_eq!(run.json["exit_code"], 1, "{run:#?}");
     assert_eq!(run.json["signal"], Value::Null);
     assert!(run.stderr.contains("Broken pipe"), "{run:#?}");
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 }
 
 // ---------------------------------------------------------------- 4. 1 GiB through stdout
@@ -450,7 +450,7 @@ fn a_command_whose_stdout_reader_goes_away_gets_sigpipe() {
 /// test, which counts them (never stores them). Returns the run and the bytes that arrived.
 fn stream_zeros(size: u64) -> (Run, u64) {
     let mut launcher = launch(
-        &["--mem", "100M", "--", "sh", "-c", &format!("cat /proc/self/cgroup >&2; exec head -c {size} /dev/zero")],
+        &["--mem", "100M", "--", "sh", "-c", &format!("exec head -c {size} /dev/zero")],
         Stdio::null(),
         Stdio::piped(),
     );
@@ -493,7 +493,7 @@ fn a_gigabyte_on_stdout_arrives_whole_and_is_not_held_in_sandbox_memory() {
     assert_eq!(json_u64(&run, "oom_kills"), 0);
     let peak = json_u64(&run, "peak_memory_bytes");
     assert!(peak < 32 << 20, "peak memory {peak} for streaming output: it is being buffered");
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 }
 
 // ---------------------------------------------------------------- 5. launchers side by side
@@ -510,22 +510,21 @@ fn launchers_side_by_side(extra: &[&str]) {
     let with = |opts: &[&str]| -> Vec<String> { extra.iter().chain(opts).map(|s| s.to_string()).collect() };
 
     // A
-    let a_args = with(&["--pids", "20", "--mem", "100M", "--", "sh", "-c", "cat /proc/self/cgroup; echo ready; read line; exit 0"]);
+    let a_args = with(&["--pids", "20", "--mem", "100M", "--", "sh", "-c", "echo ready; read line; exit 0"]);
     let mut a = launch(&argv(&a_args), Stdio::piped(), Stdio::piped());
     let mut a_stdin = a.child.stdin.take().unwrap();
     let mut a_stdout = BufReader::new(a.child.stdout.take().unwrap());
-    let a_cgroup_text = read_through(&mut a_stdout, "ready");
-    let a_dirs = run_cgroup_dirs(&a_cgroup_text);
-    assert!(!a_dirs.is_empty(), "{a_cgroup_text}");
+    read_through(&mut a_stdout, "ready");
+    let a_dirs = run_cgroup_dirs(&init_cgroup_text(a.child.id()));
     let pids_dir = a_dirs.iter().find(|d| d.join("pids.max").exists()).expect("A has a pids cgroup").clone();
 
     // B1 and B2, at the same time, next to A.
     let b1_args = with(&["--pids", "20", "--mem", "100M", "--", "sh", "-c",
-        "cat /proc/self/cgroup; exec dd if=/dev/zero of=/dev/null bs=400M count=1 2>/dev/null"]);
+        "exec dd if=/dev/zero of=/dev/null bs=400M count=1 2>/dev/null"]);
     // The fork bomb forks until the kernel refuses (then sh gives up: "Cannot fork", exit 2), so
     // it hits the limit however slowly the machine forks (the emulated VM: ~10 ms a fork).
     let b2_marker = marker(if extra.is_empty() { 2007 } else { 2008 });
-    let b2_script = format!("cat /proc/self/cgroup; while sleep {b2_marker} & do :; done 2>/dev/null");
+    let b2_script = format!("while sleep {b2_marker} & do :; done 2>/dev/null");
     let b2_args = with(&["--pids", "20", "--mem", "100M", "--timeout", "30s", "--", "sh", "-c", &b2_script]);
     let (b1, b2) = std::thread::scope(|s| {
         let b1 = s.spawn(|| sandbox(&argv(&b1_args)));
@@ -541,7 +540,7 @@ fn launchers_side_by_side(extra: &[&str]) {
     }
     assert_eq!(reap_sleeps(&b2_marker), Vec::<u32>::new(), "B's processes survived it");
     for b in [&b1, &b2] {
-        let dirs = cgroup_dirs_are_gone(&b.stdout);
+        let dirs = cgroup_dirs_are_gone(b);
         assert!(dirs.iter().all(|d| !a_dirs.contains(d)), "B ran in A's cgroup");
     }
     // A's cgroup is untouched: its limit and its processes are still there.
@@ -550,11 +549,11 @@ fn launchers_side_by_side(extra: &[&str]) {
 
     // C, SIGKILLed mid-run: its cgroup stays behind...
     let c_marker = marker(if extra.is_empty() { 2005 } else { 2006 });
-    let c_args = with(&["--pids", "20", "--", "sh", "-c", &format!("cat /proc/self/cgroup; echo ready; exec sleep {c_marker}")]);
+    let c_args = with(&["--pids", "20", "--", "sh", "-c", &format!("echo ready; exec sleep {c_marker}")]);
     let mut c = launch(&argv(&c_args), Stdio::null(), Stdio::piped());
     let mut c_stdout = BufReader::new(c.child.stdout.take().unwrap());
-    let c_dirs = run_cgroup_dirs(&read_through(&mut c_stdout, "ready"));
-    assert!(!c_dirs.is_empty());
+    read_through(&mut c_stdout, "ready");
+    let c_dirs = run_cgroup_dirs(&init_cgroup_text(c.child.id()));
     wait_until("C's sleep started", Duration::from_secs(30), || !sleeps_with(&c_marker).is_empty());
     c.signal(libc::SIGKILL);
     let c_run = c.finish(Duration::from_secs(30));
@@ -563,15 +562,19 @@ fn launchers_side_by_side(extra: &[&str]) {
     assert!(c_dirs.iter().all(|d| d.exists()), "C's cgroup is expected to stay until the next launcher starts");
 
     // ...until D, a new launcher, removes it, and only it.
-    let d = sandbox(&argv(&with(&["--", "sh", "-c", "cat /proc/self/cgroup"])));
+    let d = sandbox(&argv(&with(&["--", "true"])));
     assert_eq!(d.code, Some(0), "{d:#?}");
-    cgroup_dirs_are_gone(&d.stdout);
+    cgroup_dirs_are_gone(&d);
     for dir in &c_dirs {
         assert!(!dir.exists(), "C's stale {} was not removed by D", dir.display());
     }
     for dir in &a_dirs {
         assert!(dir.exists(), "D removed the live A's {}", dir.display());
-        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        // Contained, its processes are in the delegated directory below it.
+        let procs: String = [dir.join("cgroup.procs"), dir.join("delegated/cgroup.procs")]
+            .iter()
+            .filter_map(|file| fs::read_to_string(file).ok())
+            .collect();
         assert!(!procs.trim().is_empty(), "A's processes left {}", dir.display());
     }
     assert!(a.is_running(), "A ended while C and D ran");
@@ -755,11 +758,11 @@ fn chroot_escapes_from_a_rootfs_sandbox_stay_in_the_sandbox_root() {
         assert_eq!(stdout, format!("/ {host_id} marker-visible\n"), "{mode}: the escape does not even escape a plain chroot");
 
         // The sandbox: the escape ends in the rootfs, the host's marker out of reach.
-        let script = format!("cat /proc/self/cgroup >&2; exec /escape {mode} {jail} {}", setup.marker());
+        let script = format!("exec /escape {mode} {jail} {}", setup.marker());
         let run = sandbox(&["--rootfs", root, "--", "/bin/sh", "-c", &script]);
         assert_eq!(run.code, Some(0), "{mode}: {run:#?}");
         assert_eq!(run.stdout, format!("/ {rootfs_id} marker-hidden\n"), "{mode}: escaped the sandbox's root: {run:#?}");
-        cgroup_dirs_are_gone(&run.stderr);
+        cgroup_dirs_are_gone(&run);
     }
 }
 
@@ -772,7 +775,7 @@ fn proc_root_and_cwd_links_do_not_reach_the_host() {
     let (rootfs_id, _) = setup.identities();
     let root = setup.root.to_str().unwrap();
     let paths = ["/..", "/proc/1/root", "/proc/1/root/..", "/proc/1/cwd", "/proc/2/root", "/proc/2/cwd/..", "/proc/self/root", "/proc/self/root/..", "/proc/self/cwd", "/proc/self/cwd/.."];
-    let script = format!("cat /proc/self/cgroup >&2; cd /; exec /escape links {} {}", setup.marker(), paths.join(" "));
+    let script = format!("cd /; exec /escape links {} {}", setup.marker(), paths.join(" "));
     let run = sandbox(&["--rootfs", root, "--", "/bin/sh", "-c", &script]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -788,7 +791,7 @@ fn proc_root_and_cwd_links_do_not_reach_the_host() {
         String::from_utf8_lossy(&output.stdout),
         format!("/ {host_id} marker-visible\n/proc/self/root {host_id} marker-visible\n")
     );
-    cgroup_dirs_are_gone(&run.stderr);
+    cgroup_dirs_are_gone(&run);
 }
 
 // ---------------------------------------------------------------- 7. reused cgroups

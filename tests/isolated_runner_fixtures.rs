@@ -144,26 +144,45 @@ fn own_cgroup_dir(controller: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(v1.or_else(v2).unwrap())
 }
 
-/// Raises its own pids limit: the test fails as not contained (as root, where it may).
-#[isolated(pids = 20)]
+/// Raises its own pids limit with the host's root: the test fails as not contained.
+#[isolated(pids = 20, privileged = true)]
 fn containment_1_raises_its_pids_limit() {
     std::fs::write(own_cgroup_dir("pids").join("pids.max"), "1000").unwrap();
 }
 
 /// Runs after the one above in the same fork server: its pids limit is its own, not what the
 /// test before it wrote into a cgroup the runner might reuse.
-#[isolated(pids = 20)]
+#[isolated(pids = 20, privileged = true)]
 fn containment_2_has_its_own_pids_limit() {
     assert_eq!(std::fs::read_to_string(own_cgroup_dir("pids").join("pids.max")).unwrap().trim(), "20");
 }
 
-/// The escape: one write to another cgroup's `cgroup.procs` (the one
-/// `tests/containment.rs` names in `SANDBOX_TEST_ESCAPE_CGROUP`), then children beyond the
+/// The escape with the host's root: one write to another cgroup's `cgroup.procs` (the
+/// one `tests/containment.rs` names in `SANDBOX_TEST_ESCAPE_CGROUP`), then children beyond the
 /// limit; the test fails as not contained, naming them.
-#[isolated(pids = 20, timeout = "20s")]
+#[isolated(pids = 20, timeout = "20s", privileged = true)]
 fn containment_3_escapes_then_forks() {
     let escape = std::env::var("SANDBOX_TEST_ESCAPE_CGROUP").expect("run by tests/containment.rs, which names the cgroup");
     std::fs::write(format!("{escape}/cgroup.procs"), "0").unwrap();
     let children: Vec<_> = (0..30).map(|_| std::process::Command::new("sleep").arg("30").spawn().unwrap()).collect();
+    std::mem::forget(children);
+}
+
+/// Contained (the default as root): the cgroup outside is not there to write, and the pids
+/// limit the test sees and raises is its delegated cgroup's own, below the run's.
+#[isolated(pids = 20, timeout = "20s")]
+fn containment_4_cannot_leave_or_raise_its_limit() {
+    let escape = std::env::var("SANDBOX_TEST_ESCAPE_CGROUP").expect("run by tests/containment.rs, which names the cgroup");
+    let moved = std::fs::write(format!("{escape}/cgroup.procs"), "0");
+    assert_eq!(moved.map_err(|e| e.kind()), Err(std::io::ErrorKind::NotFound));
+    std::fs::write(own_cgroup_dir("pids").join("pids.max"), "1000").unwrap();
+    let mut children = Vec::new();
+    for _ in 0..30 {
+        match std::process::Command::new("sleep").arg("30").spawn() {
+            Ok(child) => children.push(child),
+            Err(_) => break,
+        }
+    }
+    assert!(children.len() < 20, "{} children under a limit of 20", children.len());
     std::mem::forget(children);
 }

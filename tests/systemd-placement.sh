@@ -79,8 +79,8 @@ PY
 kill $sibling; wait $sibling 2>/dev/null
 
 # 4. The runs live in a scope of the launcher's own, sibling of the caller's unit.
-where=$("$sandbox" run -- cat /proc/self/cgroup 2>/dev/null)
-[[ $where == *"/sandbox-"*".scope/sandbox/"* ]] && echo "a run's cgroup: ${where#0::}" \
+where=$("$sandbox" run --json - -- true 2>/dev/null | python3 -c 'import json, sys; print(*json.load(sys.stdin)["cgroup_dirs"])')
+[[ $where == *"/sandbox-"*".scope/sandbox/"* ]] && echo "a run's cgroup: $where" \
   || fail "the run is not in a sandbox scope: $where"
 
 # 5. A bounded job: a unit with TasksMax=30 running a launcher whose run asks for 1000 pids.

@@ -178,6 +178,9 @@ pub struct Outcome {
     /// The run's limit files that no longer said what the run set (`pids.max is max, not
     /// 20`): something in the run changed its own limits.
     pub limits_changed: Vec<String>,
+    /// The run's cgroup directories as the host names them (one per v1 hierarchy), for logs
+    /// and tools outside: the command's own `/proc/self/cgroup` reads `/` in a contained run.
+    pub cgroup_dirs: Vec<std::path::PathBuf>,
 }
 
 /// The JSON shape of an outcome: a public contract (CLI `--json`, the test runner's report).
@@ -212,6 +215,8 @@ pub(crate) struct JsonOutcome {
     escaped: Vec<EscapedProcess>,
     #[serde(default)]
     limits_changed: Vec<String>,
+    #[serde(default)]
+    cgroup_dirs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,6 +315,7 @@ impl Outcome {
             }),
             escaped: self.escaped.clone(),
             limits_changed: self.limits_changed.clone(),
+            cgroup_dirs: self.cgroup_dirs.iter().map(|dir| dir.display().to_string()).collect(),
         }
     }
 }
@@ -419,6 +425,7 @@ pub(crate) fn sample_outcome(status: ExitStatus) -> Outcome {
         host_writes: HostWrites::Discard,
         escaped: Vec::new(),
         limits_changed: Vec::new(),
+        cgroup_dirs: Vec::new(),
     }
 }
 

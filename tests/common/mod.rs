@@ -24,18 +24,20 @@ pub fn mountinfo() -> String {
     fs::read_to_string("/proc/self/mountinfo").unwrap()
 }
 
-/// The run's cgroup directories, from the `/proc/self/cgroup` text a command printed inside.
-pub fn run_cgroup_dirs(proc_self_cgroup: &str) -> Vec<PathBuf> {
+/// The run's cgroup directories, from a `/proc/PID/cgroup` text as the host reads it (see
+/// [`init_cgroup_text`]; inside a contained run every path is `/`): each path cut at the run's
+/// own directory (its processes live in a `delegated` one below).
+pub fn run_cgroup_dirs(proc_pid_cgroup: &str) -> Vec<PathBuf> {
     let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    proc_self_cgroup
+    proc_pid_cgroup
         .lines()
         .filter_map(|line| {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            if !is_run_name(path.rsplit('/').next()?) {
-                return None;
-            }
-            let relative = path.trim_start_matches('/');
+            let components: Vec<&str> = path.split('/').collect();
+            let run = components.iter().position(|c| is_run_name(c))?;
+            let relative = components[..=run].join("/");
+            let relative = relative.trim_start_matches('/');
             match (controllers, unified) {
                 ("", true) => Some(Path::new("/sys/fs/cgroup").join(relative)),
                 ("", false) => None,
@@ -44,6 +46,28 @@ pub fn run_cgroup_dirs(proc_self_cgroup: &str) -> Vec<PathBuf> {
             }
         })
         .collect()
+}
+
+/// The run's cgroup directories as its `--json` outcome names them.
+pub fn json_cgroup_dirs(run: &Run) -> Vec<PathBuf> {
+    let dirs = run.json["cgroup_dirs"].as_array().unwrap_or_else(|| panic!("no cgroup_dirs: {run:#?}"));
+    dirs.iter().map(|dir| PathBuf::from(dir.as_str().unwrap())).collect()
+}
+
+/// `/proc/PID/cgroup` of the sandbox's init, a child of the launcher `launcher` (its only one),
+/// as the host reads it: waits until the launcher has it.
+pub fn init_cgroup_text(launcher: u32) -> String {
+    let mut text = String::new();
+    wait_until("the launcher's init is in its run cgroup", Duration::from_secs(60), || {
+        let children = fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children")).unwrap_or_default();
+        text = children
+            .split_whitespace()
+            .next()
+            .and_then(|init| fs::read_to_string(format!("/proc/{init}/cgroup")).ok())
+            .unwrap_or_default();
+        !run_cgroup_dirs(&text).is_empty()
+    });
+    text
 }
 
 /// Run cgroups are named `<pid namespace>-<pid>-<start time>-<sequence>`.

@@ -14,11 +14,12 @@ pub(crate) fn write_file(dir: &Path, name: &str, value: &str) -> Result<(), Cgro
 }
 
 /// The smallest limit in control file `file` of cgroup `dir` and of each cgroup above it, up to
-/// (not including) the hierarchy's root `mount_point`, which has no limits; `parse` reads one
+/// the mount point `mount_point`: a hierarchy's root has no limit files, while the root of a
+/// cgroup namespace's mount (a contained run's delegated cgroup) has them; `parse` reads one
 /// file's trimmed text (`None`: no limit there).
 pub(crate) fn tightest_along(dir: &Path, mount_point: &Path, file: &str, parse: impl Fn(&str) -> Option<u64>) -> Option<u64> {
     dir.ancestors()
-        .take_while(|ancestor| *ancestor != mount_point && ancestor.starts_with(mount_point))
+        .take_while(|ancestor| ancestor.starts_with(mount_point))
         .filter_map(|ancestor| fs::read_to_string(ancestor.join(file)).ok().and_then(|text| parse(text.trim())))
         .min()
 }

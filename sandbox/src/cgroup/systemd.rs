@@ -293,13 +293,15 @@ mod tests {
         fs::write(service.join("pids.max"), "200\n").unwrap();
         fs::write(root.join("system.slice/pids.max"), "max\n").unwrap();
         fs::write(service.join("cpu.max"), "50000 100000\n").unwrap();
-        // The root's files are not limits (the root cgroup has none).
-        fs::write(root.join("memory.max"), "1\n").unwrap();
         let limits = CallerLimits::along(&service, root);
         assert_eq!(
             limits,
             CallerLimits { memory_max: Some(4 << 30), pids_max: Some(200), cpu_quota_per_sec_usec: Some(500_000) }
         );
+        // The mount's root counts where it has limits: in a contained run's cgroup namespace it
+        // is the run's delegated cgroup.
+        fs::write(root.join("pids.max"), "100\n").unwrap();
+        assert_eq!(CallerLimits::along(&service, root).pids_max, Some(100));
     }
 
     #[test]

@@ -181,7 +181,9 @@ impl V1Cgroup {
     }
 
     /// Writes the limits that differ from those in the files now (all of them in a new cgroup;
-    /// what changed for the next run of a reused one).
+    /// what changed for the next run of a reused one). A contained run's delegated directory
+    /// gets a copy, for the command to read where it looks (`/sys/fs/cgroup/pids/pids.max`);
+    /// what it writes there changes nothing above.
     pub(crate) fn apply_limits(&mut self, limits: &Limits) -> Result<(), CgroupError> {
         // The cpu hierarchy is joined only for a CPU limit: a reused cgroup made with (without)
         // one cannot serve a run without (with) one.
@@ -193,12 +195,21 @@ impl V1Cgroup {
             )));
         }
         let unlimited = |value: Option<u64>, none: &str| value.map_or_else(|| none.to_string(), |v| v.to_string());
-        if let Some(dir) = &self.pids {
+        // The run's directory, then its delegated one: a child's CPU quota may not exceed its
+        // parent's.
+        let copies = |dir: &PathBuf| -> Vec<PathBuf> {
+            let mut dirs = vec![dir.clone()];
+            dirs.extend(self.contained.then(|| dir.join(DELEGATED_DIR)));
+            dirs
+        };
+        if let Some(run_dir) = &self.pids {
             if limits.pids != self.limits.pids {
-                self.files.write(dir, "pids.max", &unlimited(limits.pids, "max"))?;
+                for dir in &copies(run_dir) {
+                    self.files.write(dir, "pids.max", &unlimited(limits.pids, "max"))?;
+                }
             }
         }
-        if let Some(dir) = &self.memory {
+        for dir in &self.memory.as_ref().map(copies).unwrap_or_default() {
             if limits.memory_bytes != self.limits.memory_bytes {
                 // No swap: memory+swap limited to the same amount where the kernel accounts swap
                 // (swapaccount=1), otherwise tell reclaim not to swap this cgroup out.
@@ -224,15 +235,21 @@ impl V1Cgroup {
                 }
             }
         }
-        if let (Some(dir), Some(cores)) = (&self.cpu, limits.cpu_cores) {
+        if let (Some(run_dir), Some(cores)) = (&self.cpu, limits.cpu_cores) {
             if Some(cores) != self.limits.cpu_cores {
                 let (quota, period) = cpu_quota_and_period_us(cores);
+                let dirs = copies(run_dir);
                 if self.limits.cpu_cores.is_some() {
-                    // Reused: the old quota must not meet the new period; unset it meanwhile.
-                    self.files.write(dir, "cpu.cfs_quota_us", "-1")?;
+                    // Reused: the old quota must not meet the new period; unset it meanwhile,
+                    // the child's first.
+                    for dir in dirs.iter().rev() {
+                        self.files.write(dir, "cpu.cfs_quota_us", "-1")?;
+                    }
                 }
-                self.files.write(dir, "cpu.cfs_period_us", &period.to_string())?;
-                self.files.write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+                for dir in &dirs {
+                    self.files.write(dir, "cpu.cfs_period_us", &period.to_string())?;
+                    self.files.write(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+                }
             }
         }
         self.limits = limits.clone();
@@ -408,11 +425,20 @@ impl RunCgroup for V1Cgroup {
             expected.push((dir, "cpu.cfs_period_us", period.to_string()));
         }
         // Through the kept descriptors: a reused cgroup reads its limits without an open.
-        let changed: Vec<String> = expected
-            .iter()
-            .filter_map(|(dir, file, value)| super::limit_changed(file, self.files.read(dir, file).ok().flatten(), value))
-            .collect();
-        self.limits_tampered |= !changed.is_empty();
+        let changed_in = |below: Option<&str>| -> Vec<String> {
+            expected
+                .iter()
+                .filter_map(|(dir, file, value)| {
+                    let dir = below.map_or_else(|| dir.to_path_buf(), |below| dir.join(below));
+                    super::limit_changed(file, self.files.read(&dir, file).ok().flatten(), value)
+                })
+                .collect()
+        };
+        let changed = changed_in(None);
+        // The delegated copy the command may change: harmless, but the next run must not
+        // find it changed.
+        let copy_changed = self.contained && !changed_in(Some(DELEGATED_DIR)).is_empty();
+        self.limits_tampered |= !changed.is_empty() || copy_changed;
         changed
     }
 

@@ -285,22 +285,26 @@ impl V2Cgroup {
         Ok(cgroup)
     }
 
+    /// Writes `limits` into the run's cgroup and, for a contained run, a copy into its delegated
+    /// one, for the command to read where it looks; what it writes there changes nothing above.
     fn apply_limits(&self, limits: &Limits) -> Result<(), CgroupError> {
-        if let Some(pids) = limits.pids {
-            write_file(&self.dir, "pids.max", &pids.to_string())?;
-        }
-        if let Some(bytes) = limits.memory_bytes {
-            write_file(&self.dir, "memory.max", &bytes.to_string())?;
-            // Without swap accounting the file does not exist, and there is nothing to disable;
-            // that is the kernel's configuration, looked up once per process.
-            static SWAP_ACCOUNTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            if *SWAP_ACCOUNTED.get_or_init(|| self.dir.join("memory.swap.max").exists()) {
-                write_file(&self.dir, "memory.swap.max", "0")?;
+        for dir in std::iter::once(&self.dir).chain(self.delegated.as_ref().map(|(delegated, _)| delegated)) {
+            if let Some(pids) = limits.pids {
+                write_file(dir, "pids.max", &pids.to_string())?;
             }
-        }
-        if let Some(cores) = limits.cpu_cores {
-            let (quota, period) = cpu_quota_and_period_us(cores);
-            write_file(&self.dir, "cpu.max", &format!("{quota} {period}"))?;
+            if let Some(bytes) = limits.memory_bytes {
+                write_file(dir, "memory.max", &bytes.to_string())?;
+                // Without swap accounting the file does not exist, and there is nothing to
+                // disable; that is the kernel's configuration, looked up once per process.
+                static SWAP_ACCOUNTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+                if *SWAP_ACCOUNTED.get_or_init(|| dir.join("memory.swap.max").exists()) {
+                    write_file(dir, "memory.swap.max", "0")?;
+                }
+            }
+            if let Some(cores) = limits.cpu_cores {
+                let (quota, period) = cpu_quota_and_period_us(cores);
+                write_file(dir, "cpu.max", &format!("{quota} {period}"))?;
+            }
         }
         Ok(())
     }

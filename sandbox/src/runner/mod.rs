@@ -197,7 +197,10 @@ impl Sandbox {
             None => (None, Vec::new()),
         };
         let join_cgroups: Vec<(RawFd, Option<&CStr>)> = joins.iter().map(InitJoin::for_init).collect();
-        let enforcement = Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone());
+        let enforcement = Enforcements {
+            privileged: !rootless && self.config.privileged,
+            ..Enforcements::for_limits(&self.config.limits, no_cgroup_reason.clone())
+        };
         let rlimits = if no_cgroup_reason.is_some() { rlimits_for(&self.config.limits) } else { Vec::new() };
 
         let (go_read, go_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;

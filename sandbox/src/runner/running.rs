@@ -167,6 +167,7 @@ impl Running {
         let fs_changes = self.layer.take().map(super::layer::Layer::finish).transpose()?;
         let cgroup_version = self.cgroup.as_ref().map(|c| c.version());
         let mut limits_changed = Vec::new();
+        let cgroup_dirs = self.cgroup_paths();
         let stats = match self.cgroup.take() {
             Some(mut cgroup) => {
                 limits_changed = cgroup.limits_changed();
@@ -205,6 +206,7 @@ impl Running {
             host_writes,
             escaped: std::mem::take(&mut self.escaped),
             limits_changed,
+            cgroup_dirs,
         })
     }
 
