@@ -128,11 +128,10 @@ fn limits_cannot_be_raised_from_inside() {
 #[test]
 fn a_cgroup_hierarchy_mounted_inside_shows_no_release_agent() {
     must_be_root();
-    let (fstype, options) = if unified() { ("cgroup2", "none") } else { ("cgroup", "pids") };
+    let mount = if unified() { "mount -t cgroup2 none /tmp/cg" } else { "mount -t cgroup -o pids none /tmp/cg" };
     let script = format!(
-        "mkdir /tmp/cg /tmp/new && mount -t {fstype} -o {options} none /tmp/cg && ls /tmp/cg; echo ---; \
-         mount -t cgroup -o none,name=sandbox-test none /tmp/new && echo new-hierarchy-mounted; \
-         echo /bin/sh > /tmp/cg/release_agent && echo release-agent-written; true"
+        "mkdir /tmp/cg /tmp/new && {mount} && ls /tmp/cg && {{ echo /bin/sh > /tmp/cg/release_agent && echo release-agent-written; }}; \
+         echo ---; mount -t cgroup -o none,name=sandbox-test none /tmp/new && echo new-hierarchy-mounted; true"
     );
     let release_agent = Path::new("/sys/fs/cgroup/pids/release_agent");
     let before = std::fs::read_to_string(release_agent).ok();
@@ -177,6 +176,63 @@ fn sandboxes_inside_a_contained_run_keep_exact_limits() {
     if let Some(peak) = peak_pids(inner["peak_pids"].as_u64()) {
         assert!(peak <= 5, "{inner}");
     }
+}
+
+/// The capabilities that reach the kernel itself, as numbered in linux/capability.h (the
+/// library's `KERNEL_CAPABILITIES`): module loading, raw I/O, reboot, the clock, and the rest.
+const KERNEL_CAPABILITIES: [u32; 15] = [9, 16, 17, 20, 22, 25, 26, 30, 32, 33, 34, 35, 36, 38, 39];
+
+/// The `CapBnd`, `CapPrm` and `CapEff` masks of a `/proc/PID/status` text.
+fn capability_masks(status: &str) -> Vec<u64> {
+    status
+        .lines()
+        .filter(|line| ["CapBnd:", "CapPrm:", "CapEff:"].iter().any(|key| line.starts_with(key)))
+        .map(|line| u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap())
+        .collect()
+}
+
+/// The kernel's knobs are read-only and its capabilities gone: each write below puts back the
+/// value it read, so that even a failure of the test leaves the machine as it was.
+#[test]
+fn kernel_knobs_are_read_only_and_kernel_capabilities_gone() {
+    must_be_root();
+    let script = "grep Cap /proc/self/status; \
+                  cat /proc/sys/kernel/core_pattern > /tmp/v && cat /tmp/v > /proc/sys/kernel/core_pattern && echo sysctl-written; \
+                  cat /sys/kernel/mm/ksm/run > /tmp/w && cat /tmp/w > /sys/kernel/mm/ksm/run && echo sysfs-written; \
+                  grep -E ' /proc/sys(rq-trigger)? ' /proc/self/mountinfo; true";
+    let core_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let run = sandbox_in(Path::new("/"), &["--", "sh", "-c", script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert!(!run.stdout.contains("sysctl-written") && !run.stdout.contains("sysfs-written"), "{run:#?}");
+    assert_eq!(run.stderr.matches("Read-only file system").count(), 2, "{run:#?}");
+    for line in run.stdout.lines().filter(|line| line.contains(" - proc ")) {
+        assert!(line.split(' ').nth(5).unwrap().starts_with("ro,"), "a kernel knob is writable: {line}");
+    }
+    let masks = capability_masks(&run.stdout);
+    assert_eq!(masks.len(), 3, "{run:#?}");
+    for capability in KERNEL_CAPABILITIES {
+        assert!(masks.iter().all(|mask| mask & (1 << capability) == 0), "capability {capability} kept: {run:#?}");
+    }
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(), core_pattern);
+    // With the host's root the command keeps them all.
+    let run = sandbox_in(Path::new("/"), &["--privileged", "--", "grep", "Cap", "/proc/self/status"]);
+    let masks = capability_masks(&run.stdout);
+    assert!(masks.iter().all(|mask| mask & (1 << 16) != 0), "{run:#?}");
+}
+
+/// What tests do as root in their own sandbox still works there.
+#[test]
+fn root_work_inside_the_run_still_works() {
+    must_be_root();
+    let script = "set -e; mkdir /tmp/m /tmp/b; mount -t tmpfs none /tmp/m; mount --bind /tmp/m /tmp/b; \
+                  touch /tmp/m/f; test -e /tmp/b/f; umount /tmp/b /tmp/m; \
+                  unshare -n sh -c 'ip link set lo up; ip link add v0 type veth peer name v1; ip addr add 10.9.0.1/24 dev v0; ip -o link' | grep -c v0@v1; \
+                  mknod /tmp/fifo p; chown 1:1 /tmp/fifo; chmod 600 /tmp/fifo; stat -c '%u %a %F' /tmp/fifo; \
+                  python3 -c \"import socket; s = socket.socket(); s.bind(('127.0.0.1', 80)); print('port', s.getsockname()[1])\"; \
+                  head -1 /proc/meminfo | cut -d: -f1; cat /sys/kernel/mm/ksm/run >/dev/null; echo read";
+    let run = sandbox_in(Path::new("/"), &["--", "sh", "-c", script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    assert_eq!(run.stdout, "1\n1 600 fifo\nport 80\nMemTotal\nread\n", "{run:#?}");
 }
 
 #[test]

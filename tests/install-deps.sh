@@ -7,6 +7,7 @@
 #   busybox-static     the --rootfs tests build a root file system from it
 #   gcc, libc6-dev     the chroot-escape test compiles a static C program (libc.a)
 #   strace             the reliability suite widens a race window with it
+#   iproute2           ip: a contained run's root configures a network namespace of its own
 #   bubblewrap         the benchmark compares against bwrap
 #   util-linux         setpriv (tests as uid 65534), unshare (benchmark baseline)
 #   bsdutils           script(1): a test runs the CLI on a pseudo-terminal
@@ -38,6 +39,7 @@ command -v busybox >/dev/null || [[ -x /bin/busybox ]] || packages+=(busybox-sta
 command -v cc >/dev/null || packages+=(gcc)
 have_static_libc || packages+=(libc6-dev)
 command -v strace >/dev/null || packages+=(strace)
+command -v ip >/dev/null || packages+=(iproute2)
 command -v bwrap >/dev/null || packages+=(bubblewrap)
 { command -v setpriv && command -v unshare; } >/dev/null || packages+=(util-linux)
 command -v script >/dev/null || packages+=(bsdutils)

@@ -43,6 +43,8 @@ pub(crate) enum Report {
     NoNewPrivsFailed { errno: i32 },
     /// Setting the rlimits of the rootless fallback failed.
     RlimitsFailed { errno: i32 },
+    /// Dropping [`InitArgs::drop_capabilities`] failed.
+    CapabilitiesFailed { errno: i32 },
     /// Joining cgroup `index` of [`InitArgs::join_cgroups`] failed.
     JoinFailed { index: u32, errno: i32 },
     /// Starting a session (`setsid`) or the command's process group (`setpgid`) failed.
@@ -75,6 +77,7 @@ impl Report {
             Report::SessionFailed { errno } => (10, 0, errno),
             Report::LayerReady => (11, 0, 0),
             Report::Leftovers => (12, 0, 0),
+            Report::CapabilitiesFailed { errno } => (13, 0, errno),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -110,6 +113,7 @@ impl Report {
             10 => Report::SessionFailed { errno: b },
             11 => Report::LayerReady,
             12 => Report::Leftovers,
+            13 => Report::CapabilitiesFailed { errno: b },
             _ => return None,
         })
     }
@@ -146,6 +150,9 @@ pub(crate) struct InitArgs<'a> {
     /// Set `PR_SET_NO_NEW_PRIVS` for the command: set-user-ID programs and file capabilities
     /// grant it nothing.
     pub no_new_privs: bool,
+    /// Capabilities the command gives up (a contained run's, as root: see
+    /// `sys::KERNEL_CAPABILITIES`).
+    pub drop_capabilities: &'a [u32],
     /// Instead of exec: make this call (only from a single-threaded launcher, whose copies may
     /// allocate).
     pub function: Option<FunctionCall>,
@@ -381,6 +388,10 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             sys::exit_immediately(125);
         }
     }
+    if let Err(errno) = sys::drop_capabilities(args.drop_capabilities) {
+        send(args.report, Report::CapabilitiesFailed { errno: errno as i32 });
+        sys::exit_immediately(125);
+    }
     if let Some(call) = args.function {
         (call.run)(call.body, call.report_fd);
     }
@@ -468,6 +479,7 @@ mod tests {
             Report::NoNewPrivsFailed { errno: 22 },
             Report::RlimitsFailed { errno: 1 },
             Report::JoinFailed { index: 1, errno: libc::EACCES },
+            Report::CapabilitiesFailed { errno: libc::EPERM },
             Report::SessionFailed { errno: libc::EPERM },
             Report::Exited { wait_status: 0x8b },
             Report::LayerReady,

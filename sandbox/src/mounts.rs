@@ -18,7 +18,7 @@ use crate::cgroup::NamespaceMount;
 use crate::config::{Config, FsMode, NetMode};
 use crate::fs_changes::Tree;
 
-mod cgroup_namespace;
+mod containment;
 mod overlay;
 pub(crate) use overlay::OverlayInput;
 
@@ -119,11 +119,25 @@ pub(crate) enum Step {
     DetachOldRoot,
     /// Bring `lo` up in the new network namespace.
     LoopbackUp,
-    /// `umount2(MNT_DETACH)` of a mount and everything below it, in this mount namespace only:
-    /// gone, not covered (see [`cgroup_namespace`]). A path that is no mount point is left.
+    /// `umount2(MNT_DETACH)` of the mounts at a path (all of them, where several are stacked)
+    /// and everything below them, in this mount namespace only: gone, not covered (see
+    /// [`containment`]). A path that is no mount point is left.
     Detach(CString),
     /// `unshare(CLONE_NEWCGROUP)`: a cgroup namespace rooted at the cgroup the init is in.
     CgroupNamespace,
+    /// A path bound onto itself and remounted read-only: a kernel knob (`/proc/sys`,
+    /// `/proc/sysrq-trigger`) the command may read but not write. A path the kernel does not
+    /// have is left.
+    ReadOnlyPath(CString),
+    /// `mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`: a mount and every mount below it
+    /// read-only (`/sys`); before Linux 5.12, which lacks the call, the top mount only,
+    /// remounted keeping `flags`. A path that is no mount point is left.
+    ReadOnlyTree {
+        /// The mount point.
+        target: CString,
+        /// The mount's own flags, for the fallback.
+        flags: MsFlags,
+    },
 }
 
 fn cstring(path: impl AsRef<OsStr>) -> CString {
@@ -162,6 +176,8 @@ impl Step {
             Step::LoopbackUp => "bringing up the loopback interface".into(),
             Step::Detach(path) => format!("detaching {} (umount2 MNT_DETACH)", show(path)),
             Step::CgroupNamespace => "entering a cgroup namespace (unshare CLONE_NEWCGROUP)".into(),
+            Step::ReadOnlyPath(path) => format!("making {} read-only", show(path)),
+            Step::ReadOnlyTree { target, .. } => format!("making {} and the mounts below it read-only", show(target)),
         }
     }
 
@@ -249,11 +265,35 @@ impl Step {
             Step::PivotRoot => nix::unistd::pivot_root(c".", c"."),
             Step::DetachOldRoot => umount2(c".", MntFlags::MNT_DETACH),
             Step::LoopbackUp => crate::sys::bring_loopback_up(),
-            Step::Detach(path) => match umount2(path.as_c_str(), MntFlags::MNT_DETACH) {
-                Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
-                other => other,
+            // Every mount stacked there (a VM's init may mount /proc twice), until the path is
+            // no mount point (EINVAL).
+            Step::Detach(path) => loop {
+                match umount2(path.as_c_str(), MntFlags::MNT_DETACH) {
+                    Ok(()) => {}
+                    Err(Errno::EINVAL | Errno::ENOENT) => return Ok(()),
+                    Err(errno) => return Err(errno),
+                }
             },
             Step::CgroupNamespace => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
+            Step::ReadOnlyPath(path) => {
+                match mount(Some(path.as_c_str()), path.as_c_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+                    Err(Errno::ENOENT) => return Ok(()),
+                    other => other?,
+                }
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+                mount(None::<&str>, path.as_c_str(), None::<&str>, flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
+            }
+            Step::ReadOnlyTree { target, flags } => match crate::sys::make_tree_read_only(target) {
+                Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+                Err(Errno::ENOSYS) => {
+                    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags;
+                    match mount(None::<&str>, target.as_c_str(), None::<&str>, flags, None::<&str>) {
+                        Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+                        other => other,
+                    }
+                }
+                other => other,
+            },
         }
     }
 }
@@ -265,7 +305,7 @@ pub(crate) struct Plan {
     pub(crate) steps: Vec<Step>,
     pub(crate) trees: Vec<Tree>,
     /// The steps from this index on run once the init is in its cgroup (a contained run's
-    /// cgroup namespace, see [`cgroup_namespace`]); the others may run before.
+    /// cgroup namespace, see [`containment`]); the others may run before.
     pub(crate) in_cgroup_from: usize,
 }
 
@@ -369,7 +409,7 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
     // Whether the new root has a place for cgroup mounts.
     let has_cgroup_root = rootfs.unwrap_or(Path::new("/")).join("sys/fs/cgroup").is_dir();
     if let Some(mounts) = cgroup_namespace {
-        cgroup_namespace::push_before_join(&mut steps, mounts, has_cgroup_root, &at);
+        containment::push_before_join(&mut steps, mounts, has_cgroup_root, &at);
     }
     if let Some(root) = rootfs {
         if root.join("dev").is_dir() {
@@ -447,7 +487,7 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
     }
     let in_cgroup_from = steps.len();
     if let Some(mounts) = cgroup_namespace {
-        cgroup_namespace::push_in_cgroup(&mut steps, mounts, has_cgroup_root);
+        containment::push_in_cgroup(&mut steps, mounts, has_cgroup_root);
     }
     Plan { steps, trees, in_cgroup_from }
 }
@@ -602,6 +642,48 @@ mod tests {
                 "mounting tmpfs on /tmp",
             ]
         );
+    }
+
+    /// A contained run: the host's /proc and cgroup mounts detached, the knobs read-only, and
+    /// (v1) a tmpfs of mount points, all before the join; the namespace and its mounts after.
+    #[test]
+    fn a_contained_plan_enters_its_cgroup_namespace_after_the_join() {
+        let mounts: Vec<NamespaceMount> = ["memory", "pids"]
+            .iter()
+            .map(|c| NamespaceMount { mount_point: Path::new("/sys/fs/cgroup").join(c), fstype: "cgroup", options: Some(c.to_string()) })
+            .collect();
+        let input = PlanInput { cgroup_namespace: Some(&mounts), ..PlanInput::default() };
+        let plan = plan(&Config::default(), input);
+        let described = describe_all(&plan.steps);
+        assert_eq!(
+            described[..plan.in_cgroup_from],
+            [
+                "setting the hostname to 'sandbox'",
+                "making all mounts private (mount --make-rprivate /)",
+                "detaching /proc (umount2 MNT_DETACH)",
+                "mounting proc on /proc",
+                "detaching /sys/fs/cgroup (umount2 MNT_DETACH)",
+                "making /proc/sys read-only",
+                "making /proc/sysrq-trigger read-only",
+                "making /sys and the mounts below it read-only",
+                "mounting tmpfs on /sys/fs/cgroup",
+                "creating directory /sys/fs/cgroup/memory",
+                "creating directory /sys/fs/cgroup/pids",
+                "remounting /sys/fs/cgroup read-only",
+                "mounting tmpfs on /tmp",
+            ]
+        );
+        assert_eq!(
+            described[plan.in_cgroup_from..],
+            [
+                "entering a cgroup namespace (unshare CLONE_NEWCGROUP)",
+                "mounting cgroup on /sys/fs/cgroup/memory",
+                "mounting cgroup on /sys/fs/cgroup/pids",
+            ]
+        );
+        // Not contained: nothing after the join.
+        let uncontained = super::plan(&Config::default(), PlanInput::default());
+        assert_eq!(uncontained.in_cgroup_from, uncontained.steps.len());
     }
 
     #[test]

@@ -263,6 +263,9 @@ impl Running {
             Report::ChdirFailed { errno } => setup("changing to the command's working directory".into(), errno),
             Report::ForkFailed { errno } => setup("starting the command (fork)".into(), errno),
             Report::NoNewPrivsFailed { errno } => setup("setting no_new_privs (prctl PR_SET_NO_NEW_PRIVS)".into(), errno),
+            Report::CapabilitiesFailed { errno } => {
+                setup("dropping the capabilities that reach the kernel (prctl PR_CAPBSET_DROP, capset)".into(), errno)
+            }
             Report::SessionFailed { errno } => setup("giving the command a session and process group (setsid, setpgid)".into(), errno),
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })

@@ -14,10 +14,12 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
+mod capabilities;
 mod clone;
 mod launcher;
 mod probe;
 
+pub use capabilities::*;
 pub use clone::*;
 pub use launcher::*;
 pub use probe::*;
@@ -283,6 +285,28 @@ pub fn write_file_at(dir: RawFd, path: &CStr, bytes: &[u8]) -> Result<(), Errno>
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
     written
+}
+
+/// `mount_setattr(2)` of `path` with `AT_RECURSIVE` and `MOUNT_ATTR_RDONLY`: the mount there and
+/// every mount below it read-only (`EINVAL` where `path` is no mount point, `ENOSYS` before
+/// Linux 5.12). No allocation.
+pub fn make_tree_read_only(path: &std::ffi::CStr) -> Result<(), Errno> {
+    /// `struct mount_attr` (linux/mount.h).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: a NUL-terminated path and a mount_attr of the size passed, both valid for the call.
+    Errno::result(unsafe {
+        libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), AT_RECURSIVE, &attr, std::mem::size_of::<MountAttr>())
+    })
+    .map(drop)
 }
 
 /// Makes this process (and what it starts) the OOM killer's first choice: `oom_score_adj`

@@ -1,5 +1,5 @@
-//! A contained run's cgroup namespace: the steps that show the run its own cgroup and nothing
-//! above it.
+//! A contained run's mounts: a cgroup namespace that shows the run its own cgroup and nothing
+//! above it, and the kernel's knobs read-only.
 //!
 //! The problem: as root, a command that sees the host's cgroup mounts can move itself out of its
 //! cgroup with one write to `cgroup.procs` (and out of every limit with it), raise its own
@@ -17,6 +17,13 @@
 //! The race: the namespace must be entered after the init is in its cgroup (the namespace's
 //! root is the cgroup the caller is in), which on v1 is only after the launcher's "go"; these
 //! steps therefore run last, after the join ([`super::Plan::in_cgroup_from`]).
+//!
+//! The knobs: `/proc/sys`, `/proc/sysrq-trigger` and `/sys` with every mount below it are
+//! read-only, so that a test as root that sets `kernel.core_pattern` for its own crash tests, or
+//! writes a sysfs attribute, gets `EROFS` instead of changing the machine. The command keeps
+//! `CAP_SYS_ADMIN` (tests mount a tmpfs, make a network namespace), with which it could unmount
+//! these again: they stop accidents, not a test that sets out to undo them; the capabilities
+//! that reach the kernel itself are gone for good (`sys::KERNEL_CAPABILITIES`).
 
 use std::path::{Path, PathBuf};
 
@@ -28,19 +35,28 @@ use crate::cgroup::{NamespaceMount, NAMESPACE_MOUNT_SOURCE};
 /// Where cgroup hierarchies are mounted on every current distribution.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Steps before the join: the host's cgroup mounts detached (`at` gives a path's place before
-/// `pivot_root`) and, for v1, a read-only tmpfs holding a mount point per hierarchy. `exists`
-/// says whether the new root has `/sys/fs/cgroup` at all.
+/// Steps before the join, after `/proc` is mounted: the host's cgroup mounts detached (`at`
+/// gives a path's place before `pivot_root`), the knobs read-only and, for v1, a read-only tmpfs
+/// holding a mount point per hierarchy. `exists` says whether the new root has `/sys/fs/cgroup`
+/// at all.
 pub(super) fn push_before_join(steps: &mut Vec<Step>, mounts: &[NamespaceMount], exists: bool, at: &dyn Fn(&Path) -> PathBuf) {
+    let root = Path::new(CGROUP_ROOT);
+    if exists {
+        // One recursive detach takes the tmpfs and every hierarchy below it (v1), or the
+        // cgroup2 mount itself (v2); hierarchies mounted elsewhere go one by one.
+        steps.push(Step::Detach(cstring(at(root))));
+        for mount in mounts.iter().filter(|mount| !mount.mount_point.starts_with(root)) {
+            steps.push(Step::Detach(cstring(at(&mount.mount_point))));
+        }
+    }
+    for knob in ["/proc/sys", "/proc/sysrq-trigger"] {
+        steps.push(Step::ReadOnlyPath(cstring(at(Path::new(knob)))));
+    }
+    // Before the run's own cgroup mounts, which stay writable.
+    let sysfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    steps.push(Step::ReadOnlyTree { target: cstring(at(Path::new("/sys"))), flags: sysfs_flags });
     if !exists {
         return;
-    }
-    let root = Path::new(CGROUP_ROOT);
-    // One recursive detach takes the tmpfs and every hierarchy below it (v1), or the cgroup2
-    // mount itself (v2); hierarchies mounted elsewhere go one by one.
-    steps.push(Step::Detach(cstring(at(root))));
-    for mount in mounts.iter().filter(|mount| !mount.mount_point.starts_with(root)) {
-        steps.push(Step::Detach(cstring(at(&mount.mount_point))));
     }
     let v1: Vec<&NamespaceMount> =
         mounts.iter().filter(|mount| mount.fstype == "cgroup" && mount.mount_point.starts_with(root)).collect();

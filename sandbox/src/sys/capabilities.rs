@@ -1,0 +1,98 @@
+//! The capabilities a contained run's command gives up as root: those whose reach is the
+//! kernel itself, not the run (loading a module, raw I/O ports and `/dev/mem`, rebooting,
+//! setting the clock, the kernel log, BPF and perf on every process). What tests do as root in
+//! their own sandbox keeps working: mounts, network namespaces, `chown`, binding port 80.
+//!
+//! They leave the bounding set, which caps what any later `execve` grants, and the process's
+//! own sets, which a test body (forked, never exec'd) runs with. A dropped bounding capability
+//! cannot come back, not even through a new user namespace (its capabilities hold inside it
+//! only). Raw syscalls: this runs in the sandbox's init, which must not allocate.
+
+use nix::errno::Errno;
+
+/// `CAP_LINUX_IMMUTABLE`, `CAP_SYS_MODULE`, `CAP_SYS_RAWIO`, `CAP_SYS_PACCT`, `CAP_SYS_BOOT`,
+/// `CAP_SYS_TIME`, `CAP_SYS_TTY_CONFIG`, `CAP_AUDIT_CONTROL`, `CAP_MAC_OVERRIDE`,
+/// `CAP_MAC_ADMIN`, `CAP_SYSLOG`, `CAP_WAKE_ALARM`, `CAP_BLOCK_SUSPEND`, `CAP_PERFMON`, `CAP_BPF`
+/// (linux/capability.h).
+pub const KERNEL_CAPABILITIES: [u32; 15] = [9, 16, 17, 20, 22, 25, 26, 30, 32, 33, 34, 35, 36, 38, 39];
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct Header {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Data {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// Drops `capabilities` from this process's bounding, effective, permitted and inheritable
+/// sets. One the kernel does not know (`CAP_BPF` before Linux 5.8) is skipped. No allocation.
+pub fn drop_capabilities(capabilities: &[u32]) -> Result<(), Errno> {
+    for &capability in capabilities {
+        // SAFETY: prctl with integer arguments only.
+        match Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability as libc::c_ulong, 0, 0, 0) }) {
+            Ok(_) | Err(Errno::EINVAL) => {}
+            Err(errno) => return Err(errno),
+        }
+    }
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a version-3 header and room for its two data words, valid for the call.
+    Errno::result(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
+    for &capability in capabilities {
+        let (word, bit) = ((capability / 32) as usize, 1u32 << (capability % 32));
+        for set in [&mut data[word].effective, &mut data[word].permitted, &mut data[word].inheritable] {
+            *set &= !bit;
+        }
+    }
+    // SAFETY: as above; the kernel only reads them.
+    Errno::result(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a child, so that the test process keeps its own: the kernel's view afterwards (the
+    /// child of a threaded harness makes syscalls only).
+    #[test]
+    fn dropped_capabilities_are_gone_from_every_set() {
+        // SAFETY: the child makes syscalls only, on stack data, before _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let dropped = [16u32, 22];
+                if !nix::unistd::geteuid().is_root() {
+                    // Without CAP_SETPCAP the bounding set cannot shrink: the error says so.
+                    let refused = drop_capabilities(&dropped) == Err(Errno::EPERM);
+                    // SAFETY: ends the child without running the harness's exit code.
+                    unsafe { libc::_exit(if refused { 0 } else { 1 }) }
+                }
+                let mut ok = drop_capabilities(&dropped).is_ok();
+                for capability in dropped {
+                    // SAFETY: prctl with integer arguments only.
+                    ok &= unsafe { libc::prctl(libc::PR_CAPBSET_READ, capability as libc::c_ulong, 0, 0, 0) } == 0;
+                }
+                let mut header = Header { version: VERSION_3, pid: 0 };
+                let mut data = [Data::default(); 2];
+                // SAFETY: as in drop_capabilities.
+                ok &= unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } == 0;
+                let bits = (1u32 << 16) | (1 << 22);
+                ok &= (data[0].effective | data[0].permitted | data[0].inheritable) & bits == 0;
+                // SAFETY: ends the child without running the harness's exit code.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+}
