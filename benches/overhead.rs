@@ -9,7 +9,8 @@
 //! Commands: `/bin/true` plain, under `unshare(1)`, `sandbox run --pids 20 --mem 100M` (the CLI
 //! as the README installs it, a static musl program, which this program builds the same way
 //! first; as `cargo build` and a plain `cargo install` leave it, dynamically linked to glibc; and
-//! as a static glibc program), the same with `--fs overlay`, and `bwrap`/`crun` when
+//! as a static glibc program), the same with `--fs overlay` and with `--privileged` (as root:
+//! without a contained run's cgroup namespace and read-only knobs), and `bwrap`/`crun` when
 //! installed. The change list of an overlay run: a shell writing 1,000 empty files into a new
 //! directory of the working directory (all of them changes of the host's tree) against the same
 //! shell writing them into the sandbox's own `/tmp` (no changes); what differs is the time the
@@ -17,9 +18,10 @@
 //! rusty-fork-style re-executions without isolation, as `#[isolated]` tests under the stock
 //! harness (plain, and as `#[tokio::test]`s, whose runtime is built inside the sandbox), and
 //! under sandbox's runner (serial, and with 2 threads; serial as `#[isolated(fs = "overlay")]`
-//! tests too), from `tests/bench_fixtures.rs` and `tests/bench_runner_fixtures.rs`, which this
-//! program builds in release mode first; and the plain and the `#[isolated]` ones under
-//! `cargo nextest run` (a process per test), when cargo-nextest is installed.
+//! and as `#[isolated(privileged = true)]` tests too), from `tests/bench_fixtures.rs` and
+//! `tests/bench_runner_fixtures.rs`, which this program builds in release mode first; and the
+//! plain and the `#[isolated]` ones under `cargo nextest run` (a process per test), when
+//! cargo-nextest is installed.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -277,6 +279,7 @@ fn main() {
         vec![SANDBOX, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
         vec![static_glibc_cli, "run", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
         vec![installed_cli, "run", "--fs", "overlay", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
+        vec![installed_cli, "run", "--privileged", "--pids", "20", "--mem", "100M", "--", "/bin/true"],
     ];
     let has_bwrap = installed("bwrap");
     if has_bwrap {
@@ -288,9 +291,9 @@ fn main() {
         commands.push(vec!["crun", "--version"]);
     }
     let times = time_commands(&commands, command_runs, Regime::BackToBack { in_a_row: IN_A_ROW });
-    let (plain, unshare, sandbox, sandbox_dynamic, sandbox_static_glibc, sandbox_overlay) =
-        (times[0], times[1], times[2], times[3], times[4], times[5]);
-    let bwrap = has_bwrap.then(|| (times[6], times[7]));
+    let (plain, unshare, sandbox, sandbox_dynamic, sandbox_static_glibc, sandbox_overlay, sandbox_privileged) =
+        (times[0], times[1], times[2], times[3], times[4], times[5], times[6]);
+    let bwrap = has_bwrap.then(|| (times[7], times[8]));
     let crun = has_crun.then(|| times[times.len() - 1]);
     let idle_runs = if quick { 3 } else { 21 };
     let unshare_after_idle = time_after_idle(&commands[1], idle_runs);
@@ -318,6 +321,7 @@ fn main() {
     println!("{:<62} {:>9.2}", "  the same, dynamically linked (plain cargo install)", ms(sandbox_dynamic));
     println!("{:<62} {:>9.2}", "  the same, a static glibc program (+crt-static)", ms(sandbox_static_glibc));
     println!("{:<62} {:>9.2}", "  the same, --fs overlay (every host mount through an overlay)", ms(sandbox_overlay));
+    println!("{:<62} {:>9.2}", "  the same, --privileged (not contained)", ms(sandbox_privileged));
     println!("{:<62} {:>9.2}", "  unshare after 100 ms idle", ms(unshare_after_idle));
     println!("{:<62} {:>9.2}", "  sandbox run after 100 ms idle", ms(sandbox_after_idle));
     match bwrap {
@@ -369,6 +373,7 @@ fn main() {
         vec![runner, "--test-threads=2", "isolated::"],
         vec!["sh", "-c", &side_by_side],
         vec![runner, "--test-threads=1", "overlay::"],
+        vec![runner, "--test-threads=1", "privileged::"],
     ];
     if has_nextest {
         suites.push(nextest("plain::"));
@@ -381,7 +386,8 @@ fn main() {
     // Per test of the 400.
     let t_side_by_side = times[6] / 2.0;
     let t_runner_overlay = times[7];
-    let under_nextest = has_nextest.then(|| (times[8], times[9]));
+    let t_runner_privileged = times[8];
+    let under_nextest = has_nextest.then(|| (times[9], times[10]));
     println!("\n{:<62} {:>9}", "200 trivial tests, --test-threads=1", "ms/test");
     println!("{:<62} {:>9.3}", "plain #[test]", t_plain);
     println!("{:<62} {:>9.3}", "re-exec per test, no isolation (rusty-fork style)", t_reexec);
@@ -391,6 +397,7 @@ fn main() {
     println!("{:<62} {:>9.3}", "#[isolated], sandbox's runner, --test-threads=2", t_runner2);
     println!("{:<62} {:>9.3}", "  two serial runners side by side, a CPU each (per test of 400)", t_side_by_side);
     println!("{:<62} {:>9.3}", "#[isolated(fs = \"overlay\")], sandbox's runner", t_runner_overlay);
+    println!("{:<62} {:>9.3}", "#[isolated(privileged = true)], sandbox's runner", t_runner_privileged);
     match under_nextest {
         Some((plain, isolated)) => {
             println!("{:<62} {:>9.3}", "plain #[test], cargo nextest run (a process per test)", plain);
@@ -433,6 +440,12 @@ fn main() {
             met: Some(ratio(ms(sandbox_overlay), ms(sandbox)) <= 1.2),
         },
         Row {
+            what: "sandbox run (contained) / --privileged",
+            value: format!("{:.2}x", ratio(ms(sandbox), ms(sandbox_privileged))),
+            target: "<= 1.1x".into(),
+            met: Some(ratio(ms(sandbox), ms(sandbox_privileged)) <= 1.1),
+        },
+        Row {
             what: "change list of 1,000 new files, launcher",
             value: format!("{:.2} ms", ms(tail_changes) - ms(tail_no_changes)),
             target: "<= 2 ms".into(),
@@ -461,6 +474,12 @@ fn main() {
             value: format!("{:.2}x", ratio(t_runner_overlay, t_runner)),
             target: "<= 1.4x".into(),
             met: Some(ratio(t_runner_overlay, t_runner) <= 1.4),
+        },
+        Row {
+            what: "runner: contained test / privileged test",
+            value: format!("{:.2}x", ratio(t_runner, t_runner_privileged)),
+            target: "<= 1.1x".into(),
+            met: Some(ratio(t_runner, t_runner_privileged) <= 1.1),
         },
         Row {
             what: "runner speed-up with 2 threads",

@@ -1,12 +1,15 @@
-//! Fixtures of the overhead benchmark: 200 trivial tests for sandbox's own runner twice over, as
-//! `#[isolated]` tests and as `#[isolated(fs = "overlay")]` ones (every host mount seen through
-//! an overlay, whose change list the runner reads after each test). The benchmark runs each
-//! module on its own (a filter, `isolated::` or `overlay::`) and compares the time per test.
+//! Fixtures of the overhead benchmark: 200 trivial tests for sandbox's own runner three times
+//! over, as `#[isolated]` tests, as `#[isolated(fs = "overlay")]` ones (every host mount seen
+//! through an overlay, whose change list the runner reads after each test) and as
+//! `#[isolated(privileged = true)]` ones (as root: without the cgroup namespace and read-only
+//! knobs of a contained run). The benchmark runs each module on its own (a filter, `isolated::`,
+//! `overlay::` or `privileged::`) and compares the time per test.
 
 macro_rules! fixtures {
     ($($name:ident)*) => {
         mod isolated { $( #[sandbox::isolated] fn $name() { std::hint::black_box(1 + 1); } )* }
         mod overlay { $( #[sandbox::isolated(fs = "overlay")] fn $name() { std::hint::black_box(1 + 1); } )* }
+        mod privileged { $( #[sandbox::isolated(privileged = true)] fn $name() { std::hint::black_box(1 + 1); } )* }
     };
 }
 
