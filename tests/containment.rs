@@ -281,8 +281,10 @@ fn a_limit_raised_inside_the_run_is_reported() {
 fn isolated_tests_that_leave_their_limits_fail() {
     must_be_root();
     let escape = EscapeCgroup::new();
+    let junit = scratch().join(unique("containment-junit"));
     let output = Command::new(test_binary("isolated_runner_fixtures"))
-        .args(["containment_", "--test-threads=1"])
+        .args(["containment_", "--test-threads=1", "--junit"])
+        .arg(&junit)
         .env("RUST_BACKTRACE", "0")
         .env("SANDBOX_TEST_ESCAPE_CGROUP", &escape.dir)
         .output()
@@ -296,4 +298,11 @@ fn isolated_tests_that_leave_their_limits_fail() {
     assert!(stdout.matches("outside the test's cgroup: pid ").count() >= 30, "{stdout}");
     assert!(stdout.contains("test containment_4_cannot_leave_or_raise_its_limit ... ok"), "{stdout}");
     assert!(stdout.contains("2 passed; 2 failed"), "{stdout}");
+    // The privileged tests say so on their line and in the JUnit report; the contained one not.
+    assert_eq!(stdout.matches(", privileged)").count(), 3, "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let _ = std::fs::remove_file(&junit);
+    let case = |name: &str| xml.split("<testcase ").find(|case| case.contains(&format!("name=\"{name}\""))).unwrap_or_else(|| panic!("{name}: {xml}"));
+    assert!(case("containment_1_raises_its_pids_limit").contains(r#"<property name="privileged" value="true"/>"#), "{xml}");
+    assert!(!case("containment_4_cannot_leave_or_raise_its_limit").contains("privileged"), "{xml}");
 }

@@ -5,7 +5,8 @@
 //! with `--baseline` the comparison: `baseline`, `baseline_peak_memory_bytes`,
 //! `peak_memory_change_bytes`, `peak_memory_change_percent`, `baseline_peak_pids`,
 //! `peak_pids_change`; with `fs = overlay` the change list: `fs_changes`, the number, and one
-//! `fs_change` per change, its line as the runner prints it).
+//! `fs_change` per change, its line as the runner prints it; `privileged` = `true` for a test
+//! that had the host's root).
 
 use std::path::Path;
 
@@ -39,6 +40,9 @@ pub(super) fn write(path: &Path, suite: &str, conclusion: &Conclusion) -> std::i
                 Property::new("oom_kills", used.stats.oom_kills.to_string()),
                 Property::new("pids_limit_hits", used.stats.pids_limit_hits.to_string()),
             ]);
+            if used.privileged {
+                case.add_property(Property::new("privileged", "true"));
+            }
             if let Some(changes) = &used.fs_changes {
                 case.add_property(Property::new("fs_changes", changes.len().to_string()));
                 case.add_properties(changes.iter().map(|change| Property::new("fs_change", change.to_string())));
