@@ -435,9 +435,9 @@ impl RunCgroup for V1Cgroup {
                 .collect()
         };
         let changed = changed_in(None);
-        // The delegated copy the command may change: harmless, but the next run must not
-        // find it changed.
-        let copy_changed = self.contained && !changed_in(Some(DELEGATED_DIR)).is_empty();
+        // The delegated copy the command may change: harmless, but the next run of a reused
+        // cgroup must not find it changed (a cgroup that is not kept is not read).
+        let copy_changed = self.contained && super::pool::is_enabled() && !changed_in(Some(DELEGATED_DIR)).is_empty();
         self.limits_tampered |= !changed.is_empty() || copy_changed;
         changed
     }
