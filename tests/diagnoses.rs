@@ -319,3 +319,18 @@ fn check_without_root_mounts_in_a_user_namespace_of_its_own() {
     let userns = line(&check.stdout, "user namespaces");
     assert!(userns.contains("(mounting a tmpfs on /tmp: EPERM)"), "{check:?}");
 }
+
+/// Where `mount_setattr(2)` is missing (before Linux 5.12: ENOSYS) or refused by a seccomp filter
+/// (EPERM), a contained run still makes `/sys` read-only, its top mount by a remount; a write
+/// there (of the value it read: a failure changes nothing) gets `EROFS`.
+#[test]
+fn sys_is_read_only_without_mount_setattr() {
+    assert_root();
+    let script = "cat /sys/kernel/mm/ksm/run > /tmp/v && cat /tmp/v > /sys/kernel/mm/ksm/run && echo written";
+    for errno in [libc::ENOSYS, libc::EPERM] {
+        let filter = Filter::new(&[Rule::Refuse { nr: libc::SYS_mount_setattr, errno }]);
+        let run = sandbox(&[], &["run", "--", "sh", "-c", script], Some(&filter));
+        assert_eq!(run.code, Some(2), "errno {errno}: {run:?}");
+        assert!(run.stderr.contains("Read-only file system"), "errno {errno}: {run:?}");
+    }
+}

@@ -130,8 +130,9 @@ pub(crate) enum Step {
     /// have is left.
     ReadOnlyPath(CString),
     /// `mount_setattr(AT_RECURSIVE, MOUNT_ATTR_RDONLY)`: a mount and every mount below it
-    /// read-only (`/sys`); before Linux 5.12, which lacks the call, the top mount only,
-    /// remounted keeping `flags`. A path that is no mount point is left.
+    /// read-only (`/sys`); where the call is missing (before Linux 5.12) or refused (a seccomp
+    /// filter), the top mount only, remounted keeping `flags`. A path that is no mount point is
+    /// left.
     ReadOnlyTree {
         /// The mount point.
         target: CString,
@@ -285,7 +286,8 @@ impl Step {
             }
             Step::ReadOnlyTree { target, flags } => match crate::sys::make_tree_read_only(target) {
                 Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
-                Err(Errno::ENOSYS) => {
+                // Before Linux 5.12, or a seccomp filter that does not know the call.
+                Err(Errno::ENOSYS | Errno::EPERM) => {
                     let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags;
                     match mount(None::<&str>, target.as_c_str(), None::<&str>, flags, None::<&str>) {
                         Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),

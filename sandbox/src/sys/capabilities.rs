@@ -34,12 +34,17 @@ struct Data {
 }
 
 /// Drops `capabilities` from this process's bounding, effective, permitted and inheritable
-/// sets. One the kernel does not know (`CAP_BPF` before Linux 5.8) is skipped. No allocation.
+/// sets. One the kernel does not know (`CAP_BPF` before Linux 5.8) is skipped, and so is one
+/// the bounding set lacks already where this process may not change it (a container without
+/// `CAP_SETPCAP`). No allocation.
 pub fn drop_capabilities(capabilities: &[u32]) -> Result<(), Errno> {
     for &capability in capabilities {
+        let capability = capability as libc::c_ulong;
         // SAFETY: prctl with integer arguments only.
-        match Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability as libc::c_ulong, 0, 0, 0) }) {
+        match Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) }) {
             Ok(_) | Err(Errno::EINVAL) => {}
+            // SAFETY: as above.
+            Err(Errno::EPERM) if unsafe { libc::prctl(libc::PR_CAPBSET_READ, capability, 0, 0, 0) } == 0 => {}
             Err(errno) => return Err(errno),
         }
     }
