@@ -222,6 +222,18 @@ fn kernel_knobs_are_read_only_and_kernel_capabilities_gone() {
     assert!(masks.iter().all(|mask| mask & (1 << 16) != 0), "{run:#?}");
 }
 
+/// A mount made inside, after making every mount shared, never reaches the host's mount table
+/// (`sandbox_in` compares it byte for byte around the run): the run's mount namespace was made
+/// private before anything was mounted, so it shares no peer group with the host's.
+#[test]
+fn mounts_made_inside_never_propagate_to_the_host() {
+    must_be_root();
+    let script = "mount --make-rshared / && mount -t tmpfs sandbox-propagation-test /mnt && grep -c sandbox-propagation-test /proc/self/mountinfo";
+    let run = sandbox_in(Path::new("/"), &["--", "sh", "-c", script]);
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), "1\n"), "{run:#?}");
+    assert!(!mountinfo().contains("sandbox-propagation-test"));
+}
+
 /// What tests do as root in their own sandbox still works there.
 #[test]
 fn root_work_inside_the_run_still_works() {
