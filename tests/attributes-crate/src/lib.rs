@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Panics unless this process is PID 2 of a sandbox (its init is PID 1) and lives in a run's
-/// own cgroup (the last component of its cgroup path is a run's name, `<ns>-<pid>-<start>-<n>`).
+/// own cgroup: as root, the root of a cgroup namespace of its own (the run is contained: its
+/// cgroup paths read `/`); otherwise one whose last path component is a run's name,
+/// `<ns>-<pid>-<start>-<n>`.
 pub fn assert_isolated() {
     assert_eq!(std::process::id(), 2, "the body is not the command of a sandbox (PID 2)");
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").expect("reading /proc/self/cgroup");
@@ -15,7 +17,17 @@ pub fn assert_isolated() {
         .find(|line| line.split(':').nth(1).is_some_and(|controllers| controllers.split(',').any(|c| c == "pids")))
         .or_else(|| cgroups.lines().find(|line| line.starts_with("0::")))
         .unwrap_or_else(|| panic!("no pids or unified cgroup in {cgroups}"));
-    let leaf = line.rsplit('/').next().unwrap_or_default();
+    let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().nth(1));
+    if euid == Some("0") {
+        // The initial cgroup namespace has this fixed inode number (PROC_CGROUP_INIT_INO).
+        let namespace = std::fs::read_link("/proc/self/ns/cgroup").expect("reading /proc/self/ns/cgroup");
+        assert_ne!(namespace.to_string_lossy(), "cgroup:[4026531835]", "not in a cgroup namespace of its own");
+        assert_eq!(path, "/", "not at the root of its cgroup namespace: {line}");
+        return;
+    }
+    let leaf = path.rsplit('/').next().unwrap_or_default();
     let parts: Vec<&str> = leaf.split('-').collect();
     assert!(
         parts.len() == 4 && parts.iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())),
