@@ -225,37 +225,25 @@ impl Step {
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None::<&str>,
             ),
-            Step::ReadOnlyMount { target, flags } => {
-                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags;
-                match mount(None::<&str>, target.as_c_str(), None::<&str>, flags, None::<&str>) {
-                    Err(Errno::EACCES | Errno::ENOENT) => Ok(()),
-                    other => other,
-                }
-            }
+            Step::ReadOnlyMount { target, flags } => match crate::sys::remount_bind_read_only(target, *flags) {
+                Err(Errno::EACCES | Errno::ENOENT) => Ok(()),
+                other => other,
+            },
             Step::Overlay { upper, work, target, flags, data, .. } => {
                 for dir in [upper, work] {
-                    match nix::unistd::mkdir(dir.as_c_str(), Mode::from_bits_truncate(0o755)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(errno) => return Err(errno),
-                    }
+                    crate::sys::make_directory(dir, 0o755)?;
                 }
-                match mount(Some(c"overlay"), target.as_c_str(), Some(c"overlay"), *flags, Some(data.as_c_str())) {
+                match crate::sys::mount_file_system(c"overlay", target, *flags, data) {
                     Err(Errno::EACCES) => Ok(()),
                     other => other,
                 }
             }
             Step::Directory { path, mode } => {
-                match nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(*mode)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(errno) => return Err(errno),
-                }
+                crate::sys::make_directory(path, *mode)?;
                 // Exactly the host's mode, whatever the umask.
                 nix::sys::stat::fchmodat(None, path.as_c_str(), Mode::from_bits_truncate(*mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
             }
-            Step::Mkdir(path) => match nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755)) {
-                Err(Errno::EEXIST) => Ok(()),
-                other => other,
-            },
+            Step::Mkdir(path) => crate::sys::make_directory(path, 0o755),
             Step::CreateFile(path) => {
                 let flags = nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC;
                 let fd = nix::fcntl::open(path.as_c_str(), flags, Mode::from_bits_truncate(0o644))?;
@@ -267,33 +255,17 @@ impl Step {
             Step::DetachOldRoot => umount2(c".", MntFlags::MNT_DETACH),
             Step::LoopbackUp => crate::sys::bring_loopback_up(),
             // Every mount stacked there (a VM's init may mount /proc twice), until the path is
-            // no mount point (EINVAL).
-            Step::Detach(path) => loop {
-                match umount2(path.as_c_str(), MntFlags::MNT_DETACH) {
-                    Ok(()) => {}
-                    Err(Errno::EINVAL | Errno::ENOENT) => return Ok(()),
-                    Err(errno) => return Err(errno),
-                }
-            },
+            // no mount point: a failure expected every run, so not told through errno.
+            Step::Detach(path) => crate::sys::detach_all(path),
             Step::CgroupNamespace => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
-            Step::ReadOnlyPath(path) => {
-                match mount(Some(path.as_c_str()), path.as_c_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>) {
-                    Err(Errno::ENOENT) => return Ok(()),
-                    other => other?,
-                }
-                let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-                mount(None::<&str>, path.as_c_str(), None::<&str>, flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-            }
+            Step::ReadOnlyPath(path) => crate::sys::bind_read_only(path),
             Step::ReadOnlyTree { target, flags } => match crate::sys::make_tree_read_only(target) {
                 Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
                 // Before Linux 5.12, or a seccomp filter that does not know the call.
-                Err(Errno::ENOSYS | Errno::EPERM) => {
-                    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | *flags;
-                    match mount(None::<&str>, target.as_c_str(), None::<&str>, flags, None::<&str>) {
-                        Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
-                        other => other,
-                    }
-                }
+                Err(Errno::ENOSYS | Errno::EPERM) => match crate::sys::remount_bind_read_only(target, *flags) {
+                    Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+                    other => other,
+                },
                 other => other,
             },
         }
@@ -408,10 +380,12 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
         steps.push(Step::Detach(cstring("/proc")));
     }
     steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
-    // Whether the new root has a place for cgroup mounts.
+    // Whether the new root has a place for cgroup mounts, and a /sys mount to make read-only (a
+    // --rootfs has its own directory there, a mount only where the host put one).
     let has_cgroup_root = rootfs.unwrap_or(Path::new("/")).join("sys/fs/cgroup").is_dir();
+    let has_sys_mount = rootfs.is_none_or(|root| is_mount_point(&root.join("sys"), root));
     if let Some(mounts) = cgroup_namespace {
-        containment::push_before_join(&mut steps, mounts, has_cgroup_root, &at);
+        containment::push_before_join(&mut steps, mounts, has_cgroup_root, has_sys_mount, &at);
     }
     if let Some(root) = rootfs {
         if root.join("dev").is_dir() {
@@ -492,6 +466,15 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
         containment::push_in_cgroup(&mut steps, mounts, has_cgroup_root);
     }
     Plan { steps, trees, in_cgroup_from }
+}
+
+/// Whether `path` is a mount point below `root`: on another device than `root`.
+fn is_mount_point(path: &Path, root: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), std::fs::metadata(root)) {
+        (Ok(path), Ok(root)) => path.dev() != root.dev(),
+        _ => false,
+    }
 }
 
 /// Makes the bind mount at `target` (a copy of a read-only mount) writable again.

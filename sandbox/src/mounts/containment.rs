@@ -38,8 +38,14 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Steps before the join, after `/proc` is mounted: the host's cgroup mounts detached (`at`
 /// gives a path's place before `pivot_root`), the knobs read-only and, for v1, a read-only tmpfs
 /// holding a mount point per hierarchy. `exists` says whether the new root has `/sys/fs/cgroup`
-/// at all.
-pub(super) fn push_before_join(steps: &mut Vec<Step>, mounts: &[NamespaceMount], exists: bool, at: &dyn Fn(&Path) -> PathBuf) {
+/// at all, `sys_mount` whether its `/sys` is a mount.
+pub(super) fn push_before_join(
+    steps: &mut Vec<Step>,
+    mounts: &[NamespaceMount],
+    exists: bool,
+    sys_mount: bool,
+    at: &dyn Fn(&Path) -> PathBuf,
+) {
     let root = Path::new(CGROUP_ROOT);
     if exists {
         // One recursive detach takes the tmpfs and every hierarchy below it (v1), or the
@@ -53,8 +59,10 @@ pub(super) fn push_before_join(steps: &mut Vec<Step>, mounts: &[NamespaceMount],
         steps.push(Step::ReadOnlyPath(cstring(at(Path::new(knob)))));
     }
     // Before the run's own cgroup mounts, which stay writable.
-    let sysfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    steps.push(Step::ReadOnlyTree { target: cstring(at(Path::new("/sys"))), flags: sysfs_flags });
+    if sys_mount {
+        let sysfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        steps.push(Step::ReadOnlyTree { target: cstring(at(Path::new("/sys"))), flags: sysfs_flags });
+    }
     if !exists {
         return;
     }

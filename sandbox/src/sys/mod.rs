@@ -16,11 +16,13 @@ use nix::unistd::Pid;
 
 mod capabilities;
 mod clone;
+mod errno_free;
 mod launcher;
 mod probe;
 
 pub use capabilities::*;
 pub use clone::*;
+pub use errno_free::*;
 pub use launcher::*;
 pub use probe::*;
 
