@@ -55,7 +55,9 @@ pub(super) fn push_before_join(
             steps.push(Step::Detach(cstring(at(&mount.mount_point))));
         }
     }
-    for knob in ["/proc/sys", "/proc/sysrq-trigger"] {
+    // The run's /proc shows what the host's does: a knob the kernel lacks (sysrq without
+    // CONFIG_MAGIC_SYSRQ) costs no step.
+    for knob in ["/proc/sys", "/proc/sysrq-trigger"].into_iter().filter(|knob| Path::new(knob).exists()) {
         steps.push(Step::ReadOnlyPath(cstring(at(Path::new(knob)))));
     }
     // Before the run's own cgroup mounts, which stay writable.
