@@ -380,11 +380,12 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
         steps.push(Step::Detach(cstring("/proc")));
     }
     steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
-    // Whether the new root has a place for cgroup mounts, and a /sys mount to make read-only (a
-    // --rootfs has its own directory there, a mount only where the host put one).
-    let has_cgroup_root = rootfs.unwrap_or(Path::new("/")).join("sys/fs/cgroup").is_dir();
-    let has_sys_mount = rootfs.is_none_or(|root| is_mount_point(&root.join("sys"), root));
-    if let Some(mounts) = cgroup_namespace {
+    // A contained run's: whether the new root has a place for cgroup mounts, and a /sys mount to
+    // make read-only (a --rootfs has its own directory there, a mount only where the host put
+    // one). Looked up for contained runs only: the others pay no stat for them.
+    let has_cgroup_root = cgroup_namespace.map(|_| rootfs.unwrap_or(Path::new("/")).join("sys/fs/cgroup").is_dir());
+    if let (Some(mounts), Some(has_cgroup_root)) = (cgroup_namespace, has_cgroup_root) {
+        let has_sys_mount = rootfs.is_none_or(|root| is_mount_point(&root.join("sys"), root));
         containment::push_before_join(&mut steps, mounts, has_cgroup_root, has_sys_mount, &at);
     }
     if let Some(root) = rootfs {
@@ -462,7 +463,7 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
         steps.push(Step::LoopbackUp);
     }
     let in_cgroup_from = steps.len();
-    if let Some(mounts) = cgroup_namespace {
+    if let (Some(mounts), Some(has_cgroup_root)) = (cgroup_namespace, has_cgroup_root) {
         containment::push_in_cgroup(&mut steps, mounts, has_cgroup_root);
     }
     Plan { steps, trees, in_cgroup_from }
