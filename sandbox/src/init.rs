@@ -51,9 +51,6 @@ pub(crate) enum Report {
     SessionFailed { errno: i32 },
     /// The command ended with this raw wait status.
     Exited { wait_status: i32 },
-    /// The set-up is done and the overlay's layer is open on [`InitArgs::layer_fd`]: the
-    /// launcher takes its own descriptor of it, then says "go" (once more).
-    LayerReady,
     /// The command has ended and other processes are left: the init waits on
     /// [`InitArgs::release`] before it kills them, so that the launcher can see where they are
     /// (a process outside the run's cgroup escaped its limits).
@@ -75,7 +72,6 @@ impl Report {
             Report::RlimitsFailed { errno } => (8, 0, errno),
             Report::JoinFailed { index, errno } => (9, index, errno),
             Report::SessionFailed { errno } => (10, 0, errno),
-            Report::LayerReady => (11, 0, 0),
             Report::Leftovers => (12, 0, 0),
             Report::CapabilitiesFailed { errno } => (13, 0, errno),
         };
@@ -111,7 +107,6 @@ impl Report {
             8 => Report::RlimitsFailed { errno: b },
             9 => Report::JoinFailed { index: a, errno: b },
             10 => Report::SessionFailed { errno: b },
-            11 => Report::LayerReady,
             12 => Report::Leftovers,
             13 => Report::CapabilitiesFailed { errno: b },
             _ => return None,
@@ -181,11 +176,6 @@ pub(crate) struct InitArgs<'a> {
     pub steps_in_cgroup_from: usize,
     /// Write end of the report pipe.
     pub report: RawFd,
-    /// `fs = overlay`: where a set-up step opened the layer. Once set up, the init reports
-    /// [`Report::LayerReady`] and waits for "go" (a second one when the steps come after the
-    /// first), for the launcher to take its own descriptor of the layer from
-    /// `/proc/<init>/fd/<layer_fd>`; then closes it, so that the command never has it.
-    pub layer_fd: Option<RawFd>,
     /// Read end of the release pipe: see [`Report::Leftovers`]. One byte, or end of file when
     /// the launcher is gone, lets the init go on.
     pub release: RawFd,
@@ -226,7 +216,6 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     }
     if args.steps_before_go {
         apply_steps(args, 0..args.steps_in_cgroup_from);
-        offer_layer(args);
         wait_for_go(args);
         join_cgroups(args);
         apply_steps(args, args.steps_in_cgroup_from..args.steps.len());
@@ -234,15 +223,8 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         wait_for_go(args);
         join_cgroups(args);
         apply_steps(args, 0..args.steps.len());
-        if args.layer_fd.is_some() {
-            offer_layer(args);
-            wait_for_go(args);
-        }
     }
     let _ = nix::unistd::close(args.go_read);
-    if let Some(layer) = args.layer_fd {
-        let _ = nix::unistd::close(layer);
-    }
 
     for (resource, value) in args.rlimits {
         if let Err(errno) = sys::set_rlimit(*resource, *value) {
@@ -300,13 +282,6 @@ fn wait_for_go(args: &InitArgs<'_>) {
     let mut byte = [0u8; 1];
     if !matches!(nix::unistd::read(args.go_read, &mut byte), Ok(1)) {
         sys::exit_immediately(125);
-    }
-}
-
-/// Tells the launcher that the layer is open (see [`InitArgs::layer_fd`]).
-fn offer_layer(args: &InitArgs<'_>) {
-    if args.layer_fd.is_some() {
-        send(args.report, Report::LayerReady);
     }
 }
 
@@ -482,7 +457,6 @@ mod tests {
             Report::CapabilitiesFailed { errno: libc::EPERM },
             Report::SessionFailed { errno: libc::EPERM },
             Report::Exited { wait_status: 0x8b },
-            Report::LayerReady,
             Report::Leftovers,
         ] {
             assert_eq!(Report::decode(&report.encode()), Some(report));

@@ -19,6 +19,32 @@ pub(crate) struct MountEntry<'a> {
     pub(crate) super_options: &'a str,
 }
 
+/// This process's mount table, read in one `read` where it fits in 64 KiB: read with a growing
+/// buffer (`fs::read_to_string` starts with 32 bytes for a `/proc` file), a table of twenty
+/// mounts takes eight reads, each of which has the kernel walk the table to where it was.
+pub(crate) fn read_own_table() -> std::io::Result<String> {
+    read_table(&mut std::fs::File::open("/proc/self/mountinfo")?)
+}
+
+/// The whole table from an open mountinfo file, read as [`read_own_table`] does.
+pub(crate) fn read_table(file: &mut std::fs::File) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(64 * 1024);
+    file.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Whether the mount table changed since `file` (a mountinfo file) was opened or last asked:
+/// the kernel marks it `POLLPRI` after a mount or unmount in its namespace, and clears the mark
+/// as it reports it. An error counts as a change.
+pub(crate) fn table_changed(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut watched = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
+    // SAFETY: one valid pollfd, no waiting.
+    let ready = unsafe { libc::poll(&raw mut watched, 1, 0) };
+    ready != 0 || watched.revents != 0
+}
+
 /// The entries of a mountinfo text; malformed lines are skipped.
 pub(crate) fn entries(text: &str) -> impl Iterator<Item = MountEntry<'_>> {
     text.lines().filter_map(|line| {

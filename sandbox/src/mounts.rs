@@ -9,6 +9,7 @@ use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -97,6 +98,26 @@ pub(crate) enum Step {
         /// `lowerdir=..,upperdir=..,workdir=..,<options>`.
         data: CString,
     },
+    /// Opens the overlay's layer (`path`, right after it is mounted) and sends it to the
+    /// launcher on `socket`, the init's end of a socket pair, which it closes: the launcher
+    /// reads the run's changes from it after the run (see `sys::send_directory`).
+    SendLayer {
+        /// The layer's mount point.
+        path: CString,
+        /// The init's end of the socket pair.
+        socket: RawFd,
+    },
+    /// `mount(MS_MOVE)` of a mount of the old tree, with everything below it, into the new root
+    /// (`/dev`, `/sys` under `fs = overlay`): the old tree is detached at the end anyway, and a
+    /// move copies nothing there and leaves nothing for that detach to take down. Where the
+    /// kernel refuses (`EINVAL`: mounts locked by a user namespace, or `source` no mount
+    /// point), bound recursively instead.
+    Move {
+        /// The mount point in the old tree.
+        source: CString,
+        /// Its place in the new root.
+        target: CString,
+    },
     /// `mkdir(2)` with exactly this mode (a directory of the overlay's layer standing in for a
     /// host directory).
     Directory {
@@ -167,6 +188,8 @@ impl Step {
             Step::Directory { path, .. } => format!("creating directory {}", show(path)),
             Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::OpenSource { path, .. } => format!("opening bind source {}", show(path)),
+            Step::SendLayer { path, .. } => format!("handing the overlay's layer at {} to the launcher", show(path)),
+            Step::Move { source, target } => format!("moving the mount {} to {}", show(source), show(target)),
             Step::BindFd { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::Mkdir(path) => format!("creating directory {}", show(path)),
             Step::CreateFile(path) => format!("creating mount point {}", show(path)),
@@ -238,6 +261,17 @@ impl Step {
                     other => other,
                 }
             }
+            Step::SendLayer { path, socket } => crate::sys::send_directory(*socket, path),
+            Step::Move { source, target } => match crate::sys::move_mount(source, target) {
+                Err(Errno::EINVAL) => mount(
+                    Some(source.as_c_str()),
+                    target.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                ),
+                other => other,
+            },
             Step::Directory { path, mode } => {
                 crate::sys::make_directory(path, *mode)?;
                 // Exactly the host's mode, whatever the umask.
@@ -517,9 +551,37 @@ impl HostMount {
     }
 }
 
-/// This process's mount table (`/proc/self/mountinfo`).
-pub(crate) fn host_mounts() -> std::io::Result<Vec<HostMount>> {
-    Ok(parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?))
+/// This process's mount table (`/proc/self/mountinfo`), read again only once the kernel says it
+/// changed ([`crate::mountinfo::table_changed`]): a fork server plans an overlay or read-only
+/// sandbox per test, and having the kernel format the table took ~25 µs of each. Kept per
+/// process: a forked copy shares the open file, and with it the change mark the other takes.
+pub(crate) fn host_mounts() -> std::io::Result<Arc<[HostMount]>> {
+    /// The table as read, the file it was read from, and the process that read it.
+    struct Cached {
+        pid: u32,
+        file: std::fs::File,
+        mounts: Arc<[HostMount]>,
+    }
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    let pid = std::process::id();
+    // Held elsewhere (another thread, or a thread of the process this one was forked from, which
+    // never lets go here): read without the cache.
+    let mut cache = match CACHE.try_lock() {
+        Ok(cache) => Some(cache),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    if let Some(cached) = cache.as_deref().and_then(Option::as_ref) {
+        if cached.pid == pid && !crate::mountinfo::table_changed(&cached.file) {
+            return Ok(Arc::clone(&cached.mounts));
+        }
+    }
+    let mut file = std::fs::File::open("/proc/self/mountinfo")?;
+    let mounts: Arc<[HostMount]> = parse_mountinfo(&crate::mountinfo::read_table(&mut file)?).into();
+    if let Some(cache) = cache.as_deref_mut() {
+        *cache = Some(Cached { pid, file, mounts: Arc::clone(&mounts) });
+    }
+    Ok(mounts)
 }
 
 /// The mounts of a `mountinfo` text, as [`FsMode::ReadOnly`] needs them.
@@ -798,7 +860,7 @@ mod tests {
     }
 
     /// `fs = overlay` as root: the layer on the old /tmp, one overlay per writable mount (parents
-    /// first), read-only mounts bound read-only, `/dev` and `/sys` bound, the API file systems
+    /// first), read-only mounts bound read-only, `/dev` and `/sys` moved, the API file systems
     /// and what the sandbox's tmpfs covers left out; then the usual mounts below the new root,
     /// and pivot_root into it.
     #[test]
@@ -807,13 +869,13 @@ mod tests {
         // Mount points that exist here: the plan tells directories from single-file mounts.
         let table = MOUNTINFO.replace("/home/a\\040b", "/var").replace("/mnt/auto", "/mnt/auto-absent")
             + "29 22 0:31 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw\n";
-        let overlay = OverlayInput { layer_fd: 20, rootfs_fd: None, rootless: false };
+        let overlay = OverlayInput { layer_socket: 20, rootfs_fd: None, rootless: false };
         let input = PlanInput { host_mounts: &parse_mountinfo(&table), overlay: Some(overlay), ..PlanInput::default() };
         let plan = plan(&config, input);
         let described = describe_all(&plan.steps);
         let expected_start = [
             "mounting tmpfs on /tmp",
-            "opening bind source /tmp",
+            "handing the overlay's layer at /tmp to the launcher",
             "creating directory /tmp/upper",
             "creating directory /tmp/work",
             "creating directory /tmp/root",
@@ -831,8 +893,8 @@ mod tests {
             c"lowerdir=/var,upperdir=/tmp/upper/1,workdir=/tmp/work/1,redirect_dir=on,metacopy=off,index=off"
         );
         assert_eq!(*flags, MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOATIME);
-        assert!(described.contains(&"bind-mounting /dev on /tmp/root/dev".to_string()));
-        assert!(described.contains(&"bind-mounting /sys on /tmp/root/sys".to_string()));
+        assert!(described.contains(&"moving the mount /dev to /tmp/root/dev".to_string()));
+        assert!(described.contains(&"moving the mount /sys to /tmp/root/sys".to_string()));
         assert!(!described.iter().any(|step| step.contains("/mnt/auto") || step.contains("overlay of /tmp")), "{described:#?}");
         assert_eq!(
             described[described.len() - 6..],
@@ -863,5 +925,39 @@ mod tests {
         overlay::push_overlay(&mut steps, &mut trees, true, [odd, odd, odd, Path::new("/tmp/root/srv")], MsFlags::empty());
         let Step::Overlay { data, .. } = &steps[0] else { panic!() };
         assert_eq!(data.as_c_str(), c"lowerdir=/srv/a\\,b\\:c\\\\d,upperdir=/tmp/upper/0,workdir=/tmp/work/0,userxattr");
+    }
+
+    /// The kept mount table is the kernel's: the same table while nothing is mounted, read again
+    /// after a mount and after an unmount. In a forked child with a mount namespace of its own
+    /// (as root, as CI runs), which also starts with no table kept (another process).
+    #[test]
+    fn the_kept_mount_table_follows_mounts() {
+        assert!(nix::unistd::geteuid().is_root(), "this test mounts a tmpfs: run it as root (CI does)");
+        let mount_point = std::env::temp_dir().join(format!("sandbox-kept-table-{}", std::process::id()));
+        std::fs::create_dir(&mount_point).unwrap();
+        // SAFETY: the child runs only this test's code and ends with `_exit`, never returning
+        // into the harness; glibc keeps `malloc` usable after a fork of a threaded process.
+        let verdict = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let checked = std::panic::catch_unwind(|| {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+                    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).unwrap();
+                    let listed = |mounts: &[HostMount]| mounts.iter().any(|mount| mount.mount_point == mount_point);
+                    let before = host_mounts().unwrap();
+                    assert!(Arc::ptr_eq(&before, &host_mounts().unwrap()), "read again with no change");
+                    assert!(!listed(&before));
+                    nix::mount::mount(Some("tmpfs"), &mount_point, Some("tmpfs"), MsFlags::empty(), None::<&str>).unwrap();
+                    let mounted = host_mounts().unwrap();
+                    assert!(listed(&mounted), "a new mount missing");
+                    nix::mount::umount(&mount_point).unwrap();
+                    assert!(!listed(&host_mounts().unwrap()), "an unmounted mount kept");
+                });
+                // SAFETY: ends the forked child without running the parent's exit handlers.
+                unsafe { libc::_exit(if checked.is_ok() { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => nix::sys::wait::waitpid(child, None).unwrap(),
+        };
+        std::fs::remove_dir(&mount_point).unwrap();
+        assert_eq!(verdict, nix::sys::wait::WaitStatus::Exited(verdict.pid().unwrap(), 0), "see the child's panic above");
     }
 }

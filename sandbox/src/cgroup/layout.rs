@@ -1,7 +1,6 @@
 //! Which cgroup hierarchies this machine has: found with a few `statfs` calls where systemd and
 //! container runtimes put them, else read from `/proc/self/mountinfo` (testable with a text).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -59,7 +58,7 @@ impl Layout {
             return Ok(layout);
         }
         let path = Path::new("/proc/self/mountinfo");
-        let text = fs::read_to_string(path).map_err(io_err("reading", path))?;
+        let text = crate::mountinfo::read_own_table().map_err(io_err("reading", path))?;
         Layout::from_mountinfo(&text)
     }
 

@@ -120,7 +120,7 @@ pub(crate) fn in_a_run_namespace() -> bool {
     const INITIAL: &str = "cgroup:[4026531835]";
     let initial = fs::read_link("/proc/self/ns/cgroup").map_or(true, |link| link.as_os_str() == INITIAL);
     !initial
-        && fs::read_to_string("/proc/self/mountinfo").is_ok_and(|table| {
+        && crate::mountinfo::read_own_table().is_ok_and(|table| {
             table.lines().any(|line| {
                 let mut after = line.split(" - ").nth(1).unwrap_or("").split(' ');
                 matches!(after.next(), Some("cgroup" | "cgroup2")) && after.next() == Some(NAMESPACE_MOUNT_SOURCE)

@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Seek};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 use nix::dir::Dir;
 use nix::fcntl::OFlag;
 use nix::sys::stat::FileStat;
+use rustix::fs::RawDir;
 use serde::{Deserialize, Serialize};
 
 use dirfd::{file_handle, open_at, open_dir, open_dir_at, open_dir_if_any, read_full, readlink_at, stat_at, xattr, FileHandle};
@@ -338,12 +340,13 @@ impl Walk {
 
     /// Compares every entry of the layer directory `upper` (taken) with `at`.
     fn visit_dir(&mut self, tree: &TreeVisit<'_>, upper: OwnedFd, at: &Compared<'_>, rel: &mut PathBuf) -> io::Result<()> {
-        let mut listing = Dir::from(upper)?;
-        // SAFETY: `listing` owns the descriptor and is dropped after the last use of this borrow
-        // (the loop below); iterating does not close or replace it.
-        let upper = unsafe { BorrowedFd::borrow_raw(listing.as_raw_fd()) };
+        /// Bytes of directory entries read at a time: a directory a test filled with a thousand
+        /// files in a dozen `getdents64`, where libc's `readdir` (musl: 2 KiB) takes a dozen more.
+        const LISTING_BUFFER: usize = 32 * 1024;
+        let mut buffer = vec![MaybeUninit::<u8>::uninit(); LISTING_BUFFER];
+        let mut listing = RawDir::new(&upper, &mut buffer);
         let mut present = HashSet::new();
-        for entry in listing.iter() {
+        while let Some(entry) = listing.next() {
             let entry = entry?;
             let name = entry.file_name();
             if is_dot(name) {
@@ -352,7 +355,7 @@ impl Walk {
             if at.complete {
                 present.insert(name.to_owned());
             }
-            self.visit_entry(tree, upper, at, name, rel)?;
+            self.visit_entry(tree, upper.as_fd(), at, name, rel)?;
         }
         if at.complete {
             self.record_missing(tree, at, &present, rel)?;
@@ -593,7 +596,7 @@ impl Walk {
         let mut changes: Vec<FsChange> = (self.changes.into_iter().enumerate())
             .filter_map(|(index, change)| (!self.paired_deletions.contains(&index)).then_some(change))
             .collect();
-        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        changes.sort_by_cached_key(|change| sort_key(&change.path));
         changes
     }
 
@@ -640,6 +643,15 @@ fn origin_handle(origin: &[u8]) -> Option<FileHandle> {
         return None;
     }
     Some(FileHandle { handle_type: i32::from(handle_type), bytes: origin[HEADER_LEN..len].to_vec() })
+}
+
+/// A key that sorts paths as `Path`'s `Ord` does (component by component, so that what a
+/// directory holds follows it): the path's bytes with the separator made the smallest, NUL,
+/// which no path holds. The same order for the paths the walk builds (no `.`, no doubled `/`),
+/// compared as plain bytes: comparing `Path`s splits both into components every time, which for
+/// a run of 1,000 changes took longer than listing them.
+fn sort_key(path: &Path) -> Vec<u8> {
+    path.as_os_str().as_bytes().iter().map(|&byte| if byte == b'/' { 0 } else { byte }).collect()
 }
 
 /// Whether the directory `dir` has an entry besides `.` and `..`.

@@ -237,6 +237,20 @@ fn common_changes() -> Vec<FsChange> {
     ]
 }
 
+/// The changes' order is `Path`'s: a directory, then what it holds, then its siblings.
+#[test]
+fn changes_sort_as_paths_do() {
+    let paths: Vec<&Path> = ["/a-b", "/a/b", "/a", "/ab", "/a/b/c", "/a.b", "/", "/a/b-c", "/a/b/c/d", "/Z", "/a0", "/é", "/a/\u{1}"]
+        .into_iter()
+        .map(Path::new)
+        .collect();
+    let mut by_path = paths.clone();
+    by_path.sort();
+    let mut by_order = paths;
+    by_order.sort_by_key(|path| sort_key(path));
+    assert_eq!(by_order, by_path);
+}
+
 fn sorted(mut changes: Vec<FsChange>) -> Vec<FsChange> {
     changes.sort_by(|a, b| a.path.cmp(&b.path));
     changes

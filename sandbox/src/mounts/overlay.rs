@@ -6,9 +6,10 @@
 //! own), and in it the new root `root/` is assembled. Each host mount gets an overlay whose
 //! lower half is the mount and whose upper half is `upper/N` of the layer, on its own mount
 //! point below `root/`, parents first; a read-only mount is bound read-only instead (a write
-//! there fails as on the host) and so is a mount of a single file. `/dev` and `/sys` are bound
-//! from the host as under [`FsMode::Host`](crate::config::FsMode::Host); `/proc`, the tmpfs
-//! mounts and the binds come after, as for `--rootfs`, and `pivot_root` ends the set-up.
+//! there fails as on the host) and so is a mount of a single file. `/dev` and `/sys` are the
+//! host's as under [`FsMode::Host`](crate::config::FsMode::Host), moved over from the old tree
+//! (bound, in a user namespace); `/proc`, the tmpfs mounts and the binds come after, as for
+//! `--rootfs`, and `pivot_root` ends the set-up.
 //!
 //! The layer is written by the command's processes, so its pages are charged to the run's
 //! memory cgroup: `mem` bounds what a test can write, `fs_size` caps the layer itself
@@ -41,8 +42,8 @@ const NEW_ROOT: &str = "/tmp/root";
 /// What an overlay plan needs beyond the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OverlayInput {
-    /// The descriptor number the layer is opened onto for the launcher (reserved by it).
-    pub(crate) layer_fd: RawFd,
+    /// The init's end of the socket the layer is sent to the launcher on.
+    pub(crate) layer_socket: RawFd,
     /// `--rootfs`: the directory and its `O_PATH` descriptor (the layer on `/tmp` may hide it).
     pub(crate) rootfs_fd: Option<RawFd>,
     /// The run is in a user namespace: `userxattr`, and directories with mounts below split.
@@ -85,7 +86,7 @@ pub(crate) fn push_steps(
         flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         data: Some(cstring(layer_data)),
     });
-    steps.push(Step::OpenSource { path: cstring(LAYER_MOUNT_POINT), fd: input.layer_fd });
+    steps.push(Step::SendLayer { path: cstring(LAYER_MOUNT_POINT), socket: input.layer_socket });
     for dir in ["upper", "work"] {
         steps.push(Step::Mkdir(cstring(Path::new(LAYER_MOUNT_POINT).join(dir))));
     }
@@ -95,25 +96,29 @@ pub(crate) fn push_steps(
     for (index, item) in covered.iter().enumerate() {
         let target = at_new_root(&item.inside);
         if index == 0 {
-            builder.steps.push(Step::Directory { path: cstring(&target), mode: 0o755 });
             if builder.rootless && builder.has_mounts_below(&item.host) {
-                // A split root is a plain directory: pivot_root needs a mount point.
+                // A split root is a plain directory, shown as `/`: pivot_root needs a mount point.
+                builder.steps.push(Step::Directory { path: cstring(&target), mode: 0o755 });
                 builder.bind(&target, &target);
+            } else {
+                // A mount point only: what is mounted on it hides its mode.
+                builder.steps.push(Step::Mkdir(cstring(&target)));
             }
         }
         builder.cover(item, &target);
     }
     if rootfs.is_none() {
         for api in ["/dev", "/sys"] {
-            if Path::new(api).is_dir() {
-                builder.steps.push(Step::Mount {
-                    source: cstring(api),
-                    target: cstring(at_new_root(Path::new(api))),
-                    fstype: None,
-                    flags: MsFlags::MS_BIND | MsFlags::MS_REC,
-                    data: None,
-                });
+            if !Path::new(api).is_dir() {
+                continue;
             }
+            let (source, target) = (cstring(api), cstring(at_new_root(Path::new(api))));
+            builder.steps.push(if input.rootless {
+                // Locked in a user namespace: a move is refused, a recursive bind is not.
+                Step::Mount { source, target, fstype: None, flags: MsFlags::MS_BIND | MsFlags::MS_REC, data: None }
+            } else {
+                Step::Move { source, target }
+            });
         }
     }
     builder.trees

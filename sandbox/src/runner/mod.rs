@@ -162,16 +162,17 @@ impl Sandbox {
         let tmpdir = command.env_var("TMPDIR").map(PathBuf::from);
         let host_mounts = match config.fs {
             FsMode::ReadOnly | FsMode::Overlay => mounts::host_mounts().map_err(|source| Error::Io { action: "reading /proc/self/mountinfo", source })?,
-            FsMode::Host => Vec::new(),
+            FsMode::Host => std::sync::Arc::from([]),
         };
-        // The overlay's descriptor numbers, reserved here for the init to reopen them onto.
+        // The overlay's socket for the layer, and the rootfs's descriptor number, reserved
+        // here for the init to reopen it onto.
         let overlay_fds = match config.fs {
-            FsMode::Overlay => Some(reserve_overlay_fds(self.rootfs.as_deref())?),
+            FsMode::Overlay => Some(overlay_fds(self.rootfs.as_deref())?),
             _ => None,
         };
-        let overlay = overlay_fds.as_ref().map(|(layer, rootfs)| OverlayInput {
-            layer_fd: layer.as_raw_fd(),
-            rootfs_fd: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
+        let overlay = overlay_fds.as_ref().map(|fds| OverlayInput {
+            layer_socket: fds.init_socket.as_raw_fd(),
+            rootfs_fd: fds.rootfs.as_ref().map(|fd| fd.as_raw_fd()),
             rootless,
         });
         let (cgroup, no_cgroup_reason) = self.choose_cgroup(rootless)?;
@@ -249,7 +250,6 @@ impl Sandbox {
             steps_before_go: !rootless,
             steps_in_cgroup_from: plan.in_cgroup_from,
             report: report_write.as_raw_fd(),
-            layer_fd: overlay.map(|input| input.layer_fd),
             release: release_read.as_raw_fd(),
             launcher: launcher.as_ref().map(|fd| fd.as_fd()),
             started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
@@ -278,10 +278,11 @@ impl Sandbox {
         };
         // `go_read` stays open here until "go" is written: an init that failed a set-up step and
         // exited must not turn that write into a SIGPIPE.
-        drop((report_write, release_read, bind_sources, launcher, started_write, overlay_fds));
-        let layer = overlay.map(|input| {
+        let layer_socket = overlay_fds.map(|fds| fds.launcher_socket);
+        drop((report_write, release_read, bind_sources, launcher, started_write));
+        let layer = layer_socket.map(|socket| {
             let keep = self.config.keep_changes.clone();
-            layer::Layer::new(pid, input.layer_fd, plan.trees, rootless, self.config.host_writes, keep)
+            layer::Layer::new(socket, plan.trees, rootless, self.config.host_writes, keep)
         });
         let mut running = Running {
             pid,
@@ -376,16 +377,7 @@ impl Sandbox {
                 return Err(running.setup_failure().unwrap_or(err));
             }
         }
-        // An overlay's layer is taken once the init has set up: before "go" where it sets up
-        // first, after it (and then a second "go") in a user namespace.
-        if !rootless {
-            running.take_layer()?;
-        }
         nix::unistd::write(go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
-        if rootless && running.layer.is_some() {
-            running.take_layer()?;
-            nix::unistd::write(go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
-        }
         if let Some(started) = started {
             let mut byte = [0u8; 1];
             while nix::unistd::read(started.as_raw_fd(), &mut byte) == Err(Errno::EINTR) {}
@@ -414,19 +406,27 @@ pub fn probe_fs_modes(cgroup_parent: Option<&std::path::Path>) -> Vec<(&'static 
         .collect()
 }
 
-/// Descriptors whose numbers the init reopens the overlay's layer and the rootfs onto (see
-/// `mounts::OverlayInput`): held until the init has started.
-fn reserve_overlay_fds(rootfs: Option<&std::path::Path>) -> Result<(OwnedFd, Option<OwnedFd>), Error> {
-    let open_path = |path: &std::path::Path| {
-        nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-            // SAFETY: `open` just returned this descriptor, owned by nobody else.
-            .map(|fd| unsafe { sys::own_fd(fd) })
-    };
-    let layer = open_path(std::path::Path::new("/")).map_err(io_error("reserving a descriptor for the overlay"))?;
+/// An overlay run's descriptors (see `mounts::OverlayInput`).
+struct OverlayFds {
+    /// The socket pair the init sends the layer on (see `sys::send_directory`).
+    launcher_socket: OwnedFd,
+    init_socket: OwnedFd,
+    /// The rootfs, whose number the init reopens it onto (the layer on `/tmp` may hide its
+    /// path); held until the init has started.
+    rootfs: Option<OwnedFd>,
+}
+
+fn overlay_fds(rootfs: Option<&std::path::Path>) -> Result<OverlayFds, Error> {
+    let (launcher_socket, init_socket) = sys::fd_passing_pair().map_err(io_error("creating a socket pair for the overlay"))?;
     let rootfs = rootfs
-        .map(|dir| open_path(dir).map_err(|errno| Error::Io { action: "opening --rootfs", source: errno.into() }))
+        .map(|dir| {
+            nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+                // SAFETY: `open` just returned this descriptor, owned by nobody else.
+                .map(|fd| unsafe { sys::own_fd(fd) })
+                .map_err(|errno| Error::Io { action: "opening --rootfs", source: errno.into() })
+        })
         .transpose()?;
-    Ok((layer, rootfs))
+    Ok(OverlayFds { launcher_socket, init_socket, rootfs })
 }
 
 /// The bind mounts' sources, opened here to check them and to reserve descriptor numbers that

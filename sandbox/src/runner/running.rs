@@ -270,16 +270,8 @@ impl Running {
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })
             }
-            Report::ExecFailed { .. } | Report::Exited { .. } | Report::LayerReady | Report::Leftovers => None,
+            Report::ExecFailed { .. } | Report::Exited { .. } | Report::Leftovers => None,
         }
-    }
-
-    /// Takes the overlay's layer from the init once it has set up (see [`super::layer`]).
-    pub(super) fn take_layer(&mut self) -> Result<(), Error> {
-        let Some(mut layer) = self.layer.take() else { return Ok(()) };
-        let taken = layer.take(self.report.as_fd(), self.pidfd.as_fd(), |report| self.report_error(report, false));
-        self.layer = Some(layer);
-        taken
     }
 
     /// A set-up failure the init reported before it exited, if it did.

@@ -53,6 +53,11 @@ pub fn remount_bind_read_only(target: &CStr, flags: nix::mount::MsFlags) -> Resu
     rustix::mount::mount_remount(target, flags, c"").map_err(errno)
 }
 
+/// `mount(MS_MOVE)`: the mount at `source`, with every mount below it, moved to `target`.
+pub fn move_mount(source: &CStr, target: &CStr) -> Result<(), Errno> {
+    rustix::mount::mount_move(source, target).map_err(errno)
+}
+
 /// `mount(2)` of a new file system of type `fstype` on `target`, with `flags` and `data`.
 pub fn mount_file_system(fstype: &CStr, target: &CStr, flags: nix::mount::MsFlags, data: &CStr) -> Result<(), Errno> {
     rustix::mount::mount(fstype, target, fstype, MountFlags::from_bits_retain(flags.bits() as _), data).map_err(errno)

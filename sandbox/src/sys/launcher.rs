@@ -39,9 +39,10 @@ pub unsafe fn start_without_runtime(argc: libc::c_int, argv: *const *const libc:
         .collect()
 }
 
-/// The arena of [`LauncherAllocator`]: more than the CLI allocates in a run (~90 KiB), in
-/// `.bss`, so only the pages used are ever touched.
-const LAUNCHER_ARENA_BYTES: usize = 256 << 10;
+/// The arena of [`LauncherAllocator`]: more than the CLI allocates in a run (~90 KiB; ~0.6 MiB
+/// for an overlay run that listed a thousand changes), in `.bss`, so only the pages used are
+/// ever touched.
+const LAUNCHER_ARENA_BYTES: usize = 4 << 20;
 
 /// A global allocator for a short-lived launcher (the `sandbox` CLI): pieces are cut from a
 /// static arena and not given back, except that the last piece can grow, shrink or be freed in

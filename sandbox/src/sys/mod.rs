@@ -17,12 +17,14 @@ use nix::unistd::Pid;
 mod capabilities;
 mod clone;
 mod errno_free;
+mod fd_passing;
 mod launcher;
 mod probe;
 
 pub use capabilities::*;
 pub use clone::*;
 pub use errno_free::*;
+pub use fd_passing::*;
 pub use launcher::*;
 pub use probe::*;
 

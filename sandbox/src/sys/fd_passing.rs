@@ -1,0 +1,60 @@
+//! Handing an open directory from the sandbox's init to the launcher over a socket pair
+//! (`SCM_RIGHTS`): the overlay's layer, which only the run's mount namespace has mounted.
+//!
+//! The descriptor in flight keeps the layer alive whatever the init does next: the init sends
+//! it and goes on without waiting for an answer, and the launcher takes it when it reads the
+//! run's changes, after the run (taking it through `/proc/<init>/fd/N` instead would need the
+//! init to wait, with the descriptor open, until the launcher had it). A launcher that never
+//! takes it closes its socket, and the kernel drops the descriptor with it.
+
+use std::ffi::CStr;
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
+    SendFlags, SocketFlags, SocketType,
+};
+
+/// A connected pair of datagram sockets, closed on exec: (the launcher's end, the init's end).
+pub fn fd_passing_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    rustix::net::socketpair(AddressFamily::UNIX, SocketType::DGRAM, SocketFlags::CLOEXEC, None)
+        .map_err(|err| Errno::from_raw(err.raw_os_error()))
+}
+
+/// Opens the directory `path` (`O_PATH`), sends it on `socket`, and closes both: the socket
+/// carries this one message. For the init: no allocation, no `errno`.
+pub fn send_directory(socket: RawFd, path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the socket is the init's end of `fd_passing_pair`, open in this process and
+    // used by nothing else; it is closed when this descriptor drops.
+    let socket = unsafe { OwnedFd::from_raw_fd(socket) };
+    let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    let dir = rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(|err| Errno::from_raw(err.raw_os_error()))?;
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [dir.as_fd()];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(&socket, &[IoSlice::new(&[0])], &mut control, SendFlags::empty())
+        .map(drop)
+        .map_err(|err| Errno::from_raw(err.raw_os_error()))
+}
+
+/// The descriptor sent on `socket`, if one was (the init got that far); never waits.
+pub fn receive_fd(socket: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
+    match rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, flags) {
+        Ok(_) => {}
+        Err(err) if err == rustix::io::Errno::AGAIN => return Ok(None),
+        Err(err) => return Err(Errno::from_raw(err.raw_os_error())),
+    }
+    let received = control.drain().find_map(|message| match message {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    Ok(received)
+}
