@@ -332,6 +332,23 @@ fn an_overlay_run_nests_in_an_overlay_run_or_says_why() {
 
 /// The holes asked for: a `--writable` path and a read-write `--bind` are written straight to
 /// the host and are not listed; a read-only `--bind` stays read-only.
+/// An overlay run whose set-up fails names the step that failed, though the init had sent
+/// its layer before: three levels of overlay runs, where the kernel stacks two, and a bind
+/// mount at the first, which the third covers with an overlay of its own that it never makes.
+#[test]
+fn an_overlay_run_whose_set_up_fails_names_the_failed_step() {
+    let dir = scratch().join(unique("overlay-setup-fails"));
+    fs::create_dir_all(&dir).unwrap();
+    let bin = sandbox_bin();
+    let nested = format!("{bin} run --fs overlay -- {bin} run --fs overlay -- true; echo \"nested=$?\"");
+    let bind = format!("{0}:{0}", dir.display());
+    let run = sandbox_in(&dir, &["--fs", "overlay", "--bind", &bind, "--", "sh", "-c", &nested]);
+    assert_eq!(run.stdout, "nested=125\n", "{run:#?}");
+    assert!(run.stderr.contains("mounting an overlay of / on /tmp/root: EINVAL"), "{run:#?}");
+    assert!(!run.stderr.contains("reading the run's changes"), "{run:#?}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn writable_paths_and_read_write_binds_reach_the_host_unlisted() {
     let dir = scratch().join(unique("overlay-holes"));

@@ -162,9 +162,13 @@ impl Running {
         self.waited = true;
         let wall = self.started.elapsed();
         let reports = self.read_reports();
-        // Read before the cgroup goes: the layer's pages are charged to it.
+        // Read before the cgroup goes: the layer's pages are charged to it. A run whose set-up
+        // failed has none to read (the init may have sent the layer before the step that
+        // failed): its failure is the news.
         let host_writes = self.layer.as_ref().map(|layer| layer.host_writes).unwrap_or_default();
-        let fs_changes = self.layer.take().map(super::layer::Layer::finish).transpose()?;
+        let set_up = !reports.iter().any(|report| self.report_error(*report, timed_out).is_some());
+        let layer = self.layer.take().filter(|_| set_up);
+        let fs_changes = layer.map(super::layer::Layer::finish).transpose()?;
         let cgroup_version = self.cgroup.as_ref().map(|c| c.version());
         let mut limits_changed = Vec::new();
         let cgroup_dirs = self.cgroup_paths();
