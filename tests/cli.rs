@@ -815,6 +815,18 @@ fn a_command_that_cannot_be_executed_is_named() {
 }
 
 
+/// The launcher starts the init on another CPU while it makes the cgroup; the command (and a
+/// command under an overlay, whose set-up is the longest) still gets all of the launcher's CPUs.
+#[test]
+fn the_command_runs_on_every_cpu_the_launcher_may_use() {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let cpus = status.lines().find_map(|line| line.strip_prefix("Cpus_allowed_list:")).unwrap().trim().to_string();
+    for fs in ["host", "overlay"] {
+        let run = sh_ok(&["--fs", fs], "grep Cpus_allowed_list /proc/self/status");
+        assert_eq!(run.stdout.trim(), format!("Cpus_allowed_list:\t{cpus}"), "--fs {fs}: {run:#?}");
+    }
+}
+
 #[test]
 fn a_failed_setup_step_is_named_and_leaves_nothing() {
     // /nonexistent-mount-point is outside the sandbox's tmpfs, so it is not created: the bind

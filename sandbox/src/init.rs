@@ -184,6 +184,9 @@ pub(crate) struct InitArgs<'a> {
     /// Where the init, when it shares the launcher's memory, writes one byte once the command
     /// has started: from then on it reads nothing of the launcher's, which may go on.
     pub started: Option<RawFd>,
+    /// The launcher's CPU set, taken back after "go" where the launcher started the init on
+    /// another CPU (`sys::start_elsewhere`).
+    pub cpus: Option<nix::sched::CpuSet>,
 }
 
 fn send(report: RawFd, message: Report) {
@@ -225,6 +228,9 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         apply_steps(args, 0..args.steps.len());
     }
     let _ = nix::unistd::close(args.go_read);
+    if let Some(cpus) = &args.cpus {
+        sys::restore_cpus(cpus);
+    }
 
     for (resource, value) in args.rlimits {
         if let Err(errno) = sys::set_rlimit(*resource, *value) {

@@ -596,7 +596,7 @@ impl Walk {
         let mut changes: Vec<FsChange> = (self.changes.into_iter().enumerate())
             .filter_map(|(index, change)| (!self.paired_deletions.contains(&index)).then_some(change))
             .collect();
-        changes.sort_by_cached_key(|change| sort_key(&change.path));
+        changes.sort_unstable_by(|a, b| path_order(&a.path, &b.path));
         changes
     }
 
@@ -645,13 +645,26 @@ fn origin_handle(origin: &[u8]) -> Option<FileHandle> {
     Some(FileHandle { handle_type: i32::from(handle_type), bytes: origin[HEADER_LEN..len].to_vec() })
 }
 
-/// A key that sorts paths as `Path`'s `Ord` does (component by component, so that what a
-/// directory holds follows it): the path's bytes with the separator made the smallest, NUL,
-/// which no path holds. The same order for the paths the walk builds (no `.`, no doubled `/`),
-/// compared as plain bytes: comparing `Path`s splits both into components every time, which for
-/// a run of 1,000 changes took longer than listing them.
-fn sort_key(path: &Path) -> Vec<u8> {
-    path.as_os_str().as_bytes().iter().map(|&byte| if byte == b'/' { 0 } else { byte }).collect()
+/// `Path`'s order (component by component, so that what a directory holds follows it) for the
+/// paths the walk builds (no `.`, no doubled `/`): their bytes compared with the separator as
+/// the smallest byte. `Path`'s own comparison splits both paths into components every time,
+/// which for a run of 1,000 changes took longer than listing them; this finds the first
+/// difference eight bytes at a time and allocates nothing.
+fn path_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    let shorter = a.len().min(b.len());
+    let mut same = 0;
+    while same + 8 <= shorter && a[same..same + 8] == b[same..same + 8] {
+        same += 8;
+    }
+    while same < shorter && a[same] == b[same] {
+        same += 1;
+    }
+    let rank = |byte: u8| if byte == b'/' { 0 } else { u16::from(byte) + 1 };
+    match (a.get(same), b.get(same)) {
+        (Some(&x), Some(&y)) => rank(x).cmp(&rank(y)),
+        _ => a.len().cmp(&b.len()),
+    }
 }
 
 /// Whether the directory `dir` has an entry besides `.` and `..`.

@@ -240,14 +240,19 @@ fn common_changes() -> Vec<FsChange> {
 /// The changes' order is `Path`'s: a directory, then what it holds, then its siblings.
 #[test]
 fn changes_sort_as_paths_do() {
-    let paths: Vec<&Path> = ["/a-b", "/a/b", "/a", "/ab", "/a/b/c", "/a.b", "/", "/a/b-c", "/a/b/c/d", "/Z", "/a0", "/é", "/a/\u{1}"]
-        .into_iter()
-        .map(Path::new)
-        .collect();
+    let paths: Vec<&Path> = [
+        "/a-b", "/a/b", "/a", "/ab", "/a/b/c", "/a.b", "/", "/a/b-c", "/a/b/c/d", "/Z", "/a0", "/é", "/a/\u{1}",
+        // Longer than the eight bytes compared at a time.
+        "/work/main/bench/f1", "/work/main/bench/f10", "/work/main/bench-x", "/work/main/bench/f1/g",
+        "/work/main/benchmark", "/work/main/bench", "/work/main/bench/f1.txt",
+    ]
+    .into_iter()
+    .map(Path::new)
+    .collect();
     let mut by_path = paths.clone();
     by_path.sort();
     let mut by_order = paths;
-    by_order.sort_by_key(|path| sort_key(path));
+    by_order.sort_by(|a, b| path_order(a, b));
     assert_eq!(by_order, by_path);
 }
 

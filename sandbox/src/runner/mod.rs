@@ -254,6 +254,7 @@ impl Sandbox {
             launcher: launcher.as_ref().map(|fd| fd.as_fd()),
             started: started_write.as_ref().map(|fd| fd.as_raw_fd()),
             join_cgroups: &join_cgroups,
+            cpus: sys::spare_cpus(),
         };
         let started = Instant::now();
         // SAFETY: the child side runs only `init::run`, which keeps to async-signal-safe calls
@@ -276,6 +277,11 @@ impl Sandbox {
             Ok(Cloned::Parent { pid, pidfd, placed_in_cgroup }) => (pid, pidfd, placed_in_cgroup),
             Err(source) => return Err(Error::Namespaces { flags: sys::clone_flag_names(flags), source }),
         };
+        // It sets up on another CPU while this one makes its cgroup (before "go", after which it
+        // takes the whole set back).
+        if let Some(cpus) = &init_args.cpus {
+            sys::start_elsewhere(pid, cpus);
+        }
         // `go_read` stays open here until "go" is written: an init that failed a set-up step and
         // exited must not turn that write into a SIGPIPE.
         let layer_socket = overlay_fds.map(|fds| fds.launcher_socket);

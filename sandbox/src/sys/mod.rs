@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 
 mod capabilities;
 mod clone;
+mod cpus;
 mod errno_free;
 mod fd_passing;
 mod launcher;
@@ -23,6 +24,7 @@ mod probe;
 
 pub use capabilities::*;
 pub use clone::*;
+pub use cpus::*;
 pub use errno_free::*;
 pub use fd_passing::*;
 pub use launcher::*;
