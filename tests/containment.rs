@@ -59,6 +59,8 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Also under `fs = overlay`, whose new root gets the host's `/sys` moved in without its
+/// cgroup mounts.
 #[test]
 fn a_run_sees_its_own_cgroup_only() {
     must_be_root();
@@ -67,19 +69,21 @@ fn a_run_sees_its_own_cgroup_only() {
         "cat /proc/self/cgroup; echo ---; cat /proc/self/mountinfo; echo ---; test -e {} && echo escape-visible; true",
         escape.dir.display()
     );
-    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
-    assert_eq!(run.code, Some(0), "{run:#?}");
-    let parts: Vec<&str> = run.stdout.split("---\n").collect();
-    for line in parts[0].lines() {
-        assert!(line.ends_with(":/"), "the run sees a cgroup path other than its own root: {line}\n{run:#?}");
+    for fs in ["host", "overlay"] {
+        let run = sandbox_in(Path::new("/"), &["--fs", fs, "--pids", "20", "--", "sh", "-c", &script]);
+        assert_eq!(run.code, Some(0), "{run:#?}");
+        let parts: Vec<&str> = run.stdout.split("---\n").collect();
+        for line in parts[0].lines() {
+            assert!(line.ends_with(":/"), "--fs {fs}: the run sees a cgroup path other than its own root: {line}\n{run:#?}");
+        }
+        let mounts = cgroup_mounts(parts[1]);
+        let expected: Vec<&str> = if unified() { vec!["/sys/fs/cgroup"] } else { vec!["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"] };
+        let mut points: Vec<&str> = mounts.iter().map(|(_, point)| point.as_str()).collect();
+        points.sort();
+        assert_eq!(points, expected, "--fs {fs}: {run:#?}");
+        assert!(mounts.iter().all(|(root, _)| root == "/"), "--fs {fs}: a cgroup mount shows more than the run: {mounts:?}");
+        assert!(!run.stdout.contains("escape-visible"), "--fs {fs}: a cgroup outside the run is reachable: {run:#?}");
     }
-    let mounts = cgroup_mounts(parts[1]);
-    let expected: Vec<&str> = if unified() { vec!["/sys/fs/cgroup"] } else { vec!["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"] };
-    let mut points: Vec<&str> = mounts.iter().map(|(_, point)| point.as_str()).collect();
-    points.sort();
-    assert_eq!(points, expected, "{run:#?}");
-    assert!(mounts.iter().all(|(root, _)| root == "/"), "a cgroup mount shows more than the run: {mounts:?}");
-    assert!(!run.stdout.contains("escape-visible"), "a cgroup outside the run is reachable: {run:#?}");
 }
 
 /// The escape, tried every way the run can see: a write of its own PID into every

@@ -235,17 +235,33 @@ pub fn parse_tolerance(input: &str) -> Result<Tolerance, UnitError> {
 /// assert_eq!(sandbox_units::format_bytes(512), "512 B");
 /// ```
 pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+    Bytes(bytes).to_string()
+}
+
+/// A byte count shown as [`format_bytes`] shows it, written straight into a formatter: a list
+/// of a thousand sizes makes no thousand strings.
+///
+/// ```
+/// assert_eq!(format!("({})", sandbox_units::Bytes(2048)), "(2.0 KiB)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if unit == 0 {
+            std::fmt::Display::fmt(&self.0, f)?;
+            f.write_str(" B")
+        } else {
+            write!(f, "{value:.1} {}", UNITS[unit])
+        }
     }
 }
 

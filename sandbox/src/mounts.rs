@@ -107,16 +107,19 @@ pub(crate) enum Step {
         /// The init's end of the socket pair.
         socket: RawFd,
     },
-    /// `mount(MS_MOVE)` of a mount of the old tree, with everything below it, into the new root
-    /// (`/dev`, `/sys` under `fs = overlay`): the old tree is detached at the end anyway, and a
-    /// move copies nothing there and leaves nothing for that detach to take down. Where the
-    /// kernel refuses (`EINVAL`: mounts locked by a user namespace, or `source` no mount
-    /// point), bound recursively instead.
+    /// `mount(MS_MOVE)` of a mount with everything below it, within the old tree before
+    /// `pivot_root` (`fs = overlay`): `/dev` and `/sys` into the new root, a contained run's
+    /// cgroup mounts out of `/sys` into the layer, which goes with the old tree. A move copies
+    /// nothing, and what is moved into the new root is not left for the old tree's detach to take
+    /// down. Where the kernel refuses (`EINVAL`: mounts locked by a user namespace, or `source`
+    /// no mount point), bound recursively instead if `copy_if_refused`, else left where it is.
     Move {
         /// The mount point in the old tree.
         source: CString,
-        /// Its place in the new root.
+        /// Where it goes.
         target: CString,
+        /// Bind it recursively where it cannot be moved.
+        copy_if_refused: bool,
     },
     /// `mkdir(2)` with exactly this mode (a directory of the overlay's layer standing in for a
     /// host directory).
@@ -189,7 +192,7 @@ impl Step {
             Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::OpenSource { path, .. } => format!("opening bind source {}", show(path)),
             Step::SendLayer { path, .. } => format!("handing the overlay's layer at {} to the launcher", show(path)),
-            Step::Move { source, target } => format!("moving the mount {} to {}", show(source), show(target)),
+            Step::Move { source, target, .. } => format!("moving the mount {} to {}", show(source), show(target)),
             Step::BindFd { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::Mkdir(path) => format!("creating directory {}", show(path)),
             Step::CreateFile(path) => format!("creating mount point {}", show(path)),
@@ -262,7 +265,8 @@ impl Step {
                 }
             }
             Step::SendLayer { path, socket } => crate::sys::send_directory(*socket, path),
-            Step::Move { source, target } => match crate::sys::move_mount(source, target) {
+            Step::Move { source, target, copy_if_refused } => match crate::sys::move_mount(source, target) {
+                Err(Errno::EINVAL) if !copy_if_refused => Ok(()),
                 Err(Errno::EINVAL) => mount(
                     Some(source.as_c_str()),
                     target.as_c_str(),
@@ -382,9 +386,15 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
         // pivot_root needs the new root to be a mount point.
         steps.push(bind(root, root));
     }
+    // A contained run's: whether the new root has a place for cgroup mounts. Looked up for
+    // contained runs only: the others pay no stat for it.
+    let has_cgroup_root = cgroup_namespace.map(|_| rootfs.unwrap_or(Path::new("/")).join("sys/fs/cgroup").is_dir());
     let mut trees = Vec::new();
     if let Some(input) = overlay {
-        trees = overlay::push_steps(&mut steps, config, rootfs, host_mounts, input);
+        // The host's cgroup mounts stay in the old tree, which goes as a whole, rather than
+        // going along with /sys and being detached there (one grace period fewer).
+        let left_behind = (rootfs.is_none() && has_cgroup_root == Some(true)).then_some(Path::new(containment::CGROUP_ROOT));
+        trees = overlay::push_steps(&mut steps, config, rootfs, host_mounts, input, left_behind);
         // Holes asked for: written straight to the host.
         for path in &config.writable {
             let on_host = match rootfs {
@@ -414,10 +424,8 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
         steps.push(Step::Detach(cstring("/proc")));
     }
     steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
-    // A contained run's: whether the new root has a place for cgroup mounts, and a /sys mount to
-    // make read-only (a --rootfs has its own directory there, a mount only where the host put
-    // one). Looked up for contained runs only: the others pay no stat for them.
-    let has_cgroup_root = cgroup_namespace.map(|_| rootfs.unwrap_or(Path::new("/")).join("sys/fs/cgroup").is_dir());
+    // A contained run's /sys mount to make read-only (a --rootfs has its own directory there, a
+    // mount only where the host put one).
     if let (Some(mounts), Some(has_cgroup_root)) = (cgroup_namespace, has_cgroup_root) {
         let has_sys_mount = rootfs.is_none_or(|root| is_mount_point(&root.join("sys"), root));
         containment::push_before_join(&mut steps, mounts, has_cgroup_root, has_sys_mount, &at);
@@ -914,6 +922,24 @@ mod tests {
                 Tree::Overlay { upper: "upper/1".into(), lower: "/var".into(), shown_at: "/var".into() },
             ]
         );
+    }
+
+    /// A contained overlay run leaves the host's cgroup mounts in the old tree: moved out of
+    /// `/sys` into the layer before `/sys` moves into the new root (the detach there, kept for a
+    /// kernel that refuses the move, then finds nothing).
+    #[test]
+    fn a_contained_overlay_plan_leaves_the_host_cgroup_mounts_behind() {
+        let mounts = [NamespaceMount { mount_point: "/sys/fs/cgroup/pids".into(), fstype: "cgroup", options: Some("pids".into()) }];
+        let config = Config { fs: FsMode::Overlay, ..Config::default() };
+        let overlay = OverlayInput { layer_socket: 20, rootfs_fd: None, rootless: false };
+        let table = parse_mountinfo(MOUNTINFO);
+        let input = PlanInput { host_mounts: &table, overlay: Some(overlay), cgroup_namespace: Some(&mounts), ..PlanInput::default() };
+        let described = describe_all(&plan(&config, input).steps);
+        let position = |wanted: &str| described.iter().position(|step| step == wanted).unwrap_or_else(|| panic!("{wanted}: {described:#?}"));
+        let left = position("moving the mount /sys/fs/cgroup to /tmp/left-behind");
+        assert!(position("creating directory /tmp/left-behind") < left);
+        assert!(left < position("moving the mount /sys to /tmp/root/sys"));
+        assert!(position("detaching /tmp/root/sys/fs/cgroup (umount2 MNT_DETACH)") < position("switching to the new root (pivot_root)"));
     }
 
     /// Option values escape what would end them.

@@ -385,26 +385,42 @@ impl fmt::Display for Outcome {
 }
 
 /// One line of a change list: `created file /etc/motd.d/x (12 B)`,
-/// `renamed directory /srv/a -> /srv/b`.
+/// `renamed directory /srv/a -> /srv/b`. Written piece by piece: a run can list thousands, and
+/// each `write!` goes through the formatting machinery again.
 impl fmt::Display for FsChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = match self.file {
-            FileKind::File => "file",
-            FileKind::Directory => "directory",
-            FileKind::Symlink => "symlink",
-            FileKind::Other => "special file",
+        let verb = match &self.kind {
+            ChangeKind::Created => "created ",
+            ChangeKind::Modified => "modified ",
+            ChangeKind::Deleted => "deleted ",
+            ChangeKind::Renamed { .. } => "renamed ",
         };
-        let path = self.path.display();
-        match &self.kind {
-            ChangeKind::Created => write!(f, "created {file} {path}")?,
-            ChangeKind::Modified => write!(f, "modified {file} {path}")?,
-            ChangeKind::Deleted => write!(f, "deleted {file} {path}")?,
-            ChangeKind::Renamed { from } => write!(f, "renamed {file} {} -> {path}", from.display())?,
+        f.write_str(verb)?;
+        f.write_str(match self.file {
+            FileKind::File => "file ",
+            FileKind::Directory => "directory ",
+            FileKind::Symlink => "symlink ",
+            FileKind::Other => "special file ",
+        })?;
+        if let ChangeKind::Renamed { from } = &self.kind {
+            write_path(f, from)?;
+            f.write_str(" -> ")?;
         }
+        write_path(f, &self.path)?;
         if self.file == FileKind::File && self.kind != ChangeKind::Deleted {
-            write!(f, " ({})", format_bytes(self.size))?;
+            f.write_str(" (")?;
+            fmt::Display::fmt(&sandbox_units::Bytes(self.size), f)?;
+            f.write_str(")")?;
         }
         Ok(())
+    }
+}
+
+/// A path as `Path::display` shows it, UTF-8 ones written as they are.
+fn write_path(f: &mut fmt::Formatter<'_>, path: &std::path::Path) -> fmt::Result {
+    match path.to_str() {
+        Some(text) => f.write_str(text),
+        None => fmt::Display::fmt(&path.display(), f),
     }
 }
 

@@ -33,7 +33,7 @@ use super::{cstring, Step};
 use crate::cgroup::{NamespaceMount, NAMESPACE_MOUNT_SOURCE};
 
 /// Where cgroup hierarchies are mounted on every current distribution.
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(super) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Steps before the join, after `/proc` is mounted: the host's cgroup mounts detached (`at`
 /// gives a path's place before `pivot_root`), the knobs read-only and, for v1, a read-only tmpfs

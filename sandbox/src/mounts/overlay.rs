@@ -66,14 +66,19 @@ struct Covered<'a> {
     mount: Option<&'a HostMount>,
 }
 
+/// Where a mount left in the old tree is moved: a directory of the layer, which goes with it.
+const LEFT_BEHIND: &str = "/tmp/left-behind";
+
 /// Pushes the steps that build the overlaid tree at [`NEW_ROOT`] and returns the trees whose
-/// changes the launcher reads afterwards.
+/// changes the launcher reads afterwards. `left_behind`, a mount below `/sys` (a contained run's
+/// host cgroup mounts), is moved out of it first, so that it stays in the old tree.
 pub(crate) fn push_steps(
     steps: &mut Vec<Step>,
     config: &Config,
     rootfs: Option<&Path>,
     host_mounts: &[HostMount],
     input: OverlayInput,
+    left_behind: Option<&Path>,
 ) -> Vec<Tree> {
     let mut layer_data = "mode=0755".to_string();
     if let Some(size) = config.fs_size {
@@ -107,6 +112,10 @@ pub(crate) fn push_steps(
         }
         builder.cover(item, &target);
     }
+    if let Some(mount) = left_behind {
+        builder.steps.push(Step::Mkdir(cstring(LEFT_BEHIND)));
+        builder.steps.push(Step::Move { source: cstring(mount), target: cstring(LEFT_BEHIND), copy_if_refused: false });
+    }
     if rootfs.is_none() {
         for api in ["/dev", "/sys"] {
             if !Path::new(api).is_dir() {
@@ -117,7 +126,7 @@ pub(crate) fn push_steps(
                 // Locked in a user namespace: a move is refused, a recursive bind is not.
                 Step::Mount { source, target, fstype: None, flags: MsFlags::MS_BIND | MsFlags::MS_REC, data: None }
             } else {
-                Step::Move { source, target }
+                Step::Move { source, target, copy_if_refused: true }
             });
         }
     }
