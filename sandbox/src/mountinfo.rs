@@ -19,7 +19,8 @@ pub(crate) struct MountEntry<'a> {
     pub(crate) super_options: &'a str,
 }
 
-/// This process's mount table, read in one `read` where it fits in 64 KiB: read with a growing
+/// This process's mount table, read in one `read` where it fits in 8 KiB (std reads at most that
+/// much at first; a larger buffer would only be memory to make present): read with a growing
 /// buffer (`fs::read_to_string` starts with 32 bytes for a `/proc` file), a table of twenty
 /// mounts takes eight reads, each of which has the kernel walk the table to where it was.
 pub(crate) fn read_own_table() -> std::io::Result<String> {
@@ -29,7 +30,7 @@ pub(crate) fn read_own_table() -> std::io::Result<String> {
 /// The whole table from an open mountinfo file, read as [`read_own_table`] does.
 pub(crate) fn read_table(file: &mut std::fs::File) -> std::io::Result<String> {
     use std::io::Read;
-    let mut text = String::with_capacity(64 * 1024);
+    let mut text = String::with_capacity(8 * 1024);
     file.read_to_string(&mut text)?;
     Ok(text)
 }
