@@ -264,7 +264,9 @@ impl Step {
                     other => other,
                 }
             }
-            Step::SendLayer { path, socket } => crate::sys::send_directory(*socket, path),
+            // SAFETY: the plan's socket is the init's end of the pair, which only this step uses
+            // and the init runs each step once.
+            Step::SendLayer { path, socket } => unsafe { crate::sys::send_directory(*socket, path) },
             Step::Move { source, target, copy_if_refused } => match crate::sys::move_mount(source, target) {
                 Err(Errno::EINVAL) if !copy_if_refused => Ok(()),
                 Err(Errno::EINVAL) => mount(

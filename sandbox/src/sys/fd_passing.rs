@@ -26,9 +26,12 @@ pub fn fd_passing_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
 
 /// Opens the directory `path` (`O_PATH`), sends it on `socket`, and closes both: the socket
 /// carries this one message. For the init: no allocation, no `errno`.
-pub fn send_directory(socket: RawFd, path: &CStr) -> Result<(), Errno> {
-    // SAFETY: the socket is the init's end of `fd_passing_pair`, open in this process and
-    // used by nothing else; it is closed when this descriptor drops.
+///
+/// # Safety
+/// `socket` must be an open descriptor that nothing else in this process owns or uses
+/// afterwards (the init's end of [`fd_passing_pair`]): it is closed here.
+pub unsafe fn send_directory(socket: RawFd, path: &CStr) -> Result<(), Errno> {
+    // SAFETY: the caller hands over an open descriptor nobody else owns; it closes on drop.
     let socket = unsafe { OwnedFd::from_raw_fd(socket) };
     let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
     let dir = rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(|err| Errno::from_raw(err.raw_os_error()))?;
