@@ -226,6 +226,85 @@ fn kernel_knobs_are_read_only_and_kernel_capabilities_gone() {
     assert!(masks.iter().all(|mask| mask & (1 << 16) != 0), "{run:#?}");
 }
 
+/// What each host-wide call answers, as `name ERRNO` lines (`name ok` when it succeeded): the
+/// calls are made so that success changes nothing (a missing swap file, an empty BPF request,
+/// no module, the sysrq trigger opened and closed unwritten).
+const HOST_WIDE_CALLS: &str = r#"
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+nr = {"x86_64": {"bpf": 321, "finit_module": 313}, "aarch64": {"bpf": 280, "finit_module": 273}}[os.uname().machine]
+answer = lambda ret: "ok" if ret != -1 else errno.errorcode[ctypes.get_errno()]
+print("swapoff", answer(libc.swapoff(b"/nonexistent-swap")))
+print("bpf", answer(libc.syscall(nr["bpf"], 0, None, 0)))
+print("finit_module", answer(libc.syscall(nr["finit_module"], -1, b"", 0)))
+try:
+    os.close(os.open("/proc/sysrq-trigger", os.O_WRONLY))
+    print("sysrq ok")
+except OSError as e:
+    print("sysrq", errno.errorcode[e.errno])
+"#;
+
+/// The operations whose reach is the machine: a file system's superblock (shared with every
+/// mount of it, the host's too), swap, BPF, modules, sysrq. Refused to a contained run, with
+/// per-mount flags still the run's own. The "host" file system is a tmpfs mounted in a private
+/// mount namespace around `sandbox run`, so that other tests comparing the real host's mount
+/// table meanwhile see no change; its superblock options are read there after the run.
+#[test]
+fn host_wide_operations_are_refused() {
+    must_be_root();
+    let calls = scratch().join(unique("host-wide.py"));
+    std::fs::write(&calls, HOST_WIDE_CALLS).unwrap();
+    // With the host's root every call reaches the kernel, which answers for itself: a kernel
+    // without modules or sysrq says so to both runs (ENOSYS, ENOENT).
+    let privileged = sandbox_in(Path::new("/"), &["--privileged", "--", "python3", calls.to_str().unwrap()]);
+    let answers: Vec<&str> = privileged.stdout.lines().collect();
+    assert_eq!(answers.len(), 4, "{privileged:#?}");
+    assert_eq!(answers[0], "swapoff ENOENT", "{privileged:#?}");
+    assert!(!answers[1].ends_with("EPERM"), "{privileged:#?}");
+    let module = match answers[2] {
+        "finit_module EBADF" => "finit_module EPERM",
+        "finit_module ENOSYS" => "finit_module ENOSYS",
+        other => panic!("{other}: {privileged:#?}"),
+    };
+    let sysrq = match answers[3] {
+        "sysrq ok" => "sysrq EROFS",
+        "sysrq ENOENT" => "sysrq ENOENT",
+        other => panic!("{other}: {privileged:#?}"),
+    };
+
+    let dir = scratch().join(unique("host-tmpfs"));
+    std::fs::create_dir(&dir).unwrap();
+    let dir_text = dir.display();
+    let inside = scratch().join(unique("host-wide.sh"));
+    std::fs::write(
+        &inside,
+        format!(
+            "mount -o remount,ro {dir_text}; echo remount $?\n\
+             mount -o remount,bind,ro {dir_text} && {{ touch {dir_text}/f; echo bind-remount $?; }}\n\
+             python3 {}\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    let around = format!(
+        "mount -t tmpfs -o size=1m sandbox-host-tmpfs {dir_text} || exit 1; {bin} run -- sh {inside}; echo run $?; \
+         grep ' {dir_text} ' /proc/self/mountinfo | sed 's/.* - //'; touch {dir_text}/still-writable && echo writable",
+        bin = sandbox_bin(),
+        inside = inside.display()
+    );
+    let output = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &around]).output().unwrap();
+    for file in [&calls, &inside] {
+        let _ = std::fs::remove_file(file);
+    }
+    let _ = std::fs::remove_dir(&dir);
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let expected = format!(
+        "remount 32\nbind-remount 1\nswapoff EPERM\nbpf EPERM\n{module}\n{sysrq}\nrun 0\ntmpfs sandbox-host-tmpfs rw,size=1024k\nwritable\n"
+    );
+    assert_eq!(stdout, expected, "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+}
+
 /// A mount made inside, after making every mount shared, never reaches the host's mount table
 /// (`sandbox_in` compares it byte for byte around the run): the run's mount namespace was made
 /// private before anything was mounted, so it shares no peer group with the host's.

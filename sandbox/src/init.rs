@@ -43,8 +43,10 @@ pub(crate) enum Report {
     NoNewPrivsFailed { errno: i32 },
     /// Setting the rlimits of the rootless fallback failed.
     RlimitsFailed { errno: i32 },
-    /// Dropping [`InitArgs::drop_capabilities`] failed.
+    /// Dropping the kernel's capabilities ([`InitArgs::contained`]) failed.
     CapabilitiesFailed { errno: i32 },
+    /// Installing the filter of host-wide operations ([`InitArgs::contained`]) failed.
+    FilterFailed { errno: i32 },
     /// Joining cgroup `index` of [`InitArgs::join_cgroups`] failed.
     JoinFailed { index: u32, errno: i32 },
     /// Starting a session (`setsid`) or the command's process group (`setpgid`) failed.
@@ -74,6 +76,7 @@ impl Report {
             Report::SessionFailed { errno } => (10, 0, errno),
             Report::Leftovers => (12, 0, 0),
             Report::CapabilitiesFailed { errno } => (13, 0, errno),
+            Report::FilterFailed { errno } => (14, 0, errno),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -109,6 +112,7 @@ impl Report {
             10 => Report::SessionFailed { errno: b },
             12 => Report::Leftovers,
             13 => Report::CapabilitiesFailed { errno: b },
+            14 => Report::FilterFailed { errno: b },
             _ => return None,
         })
     }
@@ -145,9 +149,9 @@ pub(crate) struct InitArgs<'a> {
     /// Set `PR_SET_NO_NEW_PRIVS` for the command: set-user-ID programs and file capabilities
     /// grant it nothing.
     pub no_new_privs: bool,
-    /// Capabilities the command gives up (a contained run's, as root: see
-    /// `sys::KERNEL_CAPABILITIES`).
-    pub drop_capabilities: &'a [u32],
+    /// A contained run's command, as root: it gives up `sys::KERNEL_CAPABILITIES` and the
+    /// operations of `sys::refuse_host_wide_operations`.
+    pub contained: bool,
     /// Instead of exec: make this call (only from a single-threaded launcher, whose copies may
     /// allocate).
     pub function: Option<FunctionCall>,
@@ -369,9 +373,15 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             sys::exit_immediately(125);
         }
     }
-    if let Err(errno) = sys::drop_capabilities(args.drop_capabilities) {
-        send(args.report, Report::CapabilitiesFailed { errno: errno as i32 });
-        sys::exit_immediately(125);
+    if args.contained {
+        if let Err(errno) = sys::drop_capabilities(&sys::KERNEL_CAPABILITIES) {
+            send(args.report, Report::CapabilitiesFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+        if let Err(errno) = sys::refuse_host_wide_operations() {
+            send(args.report, Report::FilterFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
     }
     if let Some(call) = args.function {
         (call.run)(call.body, call.report_fd);
@@ -461,6 +471,7 @@ mod tests {
             Report::RlimitsFailed { errno: 1 },
             Report::JoinFailed { index: 1, errno: libc::EACCES },
             Report::CapabilitiesFailed { errno: libc::EPERM },
+            Report::FilterFailed { errno: libc::EINVAL },
             Report::SessionFailed { errno: libc::EPERM },
             Report::Exited { wait_status: 0x8b },
             Report::Leftovers,

@@ -23,7 +23,10 @@
 //! writes a sysfs attribute, gets `EROFS` instead of changing the machine. The command keeps
 //! `CAP_SYS_ADMIN` (tests mount a tmpfs, make a network namespace), with which it could unmount
 //! these again: they stop accidents, not a test that sets out to undo them; the capabilities
-//! that reach the kernel itself are gone for good (`sys::KERNEL_CAPABILITIES`).
+//! that reach the kernel itself are gone for good (`sys::KERNEL_CAPABILITIES`), and so are the
+//! host-wide uses of the one kept (`sys::refuse_host_wide_operations`). Every remount here is a
+//! bind remount (a mount's own flags): the filter refuses a superblock's, to the init of a
+//! sandbox nested in a contained run too.
 
 use std::path::{Path, PathBuf};
 
@@ -97,7 +100,7 @@ pub(super) fn push_before_join(
         source: cstring("tmpfs"),
         target: cstring(at(root)),
         fstype: None,
-        flags: flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        flags: flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
         data: None,
     });
 }

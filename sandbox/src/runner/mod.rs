@@ -241,7 +241,7 @@ impl Sandbox {
             kept_fds: &kept_fds,
             take_terminal: command.take_terminal,
             no_new_privs: !self.config.allow_new_privileges,
-            drop_capabilities: if self.contained(rootless) { &sys::KERNEL_CAPABILITIES } else { &[] },
+            contained: self.contained(rootless),
             function: command.function,
             rlimits: &rlimits,
             go_read: go_read.as_raw_fd(),

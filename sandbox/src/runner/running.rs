@@ -270,6 +270,9 @@ impl Running {
             Report::CapabilitiesFailed { errno } => {
                 setup("dropping the capabilities that reach the kernel (prctl PR_CAPBSET_DROP, capset)".into(), errno)
             }
+            Report::FilterFailed { errno } => {
+                setup("refusing the host-wide operations (installing a seccomp filter)".into(), errno)
+            }
             Report::SessionFailed { errno } => setup("giving the command a session and process group (setsid, setpgid)".into(), errno),
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })

@@ -19,6 +19,8 @@ mod clone;
 mod cpus;
 mod errno_free;
 mod fd_passing;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+mod host_wide;
 mod launcher;
 mod probe;
 
@@ -27,6 +29,15 @@ pub use clone::*;
 pub use cpus::*;
 pub use errno_free::*;
 pub use fd_passing::*;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+pub use host_wide::*;
+
+/// Where the filter's system call numbers are not written down, nothing is refused (README,
+/// "Contained as root").
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
+pub fn refuse_host_wide_operations() -> Result<(), Errno> {
+    Ok(())
+}
 pub use launcher::*;
 pub use probe::*;
 

@@ -1,0 +1,267 @@
+//! The operations a contained run's command is refused although the `CAP_SYS_ADMIN` it keeps
+//! (for its own mounts and namespaces) would allow them: those that change the whole machine
+//! rather than the run.
+//!
+//! - **Reconfiguring a file system** (`mount -o remount,ro /`, `mount(2)` with `MS_REMOUNT` and
+//!   without `MS_BIND`, or `fspick(2)`). A superblock is shared by every mount of it, the
+//!   host's included: from inside a run, `mount -o remount,ro /var/tmp/x` made the host's file
+//!   system read-only. Per-mount flags stay the run's own: `mount -o remount,bind,ro` works.
+//! - **Swap** (`swapon`, `swapoff`): an OOM test that turns swap off would turn it off for
+//!   the machine.
+//! - **BPF** (`bpf(2)`): `CAP_SYS_ADMIN` still grants what `CAP_BPF`, dropped, would.
+//! - **Clearing the kernel log or changing the console** (`syslog(2)` actions 4 to 8):
+//!   `CAP_SYS_ADMIN` still grants them where `CAP_SYSLOG`, dropped, is missing. Reading stays.
+//!
+//! Each is refused with `EPERM`. The filter is a classic-BPF seccomp program, written here
+//! because the pure-Rust generator (`seccompiler`) kills a process on a foreign architecture
+//! and does not see x32 system calls, and `libseccomp` is a C library the static builds cannot
+//! link. The program handles the native ABI, x32 (its numbers with bit 30 set, on x86_64) and
+//! the compat one (i386 on x86_64, arm on aarch64); an architecture it does not know passes.
+//! Installed after `no_new_privs` or with `CAP_SYS_ADMIN`, both of which a contained command
+//! has; no allocation (this runs in the sandbox's init).
+
+use nix::errno::Errno;
+
+/// A system call's number in one ABI, for each call the filter looks at.
+#[derive(Clone, Copy)]
+struct Numbers {
+    mount: u32,
+    syslog: u32,
+    fspick: u32,
+    swapon: u32,
+    swapoff: u32,
+    bpf: u32,
+}
+
+const NATIVE: Numbers = Numbers {
+    mount: libc::SYS_mount as u32,
+    syslog: libc::SYS_syslog as u32,
+    fspick: libc::SYS_fspick as u32,
+    swapon: libc::SYS_swapon as u32,
+    swapoff: libc::SYS_swapoff as u32,
+    bpf: libc::SYS_bpf as u32,
+};
+
+/// `AUDIT_ARCH_*` of the native ABI, its compat ABI (0: none), and the bits of the system call
+/// number that say which native ABI (x32's bit 30) and are ignored.
+#[cfg(target_arch = "x86_64")]
+const ARCHES: (u32, u32, u32) = (0xC000_003E, 0x4000_0003, 0x4000_0000);
+#[cfg(target_arch = "aarch64")]
+const ARCHES: (u32, u32, u32) = (0xC000_00B7, 0x4000_0028, 0);
+#[cfg(target_arch = "riscv64")]
+const ARCHES: (u32, u32, u32) = (0xC000_00F3, 0, 0);
+
+/// i386's numbers (arch/x86/entry/syscalls/syscall_32.tbl) and arm's (arch/arm/tools/syscall.tbl).
+#[cfg(target_arch = "x86_64")]
+const COMPAT: Numbers = Numbers { mount: 21, syslog: 103, fspick: 433, swapon: 87, swapoff: 115, bpf: 357 };
+#[cfg(target_arch = "aarch64")]
+const COMPAT: Numbers = Numbers { mount: 21, syslog: 103, fspick: 433, swapon: 87, swapoff: 115, bpf: 386 };
+#[cfg(target_arch = "riscv64")]
+const COMPAT: Numbers = NATIVE;
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const BPF_JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+const fn statement(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt: 0, jf: 0, k }
+}
+
+const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// `struct seccomp_data`: the number, the architecture, and the low word of argument `n`
+/// (little-endian).
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+const fn argument(n: u32) -> u32 {
+    16 + 8 * n
+}
+
+const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+const REFUSE: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+const MS_REMOUNT: u32 = libc::MS_REMOUNT as u32;
+const MS_BIND: u32 = libc::MS_BIND as u32;
+
+const BLOCK: usize = 17;
+
+/// The checks for one ABI; every jump stays inside the block, which ends in its own returns.
+const fn block(numbers: Numbers, ignored_bits: u32) -> [libc::sock_filter; BLOCK] {
+    [
+        /* 0 */ statement(BPF_LD_W_ABS, NR),
+        /* 1 */ statement(BPF_AND_K, !ignored_bits),
+        /* 2 */ jump(BPF_JEQ_K, numbers.mount, 6, 0), // -> 9
+        /* 3 */ jump(BPF_JEQ_K, numbers.syslog, 8, 0), // -> 12
+        /* 4 */ jump(BPF_JEQ_K, numbers.fspick, 11, 0), // -> 16
+        /* 5 */ jump(BPF_JEQ_K, numbers.swapon, 10, 0),
+        /* 6 */ jump(BPF_JEQ_K, numbers.swapoff, 9, 0),
+        /* 7 */ jump(BPF_JEQ_K, numbers.bpf, 8, 0),
+        /* 8 */ statement(BPF_RET_K, ALLOW),
+        // mount(2): a remount that is not a bind remount reconfigures the superblock.
+        /* 9 */ statement(BPF_LD_W_ABS, argument(3)),
+        /* 10 */ statement(BPF_AND_K, MS_REMOUNT | MS_BIND),
+        /* 11 */ jump(BPF_JEQ_K, MS_REMOUNT, 4, 3), // -> 16, -> 15
+        // syslog(2): SYSLOG_ACTION_READ_CLEAR (4) to SYSLOG_ACTION_CONSOLE_LEVEL (8).
+        /* 12 */ statement(BPF_LD_W_ABS, argument(0)),
+        /* 13 */ jump(BPF_JGE_K, 4, 0, 1), // -> 14, -> 15
+        /* 14 */ jump(BPF_JGT_K, 8, 0, 1), // -> 15, -> 16
+        /* 15 */ statement(BPF_RET_K, ALLOW),
+        /* 16 */ statement(BPF_RET_K, REFUSE),
+    ]
+}
+
+const LENGTH: usize = 3 + 2 * BLOCK + 1;
+
+const fn program() -> [libc::sock_filter; LENGTH] {
+    let (native_arch, compat_arch, ignored_bits) = ARCHES;
+    let mut program = [statement(BPF_RET_K, ALLOW); LENGTH];
+    program[0] = statement(BPF_LD_W_ABS, ARCH);
+    program[1] = jump(BPF_JEQ_K, native_arch, 1, 0); // -> 3
+    program[2] = jump(BPF_JEQ_K, compat_arch, BLOCK as u8, 2 * BLOCK as u8); // -> compat, -> the last ALLOW
+    let (native, compat) = (block(NATIVE, ignored_bits), block(COMPAT, 0));
+    let mut i = 0;
+    while i < BLOCK {
+        program[3 + i] = native[i];
+        program[3 + BLOCK + i] = compat[i];
+        i += 1;
+    }
+    program
+}
+
+static PROGRAM: [libc::sock_filter; LENGTH] = program();
+
+/// Installs the filter for this process and every process it starts. No allocation.
+pub fn refuse_host_wide_operations() -> Result<(), Errno> {
+    let fprog = libc::sock_fprog { len: LENGTH as u16, filter: PROGRAM.as_ptr().cast_mut() };
+    // SAFETY: a valid program that the kernel copies during the call; it only reads it.
+    Errno::result(unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog)
+    })
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each refused call, as the kernel answers it after the filter is installed (in a forked
+    /// child, which makes syscalls only), beside the same call with arguments the filter lets
+    /// through: the kernel's own error then shows the call reached it.
+    #[test]
+    fn host_wide_operations_are_refused_and_the_rest_pass() {
+        // SAFETY: the child makes syscalls only, on static data, before _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: prctl with integer arguments only.
+                let ok = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0 && refuse_host_wide_operations().is_ok();
+                let errno = |ret: libc::c_long| if ret == -1 { Errno::last() as i32 } else { 0 };
+                let missing = c"/nonexistent-sandbox-path".as_ptr();
+                let x32_mount = libc::SYS_mount | ARCHES.2 as libc::c_long;
+                // SAFETY: each call passes a static C string, null pointers and integers.
+                let results = unsafe {
+                    [
+                        // A superblock remount, plain and in x32's numbering; a bind remount.
+                        errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_RDONLY, 0)),
+                        errno(libc::syscall(x32_mount, 0, missing, 0, libc::MS_REMOUNT, 0)),
+                        errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, 0)),
+                        errno(libc::syscall(libc::SYS_fspick, libc::AT_FDCWD, missing, 0)),
+                        errno(libc::syscall(libc::SYS_swapoff, missing)),
+                        errno(libc::syscall(libc::SYS_swapon, missing, 0)),
+                        errno(libc::syscall(libc::SYS_bpf, 0, 0, 0)),
+                        // SYSLOG_ACTION_CLEAR, and SYSLOG_ACTION_SIZE_BUFFER (reading).
+                        errno(libc::syscall(libc::SYS_syslog, 5, 0, 0)),
+                        errno(libc::syscall(libc::SYS_syslog, 10, 0, 0)),
+                    ]
+                };
+                let eperm = libc::EPERM;
+                let expected_refused = [true, true, false, true, true, true, true, true, false];
+                let mut ok = ok;
+                for (errno, refused) in results.into_iter().zip(expected_refused) {
+                    // A call let through fails (missing path, null arguments) or succeeds
+                    // (reading the log's size), with EPERM only from the kernel itself, for a
+                    // process without the capability.
+                    ok &= if refused { errno == eperm } else { errno != eperm || !nix::unistd::geteuid().is_root() };
+                }
+                // SAFETY: ends the child without running the harness's exit code.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod compat_tests {
+    use super::*;
+
+    /// An i386 system call from this 64-bit process (`int 0x80`): the kernel sees it as
+    /// `AUDIT_ARCH_I386`, with i386's numbers. Returns the raw result (`-errno` on failure).
+    fn i386_syscall(number: u32, arguments: [u32; 5]) -> i32 {
+        let result: i32;
+        // SAFETY: `int 0x80` enters the kernel with the registers below; only null pointers
+        // and integers are passed, and rbx, which the compiler reserves, is saved around it.
+        unsafe {
+            std::arch::asm!(
+                "xchg rbx, {ebx:r}",
+                "int 0x80",
+                "xchg rbx, {ebx:r}",
+                ebx = inout(reg) arguments[0] as u64 => _,
+                inlateout("eax") number => result,
+                in("ecx") arguments[1],
+                in("edx") arguments[2],
+                in("esi") arguments[3],
+                in("edi") arguments[4],
+            );
+        }
+        result
+    }
+
+    /// The i386 block of the filter, where the kernel runs i386 programs: a superblock remount,
+    /// swapon and bpf refused, a bind remount let through.
+    #[test]
+    fn i386_calls_are_filtered_too() {
+        // A kernel without i386 emulation (`ia32_emulation=0`) faults on `int 0x80`: there is
+        // no i386 call to filter there.
+        // SAFETY: the child makes one syscall before _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                i386_syscall(20, [0; 5]); // getpid
+                // SAFETY: ends the child without running the harness's exit code.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                if let nix::sys::wait::WaitStatus::Signaled(_, signal, _) = nix::sys::wait::waitpid(child, None).unwrap() {
+                    eprintln!("this kernel runs no i386 code ({signal} on int 0x80): nothing to filter");
+                    return;
+                }
+            }
+        }
+        // SAFETY: the child makes syscalls only before _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: prctl with integer arguments only.
+                let mut ok = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
+                ok &= refuse_host_wide_operations().is_ok();
+                let eperm = -libc::EPERM;
+                ok &= i386_syscall(COMPAT.mount, [0, 0, 0, MS_REMOUNT, 0]) == eperm;
+                ok &= i386_syscall(COMPAT.mount, [0, 0, 0, MS_REMOUNT | MS_BIND, 0]) != eperm;
+                ok &= i386_syscall(COMPAT.swapon, [0, 0, 0, 0, 0]) == eperm;
+                ok &= i386_syscall(COMPAT.bpf, [0, 0, 0, 0, 0]) == eperm;
+                ok &= i386_syscall(COMPAT.syslog, [5, 0, 0, 0, 0]) == eperm;
+                // SAFETY: ends the child without running the harness's exit code.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+}
