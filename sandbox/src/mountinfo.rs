@@ -39,11 +39,9 @@ pub(crate) fn read_table(file: &mut std::fs::File) -> std::io::Result<String> {
 /// the kernel marks it `POLLPRI` after a mount or unmount in its namespace, and clears the mark
 /// as it reports it. An error counts as a change.
 pub(crate) fn table_changed(file: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut watched = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLPRI, revents: 0 };
-    // SAFETY: one valid pollfd, no waiting.
-    let ready = unsafe { libc::poll(&raw mut watched, 1, 0) };
-    ready != 0 || watched.revents != 0
+    use std::os::fd::AsFd;
+    // A failed poll counts as a change: the table is read again.
+    !matches!(crate::sys::poll_for([Some(file.as_fd())], libc::POLLPRI, Some(std::time::Duration::ZERO)), Ok([false]))
 }
 
 /// The entries of a mountinfo text; malformed lines are skipped.

@@ -147,26 +147,36 @@ impl Tree {
 pub(crate) fn read_changes(layer: BorrowedFd<'_>, trees: &[Tree], xattrs: XattrNamespace) -> io::Result<Vec<FsChange>> {
     let mut walk = Walk::new(xattrs);
     for (index, tree) in trees.iter().enumerate() {
-        let (in_layer, lower, shown_at) = tree.paths();
-        let in_layer = open_dir_at(layer, in_layer)?;
+        let (in_layer_path, lower, shown_at) = tree.paths();
+        let in_layer = open_dir_at(layer, in_layer_path).map_err(|err| with_context(err, "opening the layer's", in_layer_path))?;
         let lower_root = match open_dir(lower) {
             Ok(fd) => fd,
             // A host directory the launcher may not read, the command (with the same
             // credentials) could not change either: nothing to list, unless the layer holds some.
             Err(err) if err.kind() == io::ErrorKind::PermissionDenied && !holds_entries(in_layer.as_fd())? => continue,
-            Err(err) => return Err(io::Error::new(err.kind(), format!("reading {}: {err}", lower.display()))),
+            Err(err) => return Err(with_context(err, "reading", lower)),
         };
         let visit = TreeVisit { index, shown_at, lower, lower_root, overlay: matches!(tree, Tree::Overlay { .. }) };
         match tree {
             Tree::Overlay { .. } => {
                 let at = Compared { lower: Some(visit.lower_root.as_fd()), lower_rel: PathBuf::new(), complete: false };
-                walk.visit_dir(&visit, in_layer, &at, &mut PathBuf::new())?;
+                // On an error the walk's place is the entry it failed at.
+                let mut rel = PathBuf::new();
+                walk.visit_dir(&visit, in_layer, &at, &mut rel)
+                    .map_err(|err| with_context(err, "comparing the run's change of", &shown_at.join(&rel)))?;
             }
-            Tree::Split { mount_points, .. } => walk.visit_split(&visit, in_layer, mount_points)?,
+            Tree::Split { mount_points, .. } => walk
+                .visit_split(&visit, in_layer, mount_points)
+                .map_err(|err| with_context(err, "comparing the run's changes below", shown_at))?,
         }
     }
-    walk.pair_renamed_files(layer, trees)?;
+    walk.pair_renamed_files(layer, trees).map_err(|err| io::Error::new(err.kind(), format!("pairing renamed files: {err}")))?;
     Ok(walk.finish())
+}
+
+/// `err` as the failure of doing `what` to `path`, with its kind kept.
+fn with_context(err: io::Error, what: &str, path: &Path) -> io::Error {
+    io::Error::new(err.kind(), format!("{what} {}: {err}", path.display()))
 }
 
 /// Copies every created, modified or renamed regular file, symlink and directory of `changes`

@@ -425,3 +425,18 @@ fn time_of_read_changes_for_a_thousand_new_files() {
         println!("read_changes: {count} changes (a file deleted: {delete_one}) in {micros} µs");
     }
 }
+
+/// A failed read names what it read: the layer's directory of a tree, or the host's.
+#[test]
+fn a_failed_read_names_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lower, layer) = (dir.path().join("host"), dir.path().join("layer"));
+    fs::create_dir_all(layer.join("upper")).unwrap();
+    let layer = fs::File::open(&layer).unwrap();
+    let missing_upper = Tree::Overlay { upper: "missing".into(), lower: dir.path().into(), shown_at: "/".into() };
+    let error = read_changes(layer.as_fd(), &[missing_upper], XattrNamespace::User).unwrap_err();
+    assert_eq!(error.to_string(), "opening the layer's missing: No such file or directory (os error 2)");
+    let missing_lower = Tree::Overlay { upper: "upper".into(), lower: lower.clone(), shown_at: "/".into() };
+    let error = read_changes(layer.as_fd(), &[missing_lower], XattrNamespace::User).unwrap_err();
+    assert_eq!(error.to_string(), format!("reading {}: No such file or directory (os error 2)", lower.display()));
+}

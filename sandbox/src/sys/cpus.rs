@@ -10,11 +10,30 @@
 //! command may run wherever the launcher could. A launcher kept to one CPU (a fork server, which
 //! stays on one CPU on purpose: `testing::affinity`) is left as it is.
 
+use std::cell::Cell;
+
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 
+thread_local! {
+    /// Whether [`pin_to`] kept this thread to one CPU: it has none to spare then, and
+    /// [`spare_cpus`] need not ask the kernel (a fork server spawns a sandbox per test).
+    static PINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Keeps the calling thread to `cpu`.
+pub fn pin_to(cpu: usize) {
+    let mut one = CpuSet::new();
+    if one.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &one).is_ok() {
+        PINNED.set(true);
+    }
+}
+
 /// The calling thread's CPU set, if it has another CPU to start the init on.
 pub fn spare_cpus() -> Option<CpuSet> {
+    if PINNED.get() {
+        return None;
+    }
     let cpus = sched_getaffinity(Pid::from_raw(0)).ok()?;
     let allowed = (0..CpuSet::count()).filter(|&cpu| cpus.is_set(cpu).unwrap_or(false)).count();
     (allowed > 1).then_some(cpus)
@@ -32,7 +51,15 @@ pub fn start_elsewhere(child: Pid, cpus: &CpuSet) {
     }
 }
 
-/// Gives the calling thread `cpus` back (see [`start_elsewhere`]).
+/// Gives the calling thread `cpus` back (see [`start_elsewhere`]). No thread-local access: the
+/// init may share the launcher's memory.
 pub fn restore_cpus(cpus: &CpuSet) {
     let _ = sched_setaffinity(Pid::from_raw(0), cpus);
+}
+
+/// Lets a thread that [`pin_to`] kept to one CPU (or a process forked from it) run on `cpus`.
+pub fn unpin(cpus: &CpuSet) {
+    if sched_setaffinity(Pid::from_raw(0), cpus).is_ok() {
+        PINNED.set(false);
+    }
 }

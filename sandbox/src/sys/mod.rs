@@ -275,7 +275,17 @@ pub fn poll_readable<const N: usize>(
     watched: [Option<BorrowedFd<'_>>; N],
     timeout: Option<std::time::Duration>,
 ) -> Result<[bool; N], Errno> {
-    let mut fds = watched.map(|fd| libc::pollfd { fd: fd.map_or(-1, |fd| fd.as_raw_fd()), events: libc::POLLIN, revents: 0 });
+    poll_for(watched, libc::POLLIN, timeout)
+}
+
+/// `poll(2)` for `events` on each descriptor given (`None`: not watched); on which of them
+/// something happened (one of `events`, or an error or hang-up).
+pub fn poll_for<const N: usize>(
+    watched: [Option<BorrowedFd<'_>>; N],
+    events: libc::c_short,
+    timeout: Option<std::time::Duration>,
+) -> Result<[bool; N], Errno> {
+    let mut fds = watched.map(|fd| libc::pollfd { fd: fd.map_or(-1, |fd| fd.as_raw_fd()), events, revents: 0 });
     let millis = match timeout {
         None => -1,
         // Round up so that a deadline is never reported as reached early.

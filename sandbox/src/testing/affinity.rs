@@ -8,7 +8,7 @@
 
 use std::sync::OnceLock;
 
-use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::sched::{sched_getaffinity, CpuSet};
 use nix::unistd::Pid;
 
 /// The runner's CPU set, for test bodies; set in a fork server before it pins itself.
@@ -29,15 +29,12 @@ pub(crate) fn keep_for_bodies() {
 
 /// Pins the calling thread to `cpu`.
 pub(crate) fn pin_to(cpu: usize) {
-    let mut one = CpuSet::new();
-    if one.set(cpu).is_ok() {
-        let _ = sched_setaffinity(Pid::from_raw(0), &one);
-    }
+    crate::sys::pin_to(cpu);
 }
 
 /// In a test body: the runner's CPU set back, if its fork server was pinned.
 pub(crate) fn release_body() {
     if let Some(all) = BODY_CPUS.get() {
-        let _ = sched_setaffinity(Pid::from_raw(0), all);
+        crate::sys::unpin(all);
     }
 }
