@@ -4,6 +4,8 @@
 # systemd hosts put a CI step or a terminal. Checks, against the kernel's and systemd's own state:
 #   - a fork bomb under --pids 20 and a 400 MB allocation under --mem 100M are enforced by a
 #     cgroup (pids-limit hits, one OOM kill), in a transient scope of the launcher's own;
+#   - as root, a run that writes its PID into every cgroup.procs it can see and unlimits every
+#     pids.max stays in its cgroup and under its limit (it sees only its own cgroup);
 #   - the caller's unit is still running after the OOM kill (systemd's OOMPolicy=stop would
 #     have stopped it: this script would then die with 143);
 #   - a process beside the launcher in the caller's cgroup stays where it was;
@@ -58,6 +60,23 @@ PY
 # systemd reacts to an OOM kill asynchronously: give it the time to stop us, if it would.
 sleep 3
 echo "after the OOM kill: this script (pid $$) still runs, in $(own_cgroup $$)"
+
+# 2a. As root, contained: inside its scope, a run sees its own cgroup only; every cgroup.procs it
+#     can reach is its own, its limits are out of reach, and the forks beyond them are refused.
+if [[ $(id -u) == 0 ]]; then
+  "$sandbox" run --pids 20 --json "$scratch/contained.json" -- sh -c \
+    'for f in $(find /sys/fs/cgroup -name cgroup.procs); do echo $$ > $f; done 2>/dev/null
+     for f in $(find /sys/fs/cgroup -name pids.max); do echo max > $f; done 2>/dev/null
+     (for i in $(seq 40); do sleep 30 & done) 2>/dev/null; cat /proc/self/cgroup' >"$scratch/contained.out" 2>"$scratch/contained.err"
+  python3 - "$scratch/contained.json" "$scratch/contained.out" <<'PY' || fail "contained run: $(cat "$scratch/contained.err")"
+import json, sys
+o, seen = json.load(open(sys.argv[1])), open(sys.argv[2]).read()
+assert seen == "0::/\n", seen
+assert (o["exit_code"], o["escaped"], o["limits_changed"]) == (0, [], []), o
+assert o["pids_limit_hits"] >= 1 and o["peak_pids"] <= 20, o
+print("contained run: sees", seen.strip(), "· pids-limit hits", o["pids_limit_hits"], "· peak pids", o["peak_pids"], "· nothing escaped")
+PY
+fi
 
 # 2b. An overlay run: a write to the host's files (root: /etc; a user: $HOME) is discarded and
 #     listed.

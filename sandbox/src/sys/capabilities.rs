@@ -70,34 +70,25 @@ mod tests {
     /// child of a threaded harness makes syscalls only).
     #[test]
     fn dropped_capabilities_are_gone_from_every_set() {
-        // SAFETY: the child makes syscalls only, on stack data, before _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let dropped = [16u32, 22];
-                if !nix::unistd::geteuid().is_root() {
-                    // Without CAP_SETPCAP the bounding set cannot shrink: the error says so.
-                    let refused = drop_capabilities(&dropped) == Err(Errno::EPERM);
-                    // SAFETY: ends the child without running the harness's exit code.
-                    unsafe { libc::_exit(if refused { 0 } else { 1 }) }
-                }
-                let mut ok = drop_capabilities(&dropped).is_ok();
-                for capability in dropped {
-                    // SAFETY: prctl with integer arguments only.
-                    ok &= unsafe { libc::prctl(libc::PR_CAPBSET_READ, capability as libc::c_ulong, 0, 0, 0) } == 0;
-                }
-                let mut header = Header { version: VERSION_3, pid: 0 };
-                let mut data = [Data::default(); 2];
-                // SAFETY: as in drop_capabilities.
-                ok &= unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } == 0;
-                let bits = (1u32 << 16) | (1 << 22);
-                ok &= (data[0].effective | data[0].permitted | data[0].inheritable) & bits == 0;
-                // SAFETY: ends the child without running the harness's exit code.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        let check = || {
+            let dropped = [16u32, 22];
+            if !nix::unistd::geteuid().is_root() {
+                // Without CAP_SETPCAP the bounding set cannot shrink: the error says so.
+                return drop_capabilities(&dropped) == Err(Errno::EPERM);
             }
-            nix::unistd::ForkResult::Parent { child } => {
-                let status = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            let mut ok = drop_capabilities(&dropped).is_ok();
+            for capability in dropped {
+                // SAFETY: prctl with integer arguments only.
+                ok &= unsafe { libc::prctl(libc::PR_CAPBSET_READ, capability as libc::c_ulong, 0, 0, 0) } == 0;
             }
-        }
+            let mut header = Header { version: VERSION_3, pid: 0 };
+            let mut data = [Data::default(); 2];
+            // SAFETY: as in drop_capabilities.
+            ok &= unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } == 0;
+            let bits = (1u32 << 16) | (1 << 22);
+            ok && (data[0].effective | data[0].permitted | data[0].inheritable) & bits == 0
+        };
+        // SAFETY: the check makes system calls only, on stack data.
+        assert!(crate::sys::passed(unsafe { crate::sys::in_forked_child(check) }));
     }
 }

@@ -153,47 +153,39 @@ mod tests {
     /// through: the kernel's own error then shows the call reached it.
     #[test]
     fn host_wide_operations_are_refused_and_the_rest_pass() {
-        // SAFETY: the child makes syscalls only, on static data, before _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                // SAFETY: prctl with integer arguments only.
-                let ok = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0 && refuse_host_wide_operations().is_ok();
-                let errno = |ret: libc::c_long| if ret == -1 { Errno::last() as i32 } else { 0 };
-                let missing = c"/nonexistent-sandbox-path".as_ptr();
-                let x32_mount = libc::SYS_mount | ARCHES.2 as libc::c_long;
-                // SAFETY: each call passes a static C string, null pointers and integers.
-                let results = unsafe {
-                    [
-                        // A superblock remount, plain and in x32's numbering; a bind remount.
-                        errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_RDONLY, 0)),
-                        errno(libc::syscall(x32_mount, 0, missing, 0, libc::MS_REMOUNT, 0)),
-                        errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, 0)),
-                        errno(libc::syscall(libc::SYS_fspick, libc::AT_FDCWD, missing, 0)),
-                        errno(libc::syscall(libc::SYS_swapoff, missing)),
-                        errno(libc::syscall(libc::SYS_swapon, missing, 0)),
-                        errno(libc::syscall(libc::SYS_bpf, 0, 0, 0)),
-                        // SYSLOG_ACTION_CLEAR, and SYSLOG_ACTION_SIZE_BUFFER (reading).
-                        errno(libc::syscall(libc::SYS_syslog, 5, 0, 0)),
-                        errno(libc::syscall(libc::SYS_syslog, 10, 0, 0)),
-                    ]
-                };
-                let eperm = libc::EPERM;
-                let expected_refused = [true, true, false, true, true, true, true, true, false];
-                let mut ok = ok;
-                for (errno, refused) in results.into_iter().zip(expected_refused) {
-                    // A call let through fails (missing path, null arguments) or succeeds
-                    // (reading the log's size), with EPERM only from the kernel itself, for a
-                    // process without the capability.
-                    ok &= if refused { errno == eperm } else { errno != eperm || !nix::unistd::geteuid().is_root() };
-                }
-                // SAFETY: ends the child without running the harness's exit code.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        let check = || {
+            // SAFETY: prctl with integer arguments only.
+            let mut ok = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0 && refuse_host_wide_operations().is_ok();
+            let errno = |ret: libc::c_long| if ret == -1 { Errno::last() as i32 } else { 0 };
+            let missing = c"/nonexistent-sandbox-path".as_ptr();
+            let x32_mount = libc::SYS_mount | ARCHES.2 as libc::c_long;
+            // SAFETY: each call passes a static C string, null pointers and integers.
+            let results = unsafe {
+                [
+                    // A superblock remount, plain and in x32's numbering; a bind remount.
+                    errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_RDONLY, 0)),
+                    errno(libc::syscall(x32_mount, 0, missing, 0, libc::MS_REMOUNT, 0)),
+                    errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, 0)),
+                    errno(libc::syscall(libc::SYS_fspick, libc::AT_FDCWD, missing, 0)),
+                    errno(libc::syscall(libc::SYS_swapoff, missing)),
+                    errno(libc::syscall(libc::SYS_swapon, missing, 0)),
+                    errno(libc::syscall(libc::SYS_bpf, 0, 0, 0)),
+                    // SYSLOG_ACTION_CLEAR, and SYSLOG_ACTION_SIZE_BUFFER (reading).
+                    errno(libc::syscall(libc::SYS_syslog, 5, 0, 0)),
+                    errno(libc::syscall(libc::SYS_syslog, 10, 0, 0)),
+                ]
+            };
+            let expected_refused = [true, true, false, true, true, true, true, true, false];
+            for (errno, refused) in results.into_iter().zip(expected_refused) {
+                // A call let through fails (missing path, null arguments) or succeeds (reading
+                // the log's size), with EPERM only from the kernel itself, for a process
+                // without the capability.
+                ok &= if refused { errno == libc::EPERM } else { errno != libc::EPERM || !nix::unistd::geteuid().is_root() };
             }
-            nix::unistd::ForkResult::Parent { child } => {
-                let status = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
-            }
-        }
+            ok
+        };
+        // SAFETY: the check makes system calls only, on static data.
+        assert!(crate::sys::passed(unsafe { crate::sys::in_forked_child(check) }));
     }
 }
 
@@ -229,39 +221,24 @@ mod compat_tests {
     fn i386_calls_are_filtered_too() {
         // A kernel without i386 emulation (`ia32_emulation=0`) faults on `int 0x80`: there is
         // no i386 call to filter there.
-        // SAFETY: the child makes one syscall before _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                i386_syscall(20, [0; 5]); // getpid
-                // SAFETY: ends the child without running the harness's exit code.
-                unsafe { libc::_exit(0) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                if let nix::sys::wait::WaitStatus::Signaled(_, signal, _) = nix::sys::wait::waitpid(child, None).unwrap() {
-                    eprintln!("this kernel runs no i386 code ({signal} on int 0x80): nothing to filter");
-                    return;
-                }
-            }
+        // SAFETY: the check makes one system call.
+        let probe = unsafe { crate::sys::in_forked_child(|| i386_syscall(20, [0; 5]) > 0) }; // getpid
+        if let nix::sys::wait::WaitStatus::Signaled(_, signal, _) = probe {
+            eprintln!("this kernel runs no i386 code ({signal} on int 0x80): nothing to filter");
+            return;
         }
-        // SAFETY: the child makes syscalls only before _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                // SAFETY: prctl with integer arguments only.
-                let mut ok = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
-                ok &= refuse_host_wide_operations().is_ok();
-                let eperm = -libc::EPERM;
-                ok &= i386_syscall(COMPAT.mount, [0, 0, 0, MS_REMOUNT, 0]) == eperm;
-                ok &= i386_syscall(COMPAT.mount, [0, 0, 0, MS_REMOUNT | MS_BIND, 0]) != eperm;
-                ok &= i386_syscall(COMPAT.swapon, [0, 0, 0, 0, 0]) == eperm;
-                ok &= i386_syscall(COMPAT.bpf, [0, 0, 0, 0, 0]) == eperm;
-                ok &= i386_syscall(COMPAT.syslog, [5, 0, 0, 0, 0]) == eperm;
-                // SAFETY: ends the child without running the harness's exit code.
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                let status = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
-            }
-        }
+        let check = || {
+            // SAFETY: prctl with integer arguments only.
+            let mut ok = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
+            ok &= refuse_host_wide_operations().is_ok();
+            let eperm = -libc::EPERM;
+            ok &= i386_syscall(COMPAT.mount, [0, 0, 0, MS_REMOUNT, 0]) == eperm;
+            ok &= i386_syscall(COMPAT.mount, [0, 0, 0, MS_REMOUNT | MS_BIND, 0]) != eperm;
+            ok &= i386_syscall(COMPAT.swapon, [0, 0, 0, 0, 0]) == eperm;
+            ok &= i386_syscall(COMPAT.bpf, [0, 0, 0, 0, 0]) == eperm;
+            ok && i386_syscall(COMPAT.syslog, [5, 0, 0, 0, 0]) == eperm
+        };
+        // SAFETY: the check makes system calls only.
+        assert!(crate::sys::passed(unsafe { crate::sys::in_forked_child(check) }));
     }
 }

@@ -48,6 +48,32 @@ pub type RlimitResource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
 pub type RlimitResource = libc::c_int;
 
+/// Runs `check` in a forked child and returns how the child ended: exited with 0 when `check`
+/// returned true. For unit tests whose check changes the process for good (a seccomp filter,
+/// dropped capabilities), so that the harness keeps its own.
+///
+/// # Safety
+/// `check` runs in the forked child of a multi-threaded harness: system calls only, no
+/// allocation and no lock, which another thread may have held at the fork.
+#[cfg(test)]
+pub(crate) unsafe fn in_forked_child(check: impl FnOnce() -> bool) -> nix::sys::wait::WaitStatus {
+    // SAFETY: the child runs `check` (system calls only, the caller's contract), then _exit.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let passed = check();
+            // SAFETY: ends the child without running the harness's exit code.
+            unsafe { libc::_exit(if passed { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => nix::sys::wait::waitpid(child, None).unwrap(),
+    }
+}
+
+/// Whether a child of [`in_forked_child`] passed its check.
+#[cfg(test)]
+pub(crate) fn passed(status: nix::sys::wait::WaitStatus) -> bool {
+    matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0))
+}
+
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, Errno> {
     // SAFETY: plain syscall with integer arguments.
