@@ -127,26 +127,53 @@ fn limits_cannot_be_raised_from_inside() {
     assert!(peak <= 64 << 20, "peak memory {peak} is beyond the limit: {run:#?}");
 }
 
-/// A hierarchy mounted inside shows the run's cgroup as its root: no `release_agent` (a v1
-/// hierarchy's root file, CVE-2022-0492's path), and no new hierarchy can be made.
+/// Every hierarchy of the host, mounted inside, shows the run's own cgroup as its root: no
+/// `release_agent` (a v1 root's file, CVE-2022-0492's path), no cgroup of the host below it,
+/// and a cgroup made there is the run's. Also for the hierarchies the run has no limit in
+/// (`freezer`, `name=systemd`, a hybrid layout's cgroup2), whose namespace root would otherwise
+/// be the launcher's cgroup. No new hierarchy can be made.
 #[test]
 fn a_cgroup_hierarchy_mounted_inside_shows_no_release_agent() {
     must_be_root();
-    let mount = if unified() { "mount -t cgroup2 none /tmp/cg" } else { "mount -t cgroup -o pids none /tmp/cg" };
-    let script = format!(
-        "mkdir /tmp/cg /tmp/new && {mount} && ls /tmp/cg && {{ echo /bin/sh > /tmp/cg/release_agent && echo release-agent-written; }}; \
-         echo ---; mount -t cgroup -o none,name=sandbox-test none /tmp/new && echo new-hierarchy-mounted; true"
-    );
-    let release_agent = Path::new("/sys/fs/cgroup/pids/release_agent");
-    let before = std::fs::read_to_string(release_agent).ok();
+    // (mount options, host mount point) of each hierarchy.
+    let hierarchies: Vec<(String, String)> = mountinfo()
+        .lines()
+        .filter_map(|line| {
+            let (mount, file_system) = line.split_once(" - ")?;
+            let mut fields = file_system.split(' ');
+            let (fstype, _, options) = (fields.next()?, fields.next()?, fields.next()?);
+            let point = mount.split(' ').nth(4)?.to_string();
+            match fstype {
+                "cgroup2" => Some(("cgroup2".to_string(), point)),
+                "cgroup" => {
+                    let kept: Vec<&str> = options.split(',').filter(|o| !["rw", "ro", "xattr", "nsdelegate", "noprefix", "clone_children"].contains(o) && !o.contains("release_agent")).collect();
+                    Some((kept.join(","), point))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(!hierarchies.is_empty());
+    let mut script = String::new();
+    for (i, (options, _)) in hierarchies.iter().enumerate() {
+        let mount = if options == "cgroup2" { "mount -t cgroup2 none".to_string() } else { format!("mount -t cgroup -o {options} none") };
+        script += &format!(
+            "mkdir /tmp/cg{i} && {mount} /tmp/cg{i} && echo \"{options}: $(find /tmp/cg{i} -mindepth 1 -type d | wc -l) dirs, \
+             $(ls /tmp/cg{i} | grep -cx release_agent) release_agent\" && mkdir /tmp/cg{i}/sandbox-made-inside; "
+        );
+    }
+    script += "mkdir /tmp/new && mount -t cgroup -o none,name=sandbox-test none /tmp/new && echo new-hierarchy-mounted; true";
     let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
+    // Made in the host's hierarchies (removed before the asserts, which would leave them).
+    let made_on_the_host: Vec<std::path::PathBuf> = hierarchies
+        .iter()
+        .map(|(_, point)| Path::new(point).join("sandbox-made-inside"))
+        .filter(|made| std::fs::remove_dir(made).is_ok())
+        .collect();
     assert_eq!(run.code, Some(0), "{run:#?}");
-    let listing = run.stdout.split("---").next().unwrap();
-    assert!(listing.contains("cgroup.procs"), "the hierarchy was not mounted: {run:#?}");
-    assert!(!listing.contains("release_agent"), "{run:#?}");
-    assert!(!run.stdout.contains("new-hierarchy-mounted"), "{run:#?}");
-    assert!(!run.stdout.contains("release-agent-written"), "{run:#?}");
-    assert_eq!(std::fs::read_to_string(release_agent).ok(), before);
+    let expected: String = hierarchies.iter().map(|(options, _)| format!("{options}: 0 dirs, 0 release_agent\n")).collect();
+    assert_eq!(run.stdout, expected, "{run:#?}");
+    assert_eq!(made_on_the_host, Vec::<std::path::PathBuf>::new());
 }
 
 /// What the run sees of cgroups and `/proc` is mounted in place of the host's, not over it:

@@ -88,13 +88,10 @@ impl Layout {
                 unified = Some(mount_point);
                 continue;
             }
-            let controllers: Vec<String> =
-                names.split(',').filter(|c| V1_CONTROLLERS.contains(c)).map(str::to_string).collect();
-            if controllers.is_empty() {
-                // name=systemd and other hierarchies without a controller the sandbox knows.
-                continue;
-            }
-            let mount_point = root.join(names);
+            // Every hierarchy, also one without a controller (`name=systemd`, mounted at
+            // `systemd`): a contained run gets a directory in each (`V1Cgroup::plan`).
+            let controllers: Vec<String> = names.split(',').map(str::to_string).collect();
+            let mount_point = root.join(names.strip_prefix("name=").unwrap_or(names));
             (fs_kind(&mount_point)? == FsKind::Cgroup1).then_some(())?;
             hierarchies.push(Hierarchy { mount_point, controllers });
         }
@@ -118,7 +115,7 @@ impl Layout {
                 "cgroup" => {
                     let controllers: Vec<String> = super_opts
                         .split(',')
-                        .filter(|o| V1_CONTROLLERS.contains(o))
+                        .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
                         .map(str::to_string)
                         .collect();
                     if !controllers.is_empty() && !hierarchies.iter().any(|h: &Hierarchy| h.controllers == controllers) {
@@ -148,6 +145,14 @@ impl Layout {
                 format!("hybrid (controllers on cgroup v1, a controller-less cgroup2 at {})", unified.display())
             }
             Layout::Unified { mount_point } => format!("unified (cgroup v2 at {})", mount_point.display()),
+        }
+    }
+
+    /// Every v1 hierarchy, also those without a controller (`name=systemd`).
+    pub fn v1_hierarchies(&self) -> &[Hierarchy] {
+        match self {
+            Layout::Legacy { hierarchies } | Layout::Hybrid { hierarchies, .. } => hierarchies,
+            Layout::Unified { .. } => &[],
         }
     }
 
@@ -187,9 +192,12 @@ pub(crate) fn fs_kind(path: &Path) -> Option<FsKind> {
     })
 }
 
-/// The v1 controllers the sandbox knows of (others, like `name=systemd`, are not controllers).
-const V1_CONTROLLERS: [&str; 12] =
-    ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids"];
+/// The v1 controllers, as the mount table's options name them (beside `name=` for a hierarchy
+/// without one, and options such as `rw` or `xattr`).
+const V1_CONTROLLERS: [&str; 15] = [
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event", "net_prio", "hugetlb", "pids",
+    "rdma", "misc", "debug",
+];
 
 /// One line of a `/proc/PID/cgroup` text: `hierarchy-id:controllers:path`, where `0::path` is the
 /// cgroup2 hierarchy and `path` is below that hierarchy's root.

@@ -244,15 +244,16 @@ fn page_rounded(bytes: u64) -> u64 {
     bytes / page * page
 }
 
-/// How the sandbox's init gets into its cgroup.
-#[derive(Debug)]
-pub(crate) enum Placement<'a> {
-    /// Created in it by `clone3(CLONE_INTO_CGROUP)` with this directory (v2); where the kernel
+/// How the sandbox's init gets into its cgroups.
+#[derive(Debug, Default)]
+pub(crate) struct Placement<'a> {
+    /// Created in this cgroup2 directory by `clone3(CLONE_INTO_CGROUP)` (v2; on a hybrid
+    /// machine, a contained run's directory in the controller-less cgroup2); where the kernel
     /// cannot, [`RunCgroup::place`] moves it.
-    CloneInto(BorrowedFd<'a>),
-    /// The init joins each directory itself, in the order of [`RunCgroup::paths`] (v1; see
+    pub clone_into: Option<BorrowedFd<'a>>,
+    /// The directories the init joins itself, in the order of [`RunCgroup::paths`] (v1; see
     /// `InitArgs::join_cgroups`).
-    InitJoins(Vec<InitJoin>),
+    pub joins: Vec<InitJoin>,
 }
 
 /// Polls `done` every millisecond for at most `limit`: whether it came true (the kernel freezes

@@ -33,6 +33,7 @@ fn standard_mounts_give_the_layout_the_mount_table_gives() {
         ("/sys/fs/cgroup/cpu,cpuacct", FsKind::Cgroup1),
         ("/sys/fs/cgroup/memory", FsKind::Cgroup1),
         ("/sys/fs/cgroup/pids", FsKind::Cgroup1),
+        ("/sys/fs/cgroup/systemd", FsKind::Cgroup1),
         ("/sys/fs/cgroup/unified", FsKind::Cgroup2),
     ];
     let hybrid = Layout::from_standard_mounts(root, kinds(machine), || Some(hybrid_cgroup.into())).unwrap();
@@ -90,6 +91,11 @@ fn detects_hybrid_layout() {
     assert_eq!(layout.v1_hierarchy("memory").unwrap().mount_point, Path::new("/sys/fs/cgroup/memory"));
     assert!(layout.v1_hierarchy("systemd").is_none());
     assert!(layout.v1_hierarchy("freezer").is_none());
+    // Every hierarchy is listed, the one without a controller too.
+    let mut listed: Vec<&Path> = layout.v1_hierarchies().iter().map(|h| h.mount_point.as_path()).collect();
+    listed.sort();
+    let expected = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/systemd"];
+    assert_eq!(listed, expected.map(Path::new));
 }
 
 #[test]

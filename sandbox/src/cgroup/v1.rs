@@ -4,10 +4,22 @@
 //! init's rusage, not a `cpuacct` cgroup: the init reaps every process of the sandbox itself,
 //! also at a timeout ([`crate::init`]), so their CPU time all reaches it, and one hierarchy fewer
 //! spares each run a `mkdir`, a migration and an `rmdir` (BENCHMARKS.md).
+//!
+//! A contained run also has a directory in every other hierarchy of the machine (`freezer`,
+//! `devices`, `name=systemd`, ..., and the controller-less cgroup2 of a hybrid layout), with no
+//! limits: its cgroup namespace is rooted at the cgroup the init is in, hierarchy by hierarchy,
+//! and where that is the launcher's, a command that mounts the hierarchy itself would see the
+//! machine's cgroups there, a v1 root's `release_agent` among them (`mounts/containment`). The
+//! init joins the v1 ones by `tasks`; it is cloned into the cgroup2 one (a move there takes the
+//! kernel's global `cgroup_threadgroup_rwsem` for writing: ~7 ms after a quiet spell).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsFd;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use super::{
@@ -55,6 +67,15 @@ pub struct V1Cgroup {
     contained: bool,
     /// The hierarchy of each of `dirs`, for [`RunCgroup::namespace_mounts`].
     hierarchies: Vec<Hierarchy>,
+    /// A contained run's directory in each other v1 hierarchy (see the module doc), made with
+    /// `dirs`; the processes live in it, no delegated directory below.
+    enclosing: Vec<PathBuf>,
+    /// The one of `enclosing` in the cpuset hierarchy, whose new cgroups have no CPUs or
+    /// memory nodes until given their parent's (unless it has `cgroup.clone_children`).
+    enclosing_cpuset: Option<PathBuf>,
+    /// A contained run's directory in the controller-less cgroup2 of a hybrid layout, made at
+    /// once (the init is cloned into it), and its descriptor.
+    unified: Option<(PathBuf, std::os::fd::OwnedFd)>,
 }
 
 /// The counters a v1 cgroup cannot reset.
@@ -117,6 +138,9 @@ impl V1Cgroup {
             pids_events_hierarchical: std::sync::OnceLock::new(),
             contained,
             hierarchies: Vec::new(),
+            enclosing: Vec::new(),
+            enclosing_cpuset: None,
+            unified: None,
         };
         let wanted: [(&str, bool); 3] = [
             ("memory", limits.memory_bytes.is_some()),
@@ -149,6 +173,33 @@ impl V1Cgroup {
             }
         }
         cgroup.freezer = layout.v1_hierarchy("freezer").map(run_dir);
+        if contained {
+            for hierarchy in layout.v1_hierarchies() {
+                if !cgroup.hierarchies.iter().any(|used| used.mount_point == hierarchy.mount_point) {
+                    let dir = run_dir(hierarchy);
+                    if hierarchy.controllers.iter().any(|c| c == "cpuset") {
+                        cgroup.enclosing_cpuset = Some(dir.clone());
+                    }
+                    cgroup.enclosing.push(dir);
+                }
+            }
+            if let Layout::Hybrid { unified, .. } = layout {
+                // The `0::` line of /proc/self/cgroup is the one with no controllers.
+                let hierarchy = Hierarchy { mount_point: unified.clone(), controllers: vec![String::new()] };
+                let dir = run_dir(&hierarchy);
+                make_dir(&dir)?;
+                let fd = nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                    .map_err(|errno| io_err("opening", &dir)(errno.into()));
+                match fd {
+                    // SAFETY: `open` just returned it; nothing else has it.
+                    Ok(fd) => cgroup.unified = Some((dir, unsafe { crate::sys::own_fd(fd) })),
+                    Err(err) => {
+                        let _ = fs::remove_dir(&dir);
+                        return Err(err);
+                    }
+                }
+            }
+        }
         Ok(cgroup)
     }
 
@@ -272,6 +323,11 @@ impl V1Cgroup {
                 return Ok(false);
             }
         }
+        for dir in self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir)) {
+            if has_child_cgroups(dir)? {
+                return Ok(false);
+            }
+        }
         if let Some(dir) = &self.pids {
             if self.files.read_number(dir, "pids.current")?.unwrap_or(0) != 0 {
                 return Ok(false);
@@ -333,6 +389,42 @@ fn has_child_cgroups(dir: &Path) -> Result<bool, CgroupError> {
     Ok(child_cgroup_count(dir)? != 0)
 }
 
+/// Makes the cgroup directory `dir`, and its parents where they are missing (the runs
+/// directory exists after the first run: tried without checking).
+fn make_dir(dir: &Path) -> Result<(), CgroupError> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let parent = dir.parent().expect("run dir has a parent");
+            fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
+            fs::create_dir(dir).map_err(io_err("creating cgroup", dir))
+        }
+        Err(err) => Err(io_err("creating cgroup", dir)(err)),
+    }
+}
+
+/// A new v1 cpuset cgroup has no CPUs and no memory nodes, and no process may join it, unless
+/// its parent has `cgroup.clone_children`: it gets its parent's, and so does a parent made
+/// with it (the runs directory), up to one that has them (the hierarchy's root always does).
+fn give_parents_cpus(dir: &Path) -> Result<(), CgroupError> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let read = |dir: &Path| read_small_file(&dir.join(file)).map(|text| text.trim().to_string()).map_err(io_err("reading", &dir.join(file)));
+        let mut empty = vec![dir];
+        let mut value = read(dir)?;
+        while value.is_empty() {
+            let Some(parent) = empty.last().and_then(|dir| dir.parent()) else { break };
+            value = read(parent)?;
+            empty.push(parent);
+        }
+        // The last one read has them; the others get them, from the top down.
+        empty.pop();
+        for dir in empty.iter().rev() {
+            write_file(dir, file, &value)?;
+        }
+    }
+    Ok(())
+}
+
 impl V1Cgroup {
     /// Whether this is a contained run's cgroup.
     pub(crate) fn is_contained(&self) -> bool {
@@ -352,19 +444,16 @@ impl V1Cgroup {
     pub(crate) fn make(&mut self) -> Result<(), CgroupError> {
         let Some(limits) = self.pending.take() else { return Ok(()) };
         for dir in &self.dirs {
-            // The runs directory exists after the first run: try without checking.
-            match fs::create_dir(dir) {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    let parent = dir.parent().expect("run dir has a parent");
-                    fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
-                    fs::create_dir(dir).map_err(io_err("creating cgroup", dir))?;
-                }
-                Err(err) => return Err(io_err("creating cgroup", dir)(err)),
-            }
+            make_dir(dir)?;
             if self.contained {
                 let delegated = dir.join(DELEGATED_DIR);
                 fs::create_dir(&delegated).map_err(io_err("creating cgroup", &delegated))?;
+            }
+        }
+        for dir in &self.enclosing {
+            make_dir(dir)?;
+            if self.enclosing_cpuset.as_ref() == Some(dir) {
+                give_parents_cpus(dir)?;
             }
         }
         self.apply_limits(&limits)
@@ -396,6 +485,9 @@ impl V1Cgroup {
             if self.contained {
                 remove_tree(&dir.join(DELEGATED_DIR))?;
             }
+            remove_tree(dir)?;
+        }
+        for dir in self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir)) {
             remove_tree(dir)?;
         }
         if let (true, Some(freezer)) = (self.freezer_made, &self.freezer) {
@@ -448,21 +540,24 @@ impl RunCgroup for V1Cgroup {
 
     fn placement(&self) -> Result<Placement<'_>, CgroupError> {
         let sub = self.contained.then_some(DELEGATED_DIR);
-        let joins = self
-            .dirs
-            .iter()
-            .map(|dir| match self.pending {
+        let processes_dirs = self.dirs.iter().map(|dir| (dir, sub)).chain(self.enclosing.iter().map(|dir| (dir, None)));
+        let joins = processes_dirs
+            .map(|(dir, sub)| match self.pending {
                 // Made (a reused cgroup, or a rootless run's): its `tasks` file, kept open for
                 // the runs after.
-                None => self.files.writable_fd(&self.processes_dir(dir), "tasks").map(InitJoin::TasksFile),
+                None => self.files.writable_fd(&sub.map_or_else(|| dir.clone(), |sub| dir.join(sub)), "tasks").map(InitJoin::TasksFile),
                 Some(_) => InitJoin::below(dir, sub),
             })
             .collect::<Result<_, _>>()?;
-        Ok(Placement::InitJoins(joins))
+        Ok(Placement { clone_into: self.unified.as_ref().map(|(_, fd)| fd.as_fd()), joins })
     }
 
-    /// The init joins its directories itself once they exist: this makes them.
-    fn place(&mut self, _init: Pid, _cloned_into: bool) -> Result<(), CgroupError> {
+    /// The init joins its directories itself once they exist: this makes them. Where `clone3`
+    /// is missing, the init moves into a hybrid layout's cgroup2 directory here.
+    fn place(&mut self, init: Pid, cloned_into: bool) -> Result<(), CgroupError> {
+        if let (Some((dir, _)), false) = (&self.unified, cloned_into) {
+            write_file(dir, "cgroup.procs", &init.to_string())?;
+        }
         self.make()
     }
 
@@ -472,6 +567,9 @@ impl RunCgroup for V1Cgroup {
                 true => subtree_deepest_first(dir).iter().for_each(|dir| kill_listed_processes(dir)),
                 false => kill_listed_processes(dir),
             }
+        }
+        for dir in self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir)) {
+            subtree_deepest_first(dir).iter().for_each(|dir| kill_listed_processes(dir));
         }
     }
 
@@ -525,15 +623,18 @@ impl RunCgroup for V1Cgroup {
 
     fn remove_stale_runs(&self) {
         // The freezer's too: a launcher killed while its run was frozen leaves one there.
-        for dir in self.dirs.iter().chain(&self.freezer) {
+        let unified = self.unified.as_ref().map(|(dir, _)| dir);
+        for dir in self.dirs.iter().chain(&self.freezer).chain(&self.enclosing).chain(unified) {
             if let Some(parent) = dir.parent() {
                 clean_stale_once(parent);
             }
         }
     }
 
+    /// The limits' directories, then a contained run's in the other hierarchies.
     fn paths(&self) -> Vec<PathBuf> {
-        self.dirs.clone()
+        let unified = self.unified.as_ref().map(|(dir, _)| dir);
+        self.dirs.iter().chain(&self.enclosing).chain(unified).cloned().collect()
     }
 
     fn namespace_mounts(&self) -> Vec<NamespaceMount> {

@@ -335,7 +335,7 @@ impl RunCgroup for V2Cgroup {
     }
 
     fn placement(&self) -> Result<Placement<'_>, CgroupError> {
-        Ok(Placement::CloneInto(self.dir_fd.as_fd()))
+        Ok(Placement { clone_into: Some(self.dir_fd.as_fd()), joins: Vec::new() })
     }
 
     /// Where `clone3` is missing, the init was cloned outside: it moves in before it goes on.

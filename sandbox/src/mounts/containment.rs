@@ -7,9 +7,11 @@
 //! - the run's limits are written in its cgroup, and its processes live one level below, in the
 //!   [`DELEGATED_DIR`](crate::cgroup::DELEGATED_DIR) (the launcher makes both);
 //! - after joining that directory the init enters a new cgroup namespace rooted at it
-//!   ([`Step::CgroupNamespace`]) and mounts each hierarchy the run has a cgroup in where the host
+//!   ([`Step::CgroupNamespace`]) and mounts each hierarchy the run has limits in where the host
 //!   has it: the kernel roots such a mount at the namespace's root, so every path ends at the
-//!   run's delegated directory, and a hierarchy's root files (`release_agent`) are not there;
+//!   run's delegated directory, and a hierarchy's root files (`release_agent`) are not there (on
+//!   v1 the run has a directory in every other hierarchy too, so that one the command mounts
+//!   itself is rooted at the run's: `cgroup::v1`);
 //! - the host's cgroup mounts and its `/proc` are detached ([`Step::Detach`]), not covered, so
 //!   that unmounting what the run sees reveals nothing (`/proc/1/ns/cgroup` of the host's init
 //!   would let root `setns` back out).

@@ -192,11 +192,7 @@ impl Sandbox {
         let exec = ExecStrings::new(command, cwd)?;
 
         let placement = cgroup.as_deref().map(RunCgroup::placement).transpose().map_err(|e| self.cgroup_error(e))?;
-        let (clone_into, joins) = match placement {
-            Some(Placement::CloneInto(dir)) => (Some(dir), Vec::new()),
-            Some(Placement::InitJoins(joins)) => (None, joins),
-            None => (None, Vec::new()),
-        };
+        let Placement { clone_into, joins } = placement.unwrap_or_default();
         let join_cgroups: Vec<(RawFd, Option<&CStr>)> = joins.iter().map(InitJoin::for_init).collect();
         let enforcement = Enforcements {
             privileged: !rootless && self.config.privileged,
