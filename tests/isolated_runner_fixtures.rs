@@ -188,3 +188,22 @@ fn containment_4_cannot_leave_or_raise_its_limit() {
     assert!(children.len() < 20, "{} children under a limit of 20", children.len());
     std::mem::forget(children);
 }
+
+/// Contained in a fork server: every hierarchy the test mounts itself (each one
+/// `/proc/self/cgroup` lists) is rooted at a cgroup of its own run or its server's, not the
+/// machine's: no `release_agent`, no `sandbox` runs directory of the host.
+#[isolated(timeout = "20s")]
+fn containment_5_mounts_every_hierarchy() {
+    let listed = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for (i, line) in listed.lines().enumerate() {
+        let controllers = line.splitn(3, ':').nth(1).unwrap();
+        let dir = format!("/tmp/hierarchy-{i}");
+        std::fs::create_dir(&dir).unwrap();
+        let (fstype, options) = if controllers.is_empty() { ("cgroup2", None) } else { ("cgroup", Some(controllers)) };
+        nix::mount::mount(Some("none"), dir.as_str(), Some(fstype), nix::mount::MsFlags::empty(), options)
+            .unwrap_or_else(|e| panic!("mounting {line}: {e}"));
+        for seen in ["release_agent", "sandbox"] {
+            assert!(!std::path::Path::new(&dir).join(seen).exists(), "{line}: {seen} is there");
+        }
+    }
+}

@@ -3,13 +3,15 @@
 //! `RunCgroup` (here) is one run's cgroup on either version (`v1`, `v2`; `systemd` gets the
 //! launcher a delegated scope to make them in); `layout` says which hierarchies this machine
 //! has, `files` reads and writes their control files, `runs` names run cgroups and removes
-//! those whose launcher is gone, `pool` keeps emptied ones for reuse. Every function that
+//! those whose launcher is gone, `pool` keeps emptied ones for reuse, `enclosure` gives a fork
+//! server the cgroups a contained run needs outside its limits' hierarchies. Every function that
 //! touches files takes its directory as a parameter, so unit tests can point it at a temporary
 //! directory.
 
 #[doc(hidden)] // for tests that exercise the reuse of run cgroups
 pub mod pool;
 pub(crate) mod systemd;
+pub(crate) mod enclosure;
 mod error;
 mod files;
 mod layout;

@@ -11,7 +11,8 @@
 //! and where that is the launcher's, a command that mounts the hierarchy itself would see the
 //! machine's cgroups there, a v1 root's `release_agent` among them (`mounts/containment`). The
 //! init joins the v1 ones by `tasks`; it is cloned into the cgroup2 one (a move there takes the
-//! kernel's global `cgroup_threadgroup_rwsem` for writing: ~7 ms after a quiet spell).
+//! kernel's global `cgroup_threadgroup_rwsem` for writing: ~7 ms after a quiet spell). A fork
+//! server has its own there instead, once for all its tests (`enclosure`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -173,7 +174,8 @@ impl V1Cgroup {
             }
         }
         cgroup.freezer = layout.v1_hierarchy("freezer").map(run_dir);
-        if contained {
+        // A fork server in an enclosure of its own has a directory in each of these already.
+        if contained && !super::enclosure::is_enclosed() {
             for hierarchy in layout.v1_hierarchies() {
                 if !cgroup.hierarchies.iter().any(|used| used.mount_point == hierarchy.mount_point) {
                     let dir = run_dir(hierarchy);
@@ -406,7 +408,7 @@ fn make_dir(dir: &Path) -> Result<(), CgroupError> {
 /// A new v1 cpuset cgroup has no CPUs and no memory nodes, and no process may join it, unless
 /// its parent has `cgroup.clone_children`: it gets its parent's, and so does a parent made
 /// with it (the runs directory), up to one that has them (the hierarchy's root always does).
-fn give_parents_cpus(dir: &Path) -> Result<(), CgroupError> {
+pub(super) fn give_parents_cpus(dir: &Path) -> Result<(), CgroupError> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let read = |dir: &Path| read_small_file(&dir.join(file)).map(|text| text.trim().to_string()).map_err(io_err("reading", &dir.join(file)));
         let mut empty = vec![dir];

@@ -238,6 +238,9 @@ impl ForkServer {
 fn serve(requests: File, mut answers: File, options: ServeOptions) -> ! {
     // One test after another: each reuses the cgroup of the one before where it can.
     crate::cgroup::pool::enable();
+    // Its tests' inits need no cgroups of their own outside their limits' hierarchies: a
+    // matter of speed only (without, each makes its own).
+    let _ = crate::cgroup::enclosure::enter();
     // Looked up by name for every request: listed once.
     let cases: HashMap<String, &TestCase> =
         inventory::iter::<TestCase>.into_iter().map(|case| (case.test_name(), case)).collect();
@@ -260,6 +263,7 @@ fn serve(requests: File, mut answers: File, options: ServeOptions) -> ! {
         }
     }
     crate::cgroup::pool::drain();
+    crate::cgroup::enclosure::leave();
     // The copied buffers of stdout belong to the test process: leave without flushing them.
     crate::sys::exit_immediately(0)
 }
