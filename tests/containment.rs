@@ -313,8 +313,10 @@ fn host_wide_operations_are_refused() {
         ),
     )
     .unwrap();
+    // Its superblock's options (the file system's own line of the mount table) before and after.
     let around = format!(
-        "mount -t tmpfs -o size=1m sandbox-host-tmpfs {dir_text} || exit 1; {bin} run -- sh {inside}; echo run $?; \
+        "mount -t tmpfs -o size=1m sandbox-host-tmpfs {dir_text} || exit 1; grep ' {dir_text} ' /proc/self/mountinfo | sed 's/.* - //'; \
+         {bin} run -- sh {inside}; echo run $?; \
          grep ' {dir_text} ' /proc/self/mountinfo | sed 's/.* - //'; touch {dir_text}/still-writable && echo writable",
         bin = sandbox_bin(),
         inside = inside.display()
@@ -325,10 +327,12 @@ fn host_wide_operations_are_refused() {
     }
     let _ = std::fs::remove_dir(&dir);
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let (superblock, inside) = stdout.split_once('\n').unwrap_or_else(|| panic!("{stdout}{stderr}"));
+    assert!(superblock.starts_with("tmpfs sandbox-host-tmpfs rw,"), "{stdout}{stderr}");
     let expected = format!(
-        "remount 32\nbind-remount 1\nswapoff EPERM\nbpf EPERM\n{module}\n{sysrq}\nrun 0\ntmpfs sandbox-host-tmpfs rw,size=1024k\nwritable\n"
+        "remount 32\nbind-remount 1\nswapoff EPERM\nbpf EPERM\n{module}\n{sysrq}\nrun 0\n{superblock}\nwritable\n"
     );
-    assert_eq!(stdout, expected, "{stderr}");
+    assert_eq!(inside, expected, "{stderr}");
     assert!(stderr.contains("permission denied"), "{stderr}");
 }
 
