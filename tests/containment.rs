@@ -384,6 +384,20 @@ fn processes_that_leave_the_run_cgroup_are_reported_and_killed() {
     assert_eq!(sleeps_with(&marker), Vec::<u32>::new(), "escaped processes survived the run");
 }
 
+/// A process that has ended but is not reaped yet (a zombie whose parent, left behind by the
+/// command, never waits for it) is in no cgroup's list, and v1 shows it in the root cgroup: it
+/// is no escape, and the run is contained.
+#[test]
+fn a_zombie_left_behind_is_no_escape() {
+    must_be_root();
+    let marker = format!("1005.{}", std::process::id());
+    let script = format!("(sleep 0.1 & exec sleep {marker}) & sleep 1; grep -l '^State:.*zombie' /proc/[0-9]*/status | wc -l; exit 0");
+    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
+    assert_eq!(run.stdout, "1\n", "the zombie was not there: {run:#?}");
+    assert_eq!((run.code, &run.json["escaped"]), (Some(0), &serde_json::json!([])), "{run:#?}");
+    assert_eq!(sleeps_with(&marker), Vec::<u32>::new(), "the command's leftover survived the run");
+}
+
 #[test]
 fn a_limit_raised_inside_the_run_is_reported() {
     must_be_root();

@@ -118,7 +118,10 @@ pub(crate) fn cgroup_in_hierarchy_of(host_pid: u32, dir: &Path) -> Option<String
         text.lines().find_map(|line| {
             let (_, rest) = line.split_once(':')?;
             let (controllers, path) = rest.split_once(':')?;
-            let shared = controllers.split(',').any(|c| !c.is_empty() && named.split(',').any(|n| n == c));
+            // `name=systemd` is mounted at `systemd`.
+            let shared = controllers
+                .split(',')
+                .any(|c| !c.is_empty() && named.split(',').any(|n| n == c.strip_prefix("name=").unwrap_or(c)));
             shared.then(|| path.to_string())
         })
     });

@@ -339,6 +339,12 @@ impl Running {
             .into_iter()
             .filter_map(|(host_pid, state, left)| {
                 let cgroup = processes::cgroup_in_hierarchy_of(host_pid, left)?;
+                // A process that has exited (a zombie, not yet reaped) is in no cgroup's list any
+                // more, and v1 shows it in the root cgroup: it ended, as one that left and ended
+                // before the command did (README, "What it is not").
+                if state == "Z" {
+                    return None;
+                }
                 Some(EscapedProcess { process: processes::read(host_pid, state)?, cgroup })
             })
             .collect()
