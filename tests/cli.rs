@@ -671,11 +671,26 @@ fn cgroup_parent_places_the_run() {
     let parent = unique("parent");
     let run = sh_ok(&["--cgroup-parent", &parent], "true");
     let dirs = cgroup_dirs_are_gone(&run);
-    for dir in dirs {
+    // The limits' directories (v1: memory and pids; v2: the one) go below the parent; a
+    // contained v1 run's others (README, "Contained as root") where runs go without one, so
+    // that no parent is made for them.
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let limits = |dir: &&PathBuf| v2 || ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"].iter().any(|h| dir.starts_with(h));
+    let limit_dirs: Vec<&PathBuf> = dirs.iter().filter(limits).collect();
+    assert!(!limit_dirs.is_empty(), "{dirs:?}");
+    for dir in limit_dirs {
         let parent_dir = dir.parent().unwrap();
         assert!(parent_dir.ends_with(&parent), "{} not under {parent}", dir.display());
         fs::remove_dir(parent_dir).unwrap();
     }
+    let left: Vec<PathBuf> = mountinfo()
+        .lines()
+        .filter(|line| line.contains(" - cgroup"))
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|mount| Path::new(mount).join(&parent))
+        .filter(|dir| dir.exists())
+        .collect();
+    assert_eq!(left, Vec::<PathBuf>::new(), "parents made and left behind");
 }
 
 /// Every hierarchy that carries a limit has the run's directory (on v1 the init joins its

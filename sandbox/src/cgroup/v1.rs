@@ -108,9 +108,9 @@ impl V1Cgroup {
     /// removed again).
     pub fn plan(layout: &Layout, cgroup_parent: Option<&Path>, limits: &Limits, contained: bool) -> Result<V1Cgroup, CgroupError> {
         let relative_parent = cgroup_parent.map(|p| p.strip_prefix("/").unwrap_or(p).to_path_buf());
-        let proc_self_cgroup = match relative_parent {
-            Some(_) => String::new(),
-            None => own_cgroups()?,
+        let proc_self_cgroup = match (&relative_parent, contained) {
+            (Some(_), false) => String::new(),
+            _ => own_cgroups()?,
         };
         let name = new_run_name();
         // The run's directory in `hierarchy`.
@@ -121,6 +121,10 @@ impl V1Cgroup {
             };
             runs.join(&name)
         };
+        // Where a contained run's directories outside its limits' hierarchies go: where runs go
+        // without a `--cgroup-parent`, which names where the limits go (one made for them would
+        // be left in every other hierarchy).
+        let enclosing_dir = |hierarchy: &Hierarchy| default_runs_dir(hierarchy, &proc_self_cgroup).join(&name);
         let mut cgroup = V1Cgroup {
             memory: None,
             pids: None,
@@ -178,7 +182,7 @@ impl V1Cgroup {
         if contained && !super::enclosure::is_enclosed() {
             for hierarchy in layout.v1_hierarchies() {
                 if !cgroup.hierarchies.iter().any(|used| used.mount_point == hierarchy.mount_point) {
-                    let dir = run_dir(hierarchy);
+                    let dir = enclosing_dir(hierarchy);
                     if hierarchy.controllers.iter().any(|c| c == "cpuset") {
                         cgroup.enclosing_cpuset = Some(dir.clone());
                     }
@@ -188,7 +192,7 @@ impl V1Cgroup {
             if let Layout::Hybrid { unified, .. } = layout {
                 // The `0::` line of /proc/self/cgroup is the one with no controllers.
                 let hierarchy = Hierarchy { mount_point: unified.clone(), controllers: vec![String::new()] };
-                let dir = run_dir(&hierarchy);
+                let dir = enclosing_dir(&hierarchy);
                 make_dir(&dir)?;
                 let fd = nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
                     .map_err(|errno| io_err("opening", &dir)(errno.into()));
