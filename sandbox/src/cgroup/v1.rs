@@ -329,7 +329,7 @@ impl V1Cgroup {
                 return Ok(false);
             }
         }
-        for dir in self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir)) {
+        for dir in self.outside_limits() {
             if has_child_cgroups(dir)? {
                 return Ok(false);
             }
@@ -437,6 +437,11 @@ impl V1Cgroup {
         self.contained
     }
 
+    /// A contained run's directories outside its limits' hierarchies (see the module doc).
+    fn outside_limits(&self) -> impl Iterator<Item = &PathBuf> {
+        self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir))
+    }
+
     /// Where the run's processes live in the run's directory `dir`.
     fn processes_dir(&self, dir: &Path) -> PathBuf {
         match self.contained {
@@ -493,7 +498,7 @@ impl V1Cgroup {
             }
             remove_tree(dir)?;
         }
-        for dir in self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir)) {
+        for dir in self.outside_limits() {
             remove_tree(dir)?;
         }
         if let (true, Some(freezer)) = (self.freezer_made, &self.freezer) {
@@ -574,7 +579,7 @@ impl RunCgroup for V1Cgroup {
                 false => kill_listed_processes(dir),
             }
         }
-        for dir in self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir)) {
+        for dir in self.outside_limits() {
             subtree_deepest_first(dir).iter().for_each(|dir| kill_listed_processes(dir));
         }
     }
@@ -629,8 +634,7 @@ impl RunCgroup for V1Cgroup {
 
     fn remove_stale_runs(&self) {
         // The freezer's too: a launcher killed while its run was frozen leaves one there.
-        let unified = self.unified.as_ref().map(|(dir, _)| dir);
-        for dir in self.dirs.iter().chain(&self.freezer).chain(&self.enclosing).chain(unified) {
+        for dir in self.dirs.iter().chain(&self.freezer).chain(self.outside_limits()) {
             if let Some(parent) = dir.parent() {
                 clean_stale_once(parent);
             }
@@ -639,8 +643,7 @@ impl RunCgroup for V1Cgroup {
 
     /// The limits' directories, then a contained run's in the other hierarchies.
     fn paths(&self) -> Vec<PathBuf> {
-        let unified = self.unified.as_ref().map(|(dir, _)| dir);
-        self.dirs.iter().chain(&self.enclosing).chain(unified).cloned().collect()
+        self.dirs.iter().chain(self.outside_limits()).cloned().collect()
     }
 
     fn namespace_mounts(&self) -> Vec<NamespaceMount> {
