@@ -176,17 +176,49 @@ fn a_cgroup_hierarchy_mounted_inside_shows_no_release_agent() {
     assert_eq!(made_on_the_host, Vec::<std::path::PathBuf>::new());
 }
 
-/// What the run sees of cgroups and `/proc` is mounted in place of the host's, not over it:
-/// unmounting it reveals nothing of the host's (whose `/proc/1/ns/cgroup` would lead back).
+/// What the run sees of cgroups and `/proc`, and the read-only knobs, are locked in place: the
+/// command is root in a user namespace of its own, and the kernel refuses to unmount what its
+/// mount namespace inherited (`EINVAL`), so nothing below them (the host's `/proc`, whose
+/// `/proc/1/ns/cgroup` would lead back out) is revealed, and no knob becomes writable.
 #[test]
-fn unmounting_what_the_run_sees_reveals_nothing() {
+fn what_the_run_sees_cannot_be_unmounted() {
     must_be_root();
-    // What file system each path is on then: no proc and no cgroup one is left there.
-    let script = "umount -R /sys/fs/cgroup && umount -R /proc && stat -f -c %T /proc /sys/fs/cgroup";
+    let script = "for path in /sys/fs/cgroup /proc/sys /proc/sysrq-trigger /proc /sys; do \
+                    umount -l $path 2>/dev/null && echo unmounted $path; done; \
+                  stat -f -c %T /proc /sys/fs/cgroup /sys; grep -c ' /proc/sys ro,' /proc/self/mountinfo";
     let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", script]);
     assert_eq!(run.code, Some(0), "{run:#?}");
-    let kinds: Vec<&str> = run.stdout.lines().collect();
-    assert!(kinds.len() == 2 && kinds[0] != "proc" && kinds[1] == "sysfs", "{run:#?}");
+    let cgroup_root = if unified() { "cgroup2fs" } else { "tmpfs" };
+    assert_eq!(run.stdout, format!("proc\n{cgroup_root}\nsysfs\n1\n"), "{run:#?}");
+}
+
+/// Root in the run cannot undo its masks another way either: a `/proc` of its own, a
+/// read-write remount of a read-only mount (a knob, `/sys`, the host's files under `--fs ro`),
+/// or the init's root, memory and descriptors (the init stays root of the machine). Each is the
+/// kernel's answer; `kernel.core_pattern` is unchanged afterwards.
+#[test]
+fn the_masks_cannot_be_undone_from_inside() {
+    must_be_root();
+    let attempts = [
+        ("new-proc", "mkdir -p /tmp/p && mount -t proc proc /tmp/p && echo x > /tmp/p/sys/kernel/core_pattern"),
+        ("proc-sys-rw", "mount -o remount,bind,rw /proc/sys && echo x > /proc/sys/kernel/core_pattern"),
+        ("sys-rw", "mount -o remount,bind,rw /sys"),
+        ("host-rw", "mount -o remount,bind,rw /usr && touch /usr/sandbox-masks-test"),
+        ("init-root", "ls /proc/1/root/"),
+        ("init-memory", "head -c1 /proc/1/mem"),
+        ("init-fds", "readlink /proc/1/fd/0"),
+        ("init-environ", "head -c1 /proc/1/environ"),
+    ];
+    let script: String = attempts.iter().map(|(name, attempt)| format!("({attempt}) >/dev/null 2>&1 && echo {name}; ")).collect();
+    let core_pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    let run = sandbox_in(Path::new("/"), &["--fs", "ro", "--", "sh", "-c", &format!("{script}true")]);
+    let _ = std::fs::remove_file("/usr/sandbox-masks-test");
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "an attempt succeeded: {run:#?}");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(), core_pattern);
+    // The control: with the machine's root the init's root and descriptors are there to read.
+    let script = "ls /proc/1/root/ >/dev/null && readlink /proc/1/fd/0 >/dev/null && echo init-reached";
+    let run = sandbox_in(Path::new("/"), &["--privileged", "--", "sh", "-c", script]);
+    assert_eq!(run.stdout, "init-reached\n", "{run:#?}");
 }
 
 /// The README's bounded job: a sandbox inside a contained run makes its runs in the run's

@@ -776,7 +776,8 @@ fn proc_root_and_cwd_links_do_not_reach_the_host() {
     let root = setup.root.to_str().unwrap();
     let paths = ["/..", "/proc/1/root", "/proc/1/root/..", "/proc/1/cwd", "/proc/2/root", "/proc/2/cwd/..", "/proc/self/root", "/proc/self/root/..", "/proc/self/cwd", "/proc/self/cwd/.."];
     let script = format!("cd /; exec /escape links {} {}", setup.marker(), paths.join(" "));
-    let run = sandbox(&["--rootfs", root, "--", "/bin/sh", "-c", &script]);
+    // As root with the machine's root: a contained command may not look at the init at all.
+    let run = sandbox(&["--privileged", "--rootfs", root, "--", "/bin/sh", "-c", &script]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), paths.len() + 1, "{run:#?}");

@@ -6,14 +6,15 @@
 //! and results go back as fixed-size [`Report`]s over a pipe.
 
 use std::ffi::CStr;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use crate::mounts::Step;
-use crate::sys::{self, Reaped};
+use crate::sys::{self, Reaped, Wakeup};
 
 /// Signals the init passes on to the command when a process (not the terminal) sent them.
 pub(crate) const FORWARDED_SIGNALS: [Signal; 6] =
@@ -47,6 +48,8 @@ pub(crate) enum Report {
     CapabilitiesFailed { errno: i32 },
     /// Installing the filter of host-wide operations ([`InitArgs::contained`]) failed.
     FilterFailed { errno: i32 },
+    /// Entering the run's user namespace ([`InitArgs::user_namespace`]) failed.
+    UserNamespaceFailed { errno: i32 },
     /// Joining cgroup `index` of [`InitArgs::join_cgroups`] failed.
     JoinFailed { index: u32, errno: i32 },
     /// Starting a session (`setsid`) or the command's process group (`setpgid`) failed.
@@ -77,6 +80,7 @@ impl Report {
             Report::Leftovers => (12, 0, 0),
             Report::CapabilitiesFailed { errno } => (13, 0, errno),
             Report::FilterFailed { errno } => (14, 0, errno),
+            Report::UserNamespaceFailed { errno } => (15, 0, errno),
         };
         let mut out = [0u8; Report::SIZE];
         out[0..4].copy_from_slice(&kind.to_ne_bytes());
@@ -113,6 +117,7 @@ impl Report {
             12 => Report::Leftovers,
             13 => Report::CapabilitiesFailed { errno: b },
             14 => Report::FilterFailed { errno: b },
+            15 => Report::UserNamespaceFailed { errno: b },
             _ => return None,
         })
     }
@@ -152,6 +157,10 @@ pub(crate) struct InitArgs<'a> {
     /// A contained run's command, as root: it gives up `sys::KERNEL_CAPABILITIES` and the
     /// operations of `sys::refuse_host_wide_operations`.
     pub contained: bool,
+    /// A contained run's user namespace (`sys::identity_user_namespace`), open in the
+    /// launcher: the command enters it, with a mount and a cgroup namespace of its own, before
+    /// it gives anything up, so that every mount set up here is locked for it.
+    pub user_namespace: Option<RawFd>,
     /// Instead of exec: make this call (only from a single-threaded launcher, whose copies may
     /// allocate).
     pub function: Option<FunctionCall>,
@@ -212,6 +221,14 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if args.launcher.is_some_and(sys::pidfd_has_exited) {
         sys::exit_immediately(125);
     }
+    // A contained command is root, in a user namespace that maps root to root: the kernel lets
+    // a process trace (and read the memory, root and descriptors of) another with the same
+    // user IDs unless that one is not dumpable. This init stays root of the machine; it must
+    // not be reachable from the command. (Where it shares the launcher's memory, the launcher
+    // is not dumpable from here on either: the flag belongs to the memory.)
+    if args.user_namespace.is_some() && nix::sys::prctl::set_dumpable(false).is_err() {
+        sys::exit_immediately(125);
+    }
     // Its own session, led by this PID 1, unless the command takes the launcher's terminal
     // (which belongs to the launcher's session): `getsid` then names a process the sandbox
     // sees, not 0, and no process group of the sandbox's reaches outside it.
@@ -255,20 +272,33 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), None).is_err() {
         sys::exit_immediately(125);
     }
+    // A contained command binds privileged ports of the machine's network through this init
+    // (`sys::bind_proxy`): it hands its filter's listener over this pair.
+    let handover = match args.user_namespace {
+        Some(_) => match sys::handover_pair() {
+            Ok(pair) => Some(pair),
+            Err(errno) => {
+                send(args.report, Report::FilterFailed { errno: errno as i32 });
+                sys::exit_immediately(125);
+            }
+        },
+        None => None,
+    };
+    let command_args = CommandArgs { init: args, listener_socket: handover.as_ref().map(|(_, child)| child.as_raw_fd()) };
     let command = if args.function.is_some() {
         // A test body runs in a full copy of this process (a fork server of the runner or of
         // the stock harness).
         // SAFETY: this process is single-threaded (a clone child of a single-threaded fork
         // server), whose copies may run anything.
         match unsafe { sys::fork_raw() } {
-            Ok(None) => exec_command(args),
+            Ok(None) => exec_command(&command_args),
             Ok(Some(pid)) => Ok(pid),
             Err(errno) => Err(errno),
         }
     } else {
         // SAFETY: this process is single-threaded (a clone child); exec_command ends in exec or
         // _exit and keeps to async-signal-safe calls on its own stack.
-        unsafe { sys::vfork_call(exec_command, args) }
+        unsafe { sys::vfork_call(exec_command, &command_args) }
     };
     match command {
         Err(errno) => {
@@ -276,14 +306,28 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
             sys::exit_immediately(125);
         }
         Ok(command) => {
+            // The command's end goes, so that this one sees the end of the pair when the
+            // command exec'd or exited without sending a listener (a nested run's command has
+            // the outer run's filter, which keeps the one listener a process may have).
+            let listener = handover.and_then(|(own, child)| {
+                drop(child);
+                sys::wait_for_fd(own.as_fd()).ok().flatten()
+            });
             let report = args.report;
             if let Some(started) = args.started {
                 let _ = sys::write_raw(started, &[1]);
                 let _ = nix::unistd::close(started);
             }
-            supervise(command, &waited, report, args.release)
+            supervise(command, &waited, report, args.release, listener)
         }
     }
+}
+
+/// What the command's process starts from: the init's arguments, and the command's end of the
+/// pair over which it hands its bind filter's listener to the init.
+struct CommandArgs<'a> {
+    init: &'a InitArgs<'a>,
+    listener_socket: Option<RawFd>,
 }
 
 /// Waits until the launcher has put us into the cgroup. EOF means it died before (and before
@@ -322,7 +366,8 @@ fn apply_steps(args: &InitArgs<'_>, range: std::ops::Range<usize>) {
 }
 
 /// The command's side: a clean signal mask, its stdio and directory, then exec.
-fn exec_command(args: &InitArgs<'_>) -> ! {
+fn exec_command(command: &CommandArgs<'_>) -> ! {
+    let args = command.init;
     // The command and everything it starts are the OOM killer's first choice, this init never:
     // it may share the launcher's memory, and the kernel kills every process of a victim's
     // memory, so a memory-limited run that fills a tmpfs (which no process's size shows) would
@@ -373,6 +418,12 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             sys::exit_immediately(125);
         }
     }
+    if let Some(namespace) = args.user_namespace {
+        if let Err(errno) = sys::enter_user_namespace(namespace) {
+            send(args.report, Report::UserNamespaceFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    }
     if args.contained {
         if let Err(errno) = sys::drop_capabilities(&sys::KERNEL_CAPABILITIES) {
             send(args.report, Report::CapabilitiesFailed { errno: errno as i32 });
@@ -382,6 +433,23 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
             send(args.report, Report::FilterFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
+    }
+    if let Some(socket) = command.listener_socket {
+        match sys::install_bind_notifier() {
+            Ok(Some(listener)) => {
+                if let Err(errno) = sys::send_fd(socket, listener.as_fd()) {
+                    send(args.report, Report::FilterFailed { errno: errno as i32 });
+                    sys::exit_immediately(125);
+                }
+            }
+            // The outer run's init answers (see `sys::bind_proxy`).
+            Ok(None) => {}
+            Err(errno) => {
+                send(args.report, Report::FilterFailed { errno: errno as i32 });
+                sys::exit_immediately(125);
+            }
+        }
+        let _ = nix::unistd::close(socket);
     }
     if let Some(call) = args.function {
         (call.run)(call.body, call.report_fd);
@@ -398,11 +466,29 @@ fn exec_command(args: &InitArgs<'_>) -> ! {
     sys::exit_immediately(if errno == Errno::ENOENT { 127 } else { 126 })
 }
 
-/// The init's side: forward signals, reap everything, and end the sandbox when the command
-/// has ended or the launcher asks.
-fn supervise(command: Pid, waited: &SigSet, report: RawFd, release: RawFd) -> ! {
+/// The init's side: forward signals, reap everything, answer the command's binds of privileged
+/// ports (`listener`, a contained run's), and end the sandbox when the command has ended or
+/// the launcher asks.
+fn supervise(command: Pid, waited: &SigSet, report: RawFd, release: RawFd, listener: Option<OwnedFd>) -> ! {
+    // The signals stay blocked: a signalfd reads them beside the listener.
+    let signals = listener.as_ref().and_then(|_| SignalFd::with_flags(waited, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok());
+    let mut listener = listener.filter(|_| signals.is_some());
     loop {
-        let pending = sys::wait_signal(waited);
+        let pending = match (&signals, &listener) {
+            (Some(signals), Some(watched)) => match sys::wait_signal_or_readable(signals, watched.as_fd()) {
+                Wakeup::Signal(pending) => pending,
+                Wakeup::Readable => {
+                    // ESRCH: no process uses the filter any more; EINTR: nothing to answer yet.
+                    if let Err(errno) = sys::answer_bind(watched.as_fd()) {
+                        if errno != Errno::EINTR {
+                            listener = None;
+                        }
+                    }
+                    continue;
+                }
+            },
+            _ => sys::wait_signal(waited),
+        };
         if pending.signal == libc::SIGCHLD {
             loop {
                 match sys::reap_any_child(false) {
@@ -472,6 +558,7 @@ mod tests {
             Report::JoinFailed { index: 1, errno: libc::EACCES },
             Report::CapabilitiesFailed { errno: libc::EPERM },
             Report::FilterFailed { errno: libc::EINVAL },
+            Report::UserNamespaceFailed { errno: libc::ENOSPC },
             Report::SessionFailed { errno: libc::EPERM },
             Report::Exited { wait_status: 0x8b },
             Report::Leftovers,

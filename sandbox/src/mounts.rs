@@ -121,6 +121,17 @@ pub(crate) enum Step {
         /// Bind it recursively where it cannot be moved.
         copy_if_refused: bool,
     },
+    /// A new `proc` for the sandbox's PID namespace on `target`. Where the kernel refuses one
+    /// (`EPERM`: in a user namespace, while the `/proc` this one started with has masks locked
+    /// over it, as a contained run nested in another has) and `bind_if_refused`, that `/proc`
+    /// is bound instead, with its masks: it shows the outer PID namespace, this sandbox's
+    /// processes included, under the outer numbers.
+    Proc {
+        /// The mount point.
+        target: CString,
+        /// A contained run's: bind the `/proc` there is where a new one is refused.
+        bind_if_refused: bool,
+    },
     /// `mkdir(2)` with exactly this mode (a directory of the overlay's layer standing in for a
     /// host directory).
     Directory {
@@ -189,6 +200,7 @@ impl Step {
             Step::ReadOnlyMount { target, .. } => format!("remounting {} read-only", show(target)),
             Step::Overlay { lower, target, .. } => format!("mounting an overlay of {} on {}", show(lower), show(target)),
             Step::Directory { path, .. } => format!("creating directory {}", show(path)),
+            Step::Proc { target, .. } => format!("mounting proc on {}", show(target)),
             Step::Mount { source, target, .. } => format!("bind-mounting {} on {}", show(source), show(target)),
             Step::OpenSource { path, .. } => format!("opening bind source {}", show(path)),
             Step::SendLayer { path, .. } => format!("handing the overlay's layer at {} to the launcher", show(path)),
@@ -282,6 +294,15 @@ impl Step {
                 crate::sys::make_directory(path, *mode)?;
                 // Exactly the host's mode, whatever the umask.
                 nix::sys::stat::fchmodat(None, path.as_c_str(), Mode::from_bits_truncate(*mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
+            }
+            Step::Proc { target, bind_if_refused } => {
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+                match mount(Some(c"proc"), target.as_c_str(), Some(c"proc"), flags, None::<&str>) {
+                    Err(Errno::EPERM) if *bind_if_refused => {
+                        mount(Some(c"/proc"), target.as_c_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                    }
+                    other => other,
+                }
             }
             Step::Mkdir(path) => crate::sys::make_directory(path, 0o755),
             Step::CreateFile(path) => {
@@ -425,7 +446,7 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
         // The host's /proc goes, so that unmounting the run's does not bring it back.
         steps.push(Step::Detach(cstring("/proc")));
     }
-    steps.push(fs_mount("proc", &at(Path::new("/proc")), nodev_nosuid | MsFlags::MS_NOEXEC, None));
+    steps.push(Step::Proc { target: cstring(at(Path::new("/proc"))), bind_if_refused: cgroup_namespace.is_some() });
     // A contained run's /sys mount to make read-only (a --rootfs has its own directory there, a
     // mount only where the host put one).
     if let (Some(mounts), Some(has_cgroup_root)) = (cgroup_namespace, has_cgroup_root) {

@@ -464,6 +464,12 @@ pub(crate) fn namespace_refusal_hint(errno: Errno) -> String {
     Facts::gather(flags).run_hint(errno)
 }
 
+/// The hint after the kernel refused a contained root run its user namespace: what refuses
+/// namespaces here, a user namespace among them.
+pub(crate) fn contained_user_namespace_hint(errno: Errno) -> String {
+    Facts::gather(RUN_NAMESPACES | CloneFlags::CLONE_NEWUSER).run_hint(errno)
+}
+
 /// The hint after a mount refused inside a rootless run's user namespace, when AppArmor's
 /// restriction explains it (the namespace was created, but has no capabilities).
 pub(crate) fn user_namespace_mount_hint() -> Option<String> {

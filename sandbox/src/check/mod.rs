@@ -18,7 +18,7 @@ mod fs;
 
 pub use fs::fs_finding;
 use diagnose::{try_user_namespace, Facts, RUN_NAMESPACES};
-pub(crate) use diagnose::{namespace_refusal_hint, user_namespace_mount_hint};
+pub(crate) use diagnose::{contained_user_namespace_hint, namespace_refusal_hint, user_namespace_mount_hint};
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

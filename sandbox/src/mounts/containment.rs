@@ -23,12 +23,12 @@
 //! The knobs: `/proc/sys`, `/proc/sysrq-trigger` and `/sys` with every mount below it are
 //! read-only, so that a test as root that sets `kernel.core_pattern` for its own crash tests, or
 //! writes a sysfs attribute, gets `EROFS` instead of changing the machine. The command keeps
-//! `CAP_SYS_ADMIN` (tests mount a tmpfs, make a network namespace), with which it could unmount
-//! these again: they stop accidents, not a test that sets out to undo them; the capabilities
-//! that reach the kernel itself are gone for good (`sys::KERNEL_CAPABILITIES`), and so are the
-//! host-wide uses of the one kept (`sys::refuse_host_wide_operations`). Every remount here is a
-//! bind remount (a mount's own flags): the filter refuses a superblock's, to the init of a
-//! sandbox nested in a contained run too.
+//! `CAP_SYS_ADMIN` (tests mount a tmpfs, make a network namespace), but in a user namespace of
+//! its own (`sys::user_namespace`), entered after these steps: the kernel locks every mount made
+//! here for it, so it can neither unmount them nor remount them writable, nor mount a `/proc`
+//! of its own while these masks cover the one it has. Every remount here is a bind remount (a
+//! mount's own flags): the seccomp filter refuses a superblock's, to the init of a sandbox
+//! nested in a contained run too.
 
 use std::path::{Path, PathBuf};
 

@@ -75,6 +75,25 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A contained run's user namespace (see `sys::identity_user_namespace`) was refused.
+    #[error(
+        "creating the sandbox's namespaces (a contained run's user namespace, clone with CLONE_NEWUSER) failed: \
+         {source}{} (--privileged runs without one, giving the command the machine's root)",
+        crate::check::contained_user_namespace_hint(*source)
+    )]
+    ContainedUserNamespace {
+        /// The error from the kernel.
+        #[source]
+        source: Errno,
+    },
+    /// A contained run was asked for where `/proc` shows an outer PID namespace.
+    #[error(
+        "a contained run cannot start here: /proc shows an outer PID namespace, not this process's (this is a \
+         contained sandbox nested in another contained one, where the kernel refuses a /proc of its own under the \
+         outer run's locked masks, so its parent's is bound), and the sandbox finds its processes in /proc (run the \
+         outermost sandbox with --privileged, or nest one level less)"
+    )]
+    ForeignProc,
     /// An operation of the launcher itself failed.
     #[error("{action}: {source}")]
     Io {

@@ -170,10 +170,14 @@ impl Sandbox {
             FsMode::Overlay => Some(overlay_fds(self.rootfs.as_deref())?),
             _ => None,
         };
+        // An overlay made in a user namespace keeps its metadata in `user.` extended
+        // attributes and meets locked mounts: a rootless run's, and one nested in a contained
+        // run (root there is root of the outer run's namespace).
+        let in_user_namespace = rootless || (overlay_fds.is_some() && sys::in_child_user_namespace());
         let overlay = overlay_fds.as_ref().map(|fds| OverlayInput {
             layer_socket: fds.init_socket.as_raw_fd(),
             rootfs_fd: fds.rootfs.as_ref().map(|fd| fd.as_raw_fd()),
-            rootless,
+            rootless: in_user_namespace,
         });
         let (cgroup, no_cgroup_reason) = self.choose_cgroup(rootless)?;
         let namespace_mounts = cgroup.as_deref().filter(|_| self.contained(rootless)).map(RunCgroup::namespace_mounts);
@@ -224,6 +228,11 @@ impl Sandbox {
         };
 
         let flags = self.namespace_flags(rootless);
+        let user_namespace = match self.contained(rootless) {
+            true if !sys::proc_shows_own_pid_namespace() => return Err(Error::ForeignProc),
+            true => Some(contained_user_namespace()?),
+            false => None,
+        };
         let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
         let kept_fds: Vec<RawFd> = command.kept_fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let init_args = InitArgs {
@@ -238,6 +247,7 @@ impl Sandbox {
             take_terminal: command.take_terminal,
             no_new_privs: !self.config.allow_new_privileges,
             contained: self.contained(rootless),
+            user_namespace,
             function: command.function,
             rlimits: &rlimits,
             go_read: go_read.as_raw_fd(),
@@ -284,7 +294,7 @@ impl Sandbox {
         drop((report_write, release_read, bind_sources, launcher, started_write));
         let layer = layer_socket.map(|socket| {
             let keep = self.config.keep_changes.clone();
-            layer::Layer::new(socket, plan.trees, rootless, self.config.host_writes, keep)
+            layer::Layer::new(socket, plan.trees, in_user_namespace, self.config.host_writes, keep)
         });
         let mut running = Running {
             pid,
@@ -460,6 +470,17 @@ fn rlimits_for(limits: &crate::config::Limits) -> Vec<(sys::RlimitResource, u64)
 /// The stack of an init that shares the launcher's memory: a test body forked from it runs on
 /// (a copy of) it, so it is as large as a main thread's usual 8 MiB (reserved lazily).
 const INIT_STACK_BYTES: usize = 8 << 20;
+
+/// The user namespace of this process's contained runs (`sys::identity_user_namespace`): made
+/// at the first and kept open for the process's life, copies (fork servers) included.
+fn contained_user_namespace() -> Result<RawFd, Error> {
+    static NAMESPACE: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
+    let mut kept = NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if kept.is_none() {
+        *kept = Some(sys::identity_user_namespace().map_err(|source| Error::ContainedUserNamespace { source })?);
+    }
+    Ok(kept.as_ref().map(AsRawFd::as_raw_fd).expect("made above"))
+}
 
 /// Maps the launcher's user and group to root inside the sandbox's user namespace (the one
 /// mapping an unprivileged process may write).

@@ -273,6 +273,9 @@ impl Running {
             Report::FilterFailed { errno } => {
                 setup("refusing the host-wide operations (installing a seccomp filter)".into(), errno)
             }
+            Report::UserNamespaceFailed { errno } => {
+                setup("entering the run's user namespace (setns, unshare CLONE_NEWNS|CLONE_NEWCGROUP)".into(), errno)
+            }
             Report::SessionFailed { errno } => setup("giving the command a session and process group (setsid, setpgid)".into(), errno),
             Report::ExecFailed { errno } if !timed_out => {
                 Some(Error::Exec { program: self.program.clone(), source: Errno::from_raw(errno) })

@@ -44,13 +44,45 @@ pub unsafe fn send_directory(socket: RawFd, path: &CStr) -> Result<(), Errno> {
         .map_err(|err| Errno::from_raw(err.raw_os_error()))
 }
 
+/// Sends `fd` on `socket` (one byte with it, `SCM_RIGHTS`), which stays open. No allocation, no
+/// `errno`: for the init and the children it starts.
+pub fn send_fd(socket: RawFd, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: borrowed for this call only; the kernel answers EBADF for a closed descriptor.
+    let socket = unsafe { BorrowedFd::borrow_raw(socket) };
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(socket, &[IoSlice::new(&[0])], &mut control, SendFlags::empty())
+        .map(drop)
+        .map_err(|err| Errno::from_raw(err.raw_os_error()))
+}
+
 /// The descriptor sent on `socket`, if one was (the init got that far); never waits.
 pub fn receive_fd(socket: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
+    receive(socket, RecvFlags::DONTWAIT)
+}
+
+/// A connected pair of sequenced-packet sockets, closed on exec, over which a child hands one
+/// descriptor to its parent: (the parent's end, the child's). Unlike a datagram pair, the
+/// parent's end sees the end of the pair once every copy of the child's end is closed (the
+/// child sent nothing and exec'd or exited). No allocation.
+pub fn handover_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
+        .map_err(|err| Errno::from_raw(err.raw_os_error()))
+}
+
+/// Waits for the descriptor sent on the parent's end of a [`handover_pair`]: `None` when the
+/// child's end was closed without one. No allocation.
+pub fn wait_for_fd(socket: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
+    receive(socket, RecvFlags::empty())
+}
+
+fn receive(socket: BorrowedFd<'_>, flags: RecvFlags) -> Result<Option<OwnedFd>, Errno> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut byte = [0u8; 1];
-    let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
-    match rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, flags) {
+    match rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, flags | RecvFlags::CMSG_CLOEXEC) {
         Ok(_) => {}
         Err(err) if err == rustix::io::Errno::AGAIN => return Ok(None),
         Err(err) => return Err(Errno::from_raw(err.raw_os_error())),

@@ -1,6 +1,8 @@
 //! The operations a contained run's command is refused although the `CAP_SYS_ADMIN` it keeps
-//! (for its own mounts and namespaces) would allow them: those that change the whole machine
-//! rather than the run.
+//! (for its own mounts and namespaces) would allow them with the machine's root: those that
+//! change the whole machine rather than the run. In its user namespace (`super::user_namespace`)
+//! the kernel refuses them already; this filter is a second line, for a kernel that lets a
+//! user namespace's root reach one of them.
 //!
 //! - **Reconfiguring a file system** (`mount -o remount,ro /`, `mount(2)` with `MS_REMOUNT` and
 //!   without `MS_BIND`, or `fspick(2)`). A superblock is shared by every mount of it, the

@@ -14,6 +14,9 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+mod bind_proxy;
 mod capabilities;
 mod clone;
 mod cpus;
@@ -23,7 +26,10 @@ mod fd_passing;
 mod host_wide;
 mod launcher;
 mod probe;
+mod user_namespace;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+pub use bind_proxy::*;
 pub use capabilities::*;
 pub use clone::*;
 pub use cpus::*;
@@ -38,8 +44,22 @@ pub use host_wide::*;
 pub fn refuse_host_wide_operations() -> Result<(), Errno> {
     Ok(())
 }
+
+/// Where the filter's numbers are not written down, no bind is proxied: there is no listener,
+/// and a privileged port stays root's in the initial user namespace.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
+pub fn install_bind_notifier() -> Result<Option<OwnedFd>, Errno> {
+    Ok(None)
+}
+
+/// Never called where [`install_bind_notifier`] gives no listener.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
+pub fn answer_bind(_listener: BorrowedFd<'_>) -> Result<(), Errno> {
+    Err(Errno::ENOSYS)
+}
 pub use launcher::*;
 pub use probe::*;
+pub use user_namespace::*;
 
 /// The type of `setrlimit`'s resource argument: an enum in glibc, an int in musl.
 #[cfg(target_env = "gnu")]
@@ -162,6 +182,7 @@ pub fn set_rlimit(resource: RlimitResource, value: u64) -> Result<(), Errno> {
 }
 
 /// A signal taken from the pending set, with where it came from.
+#[derive(Debug, Clone, Copy)]
 pub struct PendingSignal {
     /// The signal number.
     pub signal: libc::c_int,
@@ -181,12 +202,42 @@ pub fn wait_signal(set: &SigSet) -> PendingSignal {
         // SAFETY: both pointers are valid for the duration of the call.
         let ret = unsafe { libc::sigwaitinfo(set.as_ref(), &mut info) };
         if ret > 0 {
-            let sent = matches!(info.si_code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL);
-            // SAFETY: for a signal sent by a process, the kernel filled in the sender's pid.
-            let sender = if sent { unsafe { info.si_pid() } } else { -1 };
-            return PendingSignal { signal: ret, from_kernel: info.si_code == libc::SI_KERNEL, from_outside: sender == 0 };
+            // SAFETY: read only for a signal sent by a process, for which the kernel filled in
+            // the sender's pid.
+            let sender = || unsafe { info.si_pid() };
+            return pending_signal(ret, info.si_code, sender);
         }
     }
+}
+
+/// What woke [`wait_signal_or_readable`].
+#[derive(Debug, Clone, Copy)]
+pub enum Wakeup {
+    /// A signal of the set.
+    Signal(PendingSignal),
+    /// The watched descriptor is readable, or hung up.
+    Readable,
+}
+
+/// Waits for a signal of `signals` (a non-blocking signalfd of a blocked set) or for `watched`
+/// to be readable. No allocation.
+pub fn wait_signal_or_readable(signals: &nix::sys::signalfd::SignalFd, watched: BorrowedFd<'_>) -> Wakeup {
+    loop {
+        if let Ok(Some(info)) = signals.read_signal() {
+            let sender = || info.ssi_pid as libc::pid_t;
+            return Wakeup::Signal(pending_signal(info.ssi_signo as libc::c_int, info.ssi_code, sender));
+        }
+        if let Ok([_, true]) = poll_readable([Some(std::os::fd::AsFd::as_fd(signals)), Some(watched)], None) {
+            return Wakeup::Readable;
+        }
+    }
+}
+
+/// A signal as the init tells it apart: `sender` is read for a signal a process sent.
+fn pending_signal(signal: libc::c_int, code: libc::c_int, sender: impl FnOnce() -> libc::pid_t) -> PendingSignal {
+    let sent = matches!(code, libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL);
+    let sender = if sent { sender() } else { -1 };
+    PendingSignal { signal, from_kernel: code == libc::SI_KERNEL, from_outside: sender == 0 }
 }
 
 /// Sets the `IFF_UP` flag of the loopback interface of the current network namespace.

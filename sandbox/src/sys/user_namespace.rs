@@ -1,0 +1,94 @@
+//! The user namespace a contained run's command enters as root: every user and group mapped to
+//! itself, so that files, owners and `chown` look as they do outside, while the capabilities
+//! its root holds reach only what that namespace owns.
+//!
+//! The problem: as root in the machine's user namespace a command keeps `CAP_SYS_ADMIN` over
+//! the machine (a test mounts a tmpfs, makes a network namespace), and with it it can mount a
+//! `/proc` of its own and write `kernel.core_pattern`, or unmount the read-only masks it was
+//! given. In a user namespace of its own the same root may mount and unmount only in a mount
+//! namespace that namespace owns, and the kernel locks every mount it inherited there
+//! (`MNT_LOCKED`, read-only flags included): the masks stay, and a new `/proc` is refused while
+//! masks cover the one it has.
+//!
+//! The race: a namespace's maps must be written from its parent namespace by a process with
+//! `CAP_SETUID` there, and the command's process, once in it, has no rights in its parent. So a
+//! holder process is created in a new namespace, its maps are written from outside, the
+//! namespace is kept open as a descriptor, and the holder exits; the command later `setns`es
+//! into that descriptor. One namespace serves every contained run of a process (what a run's
+//! root may reach there is only what its own run's namespaces own: it sees no other run's
+//! processes to join their namespaces through).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+
+use super::{clone_sharing_memory, ChildStack};
+
+/// `setns(2)` into the user namespace `namespace`, then a mount namespace and a cgroup
+/// namespace owned by it: the mounts inherited are locked, and the cgroup one, rooted where
+/// the caller is, lets the command mount its own cgroups. For the command's process (one
+/// thread, its own `fs_struct`: a vfork child or a fork). No allocation.
+pub fn enter_user_namespace(namespace: std::os::fd::RawFd) -> Result<(), Errno> {
+    // SAFETY: plain system calls with integer arguments.
+    Errno::result(unsafe { libc::setns(namespace, libc::CLONE_NEWUSER) })?;
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP) }).map(drop)
+}
+
+/// A new user namespace that maps every user and group to itself, owned by this process's
+/// effective user (root: every capability in it is its). See the module doc.
+pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
+    let (holder_waits, release) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let stack = ChildStack::new(64 * 1024)?;
+    /// The holder: its copy of the pipe's write end closed, it waits for the launcher's.
+    fn hold(&(waits, release): &(std::os::fd::RawFd, std::os::fd::RawFd)) -> ! {
+        let mut byte = [0u8; 1];
+        // SAFETY: closes the holder's own copy of a descriptor, then reads into a buffer on
+        // this stack; the end of the pipe (EOF) is the sign.
+        unsafe {
+            libc::close(release);
+            libc::read(waits, byte.as_mut_ptr().cast(), 1)
+        };
+        super::exit_immediately(0)
+    }
+    let waits = (holder_waits.as_raw_fd(), release.as_raw_fd());
+    // SAFETY: the holder touches only its stack and `waits`, which stay alive and unchanged
+    // until it is reaped below; it allocates nothing and ends in _exit.
+    let (pid, _pidfd) = unsafe { clone_sharing_memory(CloneFlags::CLONE_NEWUSER, &stack, hold, &waits) }?;
+    let written = ["uid_map", "gid_map"].into_iter().try_for_each(|file| {
+        // Written whole in one call: the kernel takes a map in a single write only.
+        std::fs::write(format!("/proc/{pid}/{file}"), "0 0 4294967295").map_err(|err| errno_of(&err))
+    });
+    let namespace = written.and_then(|()| {
+        std::fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from).map_err(|err| errno_of(&err))
+    });
+    drop(release);
+    // The holder exits at the pipe's end; reaped here, before its stack goes.
+    while let Err(Errno::EINTR) = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL)) {}
+    drop(stack);
+    namespace
+}
+
+/// Whether this process is in a user namespace other than the machine's initial one (whose
+/// inode number the kernel fixes: `PROC_USER_INIT_INO`), as a command of a contained run is:
+/// root there, with every user mapped to itself, looks like root outside.
+pub fn in_child_user_namespace() -> bool {
+    const INITIAL_USER_NAMESPACE_INODE: u64 = 0xEFFF_FFFD;
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/user").is_ok_and(|namespace| namespace.ino() != INITIAL_USER_NAMESPACE_INODE)
+}
+
+/// Whether `/proc` shows this process's own PID namespace: `/proc/self` names it by the
+/// number it has there. Not so in a contained sandbox nested in another contained one, which
+/// binds its parent's `/proc` (see `mounts::Step::Proc`).
+pub fn proc_shows_own_pid_namespace() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|link| link.to_str()?.parse::<libc::pid_t>().ok())
+        .is_some_and(|pid| pid == nix::unistd::getpid().as_raw())
+}
+
+fn errno_of(err: &std::io::Error) -> Errno {
+    Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO))
+}
