@@ -200,8 +200,9 @@ fn what_the_run_sees_cannot_be_unmounted() {
 fn the_masks_cannot_be_undone_from_inside() {
     must_be_root();
     let attempts = [
-        ("new-proc", "mkdir -p /tmp/p && mount -t proc proc /tmp/p && echo x > /tmp/p/sys/kernel/core_pattern"),
-        ("proc-sys-rw", "mount -o remount,bind,rw /proc/sys && echo x > /proc/sys/kernel/core_pattern"),
+        // Each write puts back the value read: a failure of the test leaves the machine as it was.
+        ("new-proc", "mkdir -p /tmp/p && mount -t proc proc /tmp/p && cat /tmp/p/sys/kernel/core_pattern > /tmp/v && cat /tmp/v > /tmp/p/sys/kernel/core_pattern"),
+        ("proc-sys-rw", "mount -o remount,bind,rw /proc/sys && cat /proc/sys/kernel/core_pattern > /tmp/v && cat /tmp/v > /proc/sys/kernel/core_pattern"),
         ("sys-rw", "mount -o remount,bind,rw /sys"),
         ("host-rw", "mount -o remount,bind,rw /usr && touch /usr/sandbox-masks-test"),
         ("init-root", "ls /proc/1/root/"),
@@ -215,10 +216,29 @@ fn the_masks_cannot_be_undone_from_inside() {
     let _ = std::fs::remove_file("/usr/sandbox-masks-test");
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "an attempt succeeded: {run:#?}");
     assert_eq!(std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(), core_pattern);
-    // The control: with the machine's root the init's root and descriptors are there to read.
-    let script = "ls /proc/1/root/ >/dev/null && readlink /proc/1/fd/0 >/dev/null && echo init-reached";
+    // The control: with the machine's root a /proc of its own is writable, the read-only mounts
+    // can be made writable in the run's mount namespace, and the init is there to look at.
+    let script = "mkdir -p /tmp/p && mount -t proc proc /tmp/p && test -w /tmp/p/sys/kernel/core_pattern && echo new-proc; \
+                  mount -o remount,bind,rw /sys && echo sys-rw; \
+                  ls /proc/1/root/ >/dev/null && readlink /proc/1/fd/0 >/dev/null && echo init-reached";
     let run = sandbox_in(Path::new("/"), &["--privileged", "--", "sh", "-c", script]);
-    assert_eq!(run.stdout, "init-reached\n", "{run:#?}");
+    assert_eq!(run.stdout, "new-proc\nsys-rw\ninit-reached\n", "{run:#?}");
+}
+
+/// A contained sandbox nested in a contained run has the run's `/proc` (the kernel refuses it
+/// one of its own under the run's locked masks), so a contained run one level further down,
+/// which finds its processes in `/proc`, refuses to start and names the fix; with the outermost
+/// `--privileged` the three levels run.
+#[test]
+fn a_contained_run_two_levels_down_says_why() {
+    must_be_root();
+    let bin = sandbox_bin();
+    let script = format!("{bin} run -- {bin} run -- true; echo inner=$?");
+    let run = sandbox_in(Path::new("/"), &["--", "sh", "-c", &script]);
+    assert_eq!(run.stdout, "inner=125\n", "{run:#?}");
+    assert!(run.stderr.contains("/proc shows an outer PID namespace") && run.stderr.contains("--privileged"), "{run:#?}");
+    let run = sandbox_in(Path::new("/"), &["--privileged", "--", "sh", "-c", &script]);
+    assert_eq!(run.stdout, "inner=0\n", "{run:#?}");
 }
 
 /// The README's bounded job: a sandbox inside a contained run makes its runs in the run's

@@ -112,11 +112,7 @@ fn undo(enclosed: Vec<Enclosed>) {
 /// This process's cgroup in `hierarchy` as a directory (the mount point where it is not below
 /// it, as `v1::default_runs_dir` takes it).
 fn own_dir(hierarchy: &Hierarchy, proc_self_cgroup: &str) -> PathBuf {
-    let own = super::proc_cgroup_lines(proc_self_cgroup).find_map(|line| {
-        let listed = line.controllers.split(',').any(|c| hierarchy.controllers.iter().any(|h| h == c));
-        listed.then(|| line.path.trim_start_matches('/'))
-    });
-    let dir = hierarchy.mount_point.join(own.unwrap_or(""));
+    let dir = hierarchy.mount_point.join(super::v1::own_path(hierarchy, proc_self_cgroup).unwrap_or(""));
     if dir.is_dir() {
         dir
     } else {

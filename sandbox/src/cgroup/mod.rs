@@ -291,11 +291,18 @@ pub(crate) enum InitJoin {
     },
 }
 
+/// A cgroup directory opened `O_PATH` (to join through, or to clone into).
+fn open_directory(dir: &Path) -> Result<std::os::fd::OwnedFd, nix::errno::Errno> {
+    use nix::fcntl::{open, OFlag};
+    let fd = open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    // SAFETY: `open` just returned `fd`; nothing else has it.
+    Ok(unsafe { crate::sys::own_fd(fd) })
+}
+
 impl InitJoin {
     /// For `dir`, made after the clone, or its `sub` directory (a contained run's
     /// [`DELEGATED_DIR`]): the parent of `dir` opened now (and made, the first time).
     fn below(dir: &Path, sub: Option<&str>) -> Result<InitJoin, CgroupError> {
-        use nix::fcntl::{open, OFlag};
         let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
             return Err(CgroupError::Unavailable(format!("{} is not a cgroup directory", dir.display())));
         };
@@ -303,7 +310,7 @@ impl InitJoin {
             Some(sub) => Path::new(name).join(sub).into_os_string(),
             None => name.to_os_string(),
         };
-        let open_parent = || open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
+        let open_parent = || open_directory(parent);
         let fd = match open_parent() {
             Err(nix::errno::Errno::ENOENT) => {
                 fs::create_dir_all(parent).map_err(io_err("creating cgroup", parent))?;
@@ -312,8 +319,7 @@ impl InitJoin {
             opened => opened,
         }
         .map_err(|errno| io_err("opening", parent)(errno.into()))?;
-        // SAFETY: `open` just returned `fd`; nothing else has it.
-        let parent = unsafe { crate::sys::own_fd(fd) };
+        let parent = fd;
         let mut tasks = name.as_bytes().to_vec();
         tasks.extend_from_slice(b"/tasks");
         let tasks = CString::new(tasks)

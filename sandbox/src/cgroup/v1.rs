@@ -19,8 +19,6 @@ use std::path::{Path, PathBuf};
 
 use std::os::fd::AsFd;
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use super::{
@@ -194,11 +192,8 @@ impl V1Cgroup {
                 let hierarchy = Hierarchy { mount_point: unified.clone(), controllers: vec![String::new()] };
                 let dir = enclosing_dir(&hierarchy);
                 make_dir(&dir)?;
-                let fd = nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-                    .map_err(|errno| io_err("opening", &dir)(errno.into()));
-                match fd {
-                    // SAFETY: `open` just returned it; nothing else has it.
-                    Ok(fd) => cgroup.unified = Some((dir, unsafe { crate::sys::own_fd(fd) })),
+                match super::open_directory(&dir).map_err(|errno| io_err("opening", &dir)(errno.into())) {
+                    Ok(fd) => cgroup.unified = Some((dir, fd)),
                     Err(err) => {
                         let _ = fs::remove_dir(&dir);
                         return Err(err);
@@ -373,11 +368,7 @@ fn own_cgroups() -> Result<String, CgroupError> {
 /// cgroups. When the own cgroup is not below the mount point (a container that sees only its
 /// own cgroup, bind-mounted without a cgroup namespace), the mount point is that cgroup.
 pub(crate) fn default_runs_dir(hierarchy: &Hierarchy, proc_self_cgroup: &str) -> PathBuf {
-    let own = super::proc_cgroup_lines(proc_self_cgroup).find_map(|line| {
-        let listed = line.controllers.split(',').any(|c| hierarchy.controllers.iter().any(|h| h == c));
-        listed.then(|| line.path.trim_start_matches('/'))
-    });
-    match own {
+    match own_path(hierarchy, proc_self_cgroup) {
         None | Some("") => hierarchy.mount_point.join("sandbox"),
         Some(own) => {
             let dir = hierarchy.mount_point.join(own);
@@ -388,6 +379,15 @@ pub(crate) fn default_runs_dir(hierarchy: &Hierarchy, proc_self_cgroup: &str) ->
             }
         }
     }
+}
+
+/// This process's cgroup in `hierarchy`, relative to its mount point (`""` at its root), from
+/// the text of `/proc/self/cgroup`: the line that names one of the hierarchy's controllers.
+pub(crate) fn own_path<'a>(hierarchy: &Hierarchy, proc_self_cgroup: &'a str) -> Option<&'a str> {
+    super::proc_cgroup_lines(proc_self_cgroup).find_map(|line| {
+        let listed = line.controllers.split(',').any(|c| hierarchy.controllers.iter().any(|h| h == c));
+        listed.then(|| line.path.trim_start_matches('/'))
+    })
 }
 
 /// Whether the cgroup directory `dir` has child cgroups.

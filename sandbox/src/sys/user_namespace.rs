@@ -92,3 +92,55 @@ pub fn proc_shows_own_pid_namespace() -> bool {
 fn errno_of(err: &std::io::Error) -> Errno {
     Errno::from_raw(err.raw_os_error().unwrap_or(libc::EIO))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+    use crate::sys::{in_forked_child, passed};
+
+    /// The map as a process in the namespace reads it, on a stack buffer (the forked child of
+    /// a multi-threaded harness must not allocate).
+    fn own_uid_map_is_identity() -> bool {
+        let mut text = [0u8; 128];
+        // SAFETY: a NUL-terminated path; reads into a buffer on this stack.
+        let read = unsafe {
+            let fd = libc::open(c"/proc/self/uid_map".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            let read = libc::read(fd, text.as_mut_ptr().cast(), text.len());
+            libc::close(fd);
+            read
+        };
+        let Ok(read) = usize::try_from(read) else { return false };
+        let mut words = text[..read].split(|byte| byte.is_ascii_whitespace()).filter(|word| !word.is_empty());
+        words.next() == Some(b"0") && words.next() == Some(b"0") && words.next() == Some(b"4294967295") && words.next().is_none()
+    }
+
+    #[test]
+    fn the_command_enters_an_identity_mapped_namespace_of_its_own() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: making a user namespace whose maps map every user needs root");
+            return;
+        }
+        assert!(!in_child_user_namespace(), "the harness runs in the machine's initial user namespace");
+        let namespace = identity_user_namespace().unwrap();
+        let own = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let made = std::fs::read_link(format!("/proc/self/fd/{}", namespace.as_raw_fd())).unwrap();
+        assert_ne!(own, made);
+        let raw = namespace.as_raw_fd();
+        // SAFETY: the check makes system calls only.
+        let status = unsafe {
+            in_forked_child(|| {
+                enter_user_namespace(raw).is_ok() && in_child_user_namespace() && own_uid_map_is_identity()
+                    // Root there: the capability to mount, in the mount namespace it owns.
+                    && rustix::mount::mount_change(c"/", rustix::mount::MountPropagationFlags::PRIVATE).is_ok()
+            })
+        };
+        assert!(passed(status), "{status:?}");
+    }
+
+    #[test]
+    fn proc_shows_this_process() {
+        assert!(proc_shows_own_pid_namespace());
+    }
+}
