@@ -37,7 +37,9 @@ pub fn enter_user_namespace(namespace: std::os::fd::RawFd) -> Result<(), Errno> 
 }
 
 /// A new user namespace that maps every user and group to itself, owned by this process's
-/// effective user (root: every capability in it is its). See the module doc.
+/// effective user (root: every capability in it is its). Every ID this process's own namespace
+/// has (all of them in the machine's; a range in a container's) maps to the same ID. See the
+/// module doc.
 pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
     let (holder_waits, release) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let stack = ChildStack::new(64 * 1024)?;
@@ -57,8 +59,9 @@ pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
     // until it is reaped below; it allocates nothing and ends in _exit.
     let (pid, _pidfd) = unsafe { clone_sharing_memory(CloneFlags::CLONE_NEWUSER, &stack, hold, &waits) }?;
     let written = ["uid_map", "gid_map"].into_iter().try_for_each(|file| {
+        let own = std::fs::read_to_string(format!("/proc/self/{file}")).map_err(|err| errno_of(&err))?;
         // Written whole in one call: the kernel takes a map in a single write only.
-        std::fs::write(format!("/proc/{pid}/{file}"), "0 0 4294967295").map_err(|err| errno_of(&err))
+        std::fs::write(format!("/proc/{pid}/{file}"), identity_map(&own)).map_err(|err| errno_of(&err))
     });
     let namespace = written.and_then(|()| {
         std::fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from).map_err(|err| errno_of(&err))
@@ -68,6 +71,18 @@ pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
     while let Err(Errno::EINTR) = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL)) {}
     drop(stack);
     namespace
+}
+
+/// The map of a child namespace in which each ID of `own` (this namespace's map, as
+/// `/proc/self/uid_map` shows it: `inside outside count` per line) is itself.
+fn identity_map(own: &str) -> String {
+    own.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (first, _, count) = (fields.next()?, fields.next()?, fields.next()?);
+            Some(format!("{first} {first} {count}\n"))
+        })
+        .collect()
 }
 
 /// Whether this process is in a user namespace other than the machine's initial one (whose
@@ -137,6 +152,13 @@ mod tests {
             })
         };
         assert!(passed(status), "{status:?}");
+    }
+
+    #[test]
+    fn the_map_keeps_each_id_of_this_namespace() {
+        assert_eq!(identity_map("         0          0 4294967295\n"), "0 0 4294967295\n");
+        // A rootless container's root and its subordinate range.
+        assert_eq!(identity_map("0 1000 1\n1 100000 65536\n"), "0 0 1\n1 1 65536\n");
     }
 
     #[test]
