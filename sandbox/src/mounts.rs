@@ -156,8 +156,16 @@ pub(crate) enum Step {
     LoopbackUp,
     /// `umount2(MNT_DETACH)` of the mounts at a path (all of them, where several are stacked)
     /// and everything below them, in this mount namespace only: gone, not covered (see
-    /// [`containment`]). A path that is no mount point is left.
-    Detach(CString),
+    /// [`containment`]). A path that is no mount point is left. A mount the kernel will not let
+    /// go (locked: a sandbox nested in a contained run, in its user namespace) stays, under an
+    /// empty read-only tmpfs if `cover_if_locked`, so that what is mounted there next does not
+    /// meet it (a cgroup2 mount on the root of another of the same superblock is `EBUSY`).
+    Detach {
+        /// The mount point.
+        path: CString,
+        /// Cover a mount that stays.
+        cover_if_locked: bool,
+    },
     /// `unshare(CLONE_NEWCGROUP)`: a cgroup namespace rooted at the cgroup the init is in.
     CgroupNamespace,
     /// A path bound onto itself and remounted read-only: a kernel knob (`/proc/sys`,
@@ -213,7 +221,10 @@ impl Step {
             Step::PivotRoot => "switching to the new root (pivot_root)".into(),
             Step::DetachOldRoot => "detaching the old root (umount2 MNT_DETACH)".into(),
             Step::LoopbackUp => "bringing up the loopback interface".into(),
-            Step::Detach(path) => format!("detaching {} (umount2 MNT_DETACH)", show(path)),
+            Step::Detach { path, cover_if_locked: false } => format!("detaching {} (umount2 MNT_DETACH)", show(path)),
+            Step::Detach { path, cover_if_locked: true } => {
+                format!("detaching {} (umount2 MNT_DETACH, or covering it where locked)", show(path))
+            }
             Step::CgroupNamespace => "entering a cgroup namespace (unshare CLONE_NEWCGROUP)".into(),
             Step::ReadOnlyPath(path) => format!("making {} read-only", show(path)),
             Step::ReadOnlyTree { target, .. } => format!("making {} and the mounts below it read-only", show(target)),
@@ -317,7 +328,13 @@ impl Step {
             Step::LoopbackUp => crate::sys::bring_loopback_up(),
             // Every mount stacked there (a VM's init may mount /proc twice), until the path is
             // no mount point: a failure expected every run, so not told through errno.
-            Step::Detach(path) => crate::sys::detach_all(path),
+            Step::Detach { path, cover_if_locked } => match crate::sys::detach_all(path)? {
+                true if *cover_if_locked => {
+                    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+                    mount(Some(c"tmpfs"), path.as_c_str(), Some(c"tmpfs"), flags, Some(c"mode=755,size=4k"))
+                }
+                _ => Ok(()),
+            },
             Step::CgroupNamespace => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP),
             Step::ReadOnlyPath(path) => crate::sys::bind_read_only(path),
             Step::ReadOnlyTree { target, flags } => match crate::sys::make_tree_read_only(target) {
@@ -444,7 +461,8 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
     }
     if cgroup_namespace.is_some() && new_root.is_none() {
         // The host's /proc goes, so that unmounting the run's does not bring it back.
-        steps.push(Step::Detach(cstring("/proc")));
+        // A /proc that stays (nested) is what `Step::Proc` binds where a new one is refused.
+        steps.push(Step::Detach { path: cstring("/proc"), cover_if_locked: false });
     }
     steps.push(Step::Proc { target: cstring(at(Path::new("/proc"))), bind_if_refused: cgroup_namespace.is_some() });
     // A contained run's /sys mount to make read-only (a --rootfs has its own directory there, a
@@ -746,7 +764,7 @@ mod tests {
                 "making all mounts private (mount --make-rprivate /)",
                 "detaching /proc (umount2 MNT_DETACH)",
                 "mounting proc on /proc",
-                "detaching /sys/fs/cgroup (umount2 MNT_DETACH)",
+                "detaching /sys/fs/cgroup (umount2 MNT_DETACH, or covering it where locked)",
                 "making /proc/sys read-only",
                 "making /sys and the mounts below it read-only",
                 "mounting tmpfs on /sys/fs/cgroup",
@@ -962,7 +980,7 @@ mod tests {
         let left = position("moving the mount /sys/fs/cgroup to /tmp/left-behind");
         assert!(position("creating directory /tmp/left-behind") < left);
         assert!(left < position("moving the mount /sys to /tmp/root/sys"));
-        assert!(position("detaching /tmp/root/sys/fs/cgroup (umount2 MNT_DETACH)") < position("switching to the new root (pivot_root)"));
+        assert!(position("detaching /tmp/root/sys/fs/cgroup (umount2 MNT_DETACH, or covering it where locked)") < position("switching to the new root (pivot_root)"));
     }
 
     /// Option values escape what would end them.

@@ -55,9 +55,9 @@ pub(super) fn push_before_join(
     if exists {
         // One recursive detach takes the tmpfs and every hierarchy below it (v1), or the
         // cgroup2 mount itself (v2); hierarchies mounted elsewhere go one by one.
-        steps.push(Step::Detach(cstring(at(root))));
+        steps.push(Step::Detach { path: cstring(at(root)), cover_if_locked: true });
         for mount in mounts.iter().filter(|mount| !mount.mount_point.starts_with(root)) {
-            steps.push(Step::Detach(cstring(at(&mount.mount_point))));
+            steps.push(Step::Detach { path: cstring(at(&mount.mount_point)), cover_if_locked: true });
         }
     }
     // The run's /proc shows what the host's does: a knob the kernel lacks (sysrq without

@@ -13,16 +13,39 @@ fn errno(err: rustix::io::Errno) -> Errno {
     Errno::from_raw(err.raw_os_error())
 }
 
-/// `umount2(MNT_DETACH)` of every mount stacked at `path`, until it is no mount point (`EINVAL`)
-/// or missing (`ENOENT`).
-pub fn detach_all(path: &CStr) -> Result<(), Errno> {
+/// `umount2(MNT_DETACH)` of every mount stacked at `path`, until it is no mount point or the
+/// kernel refuses (`EINVAL`), or it is missing (`ENOENT`). Whether a mount is left there (one
+/// locked in a user namespace, which the kernel answers with `EINVAL` too).
+pub fn detach_all(path: &CStr) -> Result<bool, Errno> {
     loop {
         match rustix::mount::unmount(path, UnmountFlags::DETACH) {
             Ok(()) => {}
-            Err(err) if err == rustix::io::Errno::INVAL || err == rustix::io::Errno::NOENT => return Ok(()),
+            Err(err) if err == rustix::io::Errno::INVAL => return Ok(is_mount_root(path)),
+            Err(err) if err == rustix::io::Errno::NOENT => return Ok(false),
             Err(err) => return Err(errno(err)),
         }
     }
+}
+
+/// Whether `path` is the root of a mount (`statx`'s `STATX_ATTR_MOUNT_ROOT`, Linux 5.8; before,
+/// its device differs from its parent's).
+fn is_mount_root(path: &CStr) -> bool {
+    use rustix::fs::{AtFlags, StatxAttributes, StatxFlags, CWD};
+    let flags = AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW;
+    let Ok(stat) = rustix::fs::statx(CWD, path, flags, StatxFlags::empty()) else { return false };
+    if stat.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
+        return stat.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+    }
+    // The parent: `path` with its last component cut, on a stack buffer.
+    let bytes = path.to_bytes();
+    let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else { return false };
+    let mut parent = [0u8; 256];
+    let parent_len = slash.max(1);
+    let Some(room) = parent.get_mut(..=parent_len) else { return false };
+    room[..parent_len].copy_from_slice(&bytes[..parent_len]);
+    let Ok(parent) = CStr::from_bytes_with_nul(&parent[..=parent_len]) else { return false };
+    rustix::fs::statx(CWD, parent, flags, StatxFlags::empty())
+        .is_ok_and(|above| (above.stx_dev_major, above.stx_dev_minor) != (stat.stx_dev_major, stat.stx_dev_minor))
 }
 
 /// `path` bound onto itself and remounted read-only (`nosuid`, `nodev`, `noexec`); nothing where
