@@ -284,7 +284,11 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         },
         None => None,
     };
-    let command_args = CommandArgs { init: args, listener_socket: handover.as_ref().map(|(_, child)| child.as_raw_fd()) };
+    let command_args = CommandArgs {
+        init: args,
+        listener_socket: handover.as_ref().map(|(_, child)| child.as_raw_fd()),
+        init_socket: handover.as_ref().map(|(own, _)| own.as_raw_fd()),
+    };
     let command = if args.function.is_some() {
         // A test body runs in a full copy of this process (a fork server of the runner or of
         // the stock harness).
@@ -328,6 +332,9 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
 struct CommandArgs<'a> {
     init: &'a InitArgs<'a>,
     listener_socket: Option<RawFd>,
+    /// The init's end, which the command closes at once (a test body, not exec'd, would keep it,
+    /// and could take the listener before the init does).
+    init_socket: Option<RawFd>,
 }
 
 /// Waits until the launcher has put us into the cgroup. EOF means it died before (and before
@@ -368,6 +375,9 @@ fn apply_steps(args: &InitArgs<'_>, range: std::ops::Range<usize>) {
 /// The command's side: a clean signal mask, its stdio and directory, then exec.
 fn exec_command(command: &CommandArgs<'_>) -> ! {
     let args = command.init;
+    if let Some(socket) = command.init_socket {
+        let _ = nix::unistd::close(socket);
+    }
     // The command and everything it starts are the OOM killer's first choice, this init never:
     // it may share the launcher's memory, and the kernel kills every process of a victim's
     // memory, so a memory-limited run that fills a tmpfs (which no process's size shows) would
