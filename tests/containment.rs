@@ -468,7 +468,8 @@ fn a_limit_raised_inside_the_run_is_reported() {
 
 /// Under sandbox's runner: with the host's root, an escaped test fails naming what left; a test
 /// that raised its limit fails too, and the next test in the same fork server (which may reuse
-/// v1 cgroups) has its own limit, not the raised one. Contained, a test can do neither.
+/// v1 cgroups) has its own limit, not the raised one. Contained, a test can do neither, and is
+/// root of a user namespace of its own that still binds privileged ports.
 #[test]
 fn isolated_tests_that_leave_their_limits_fail() {
     must_be_root();
@@ -490,7 +491,8 @@ fn isolated_tests_that_leave_their_limits_fail() {
     assert!(stdout.matches("outside the test's cgroup: pid ").count() >= 30, "{stdout}");
     assert!(stdout.contains("test containment_4_cannot_leave_or_raise_its_limit ... ok"), "{stdout}");
     assert!(stdout.contains("test containment_5_mounts_every_hierarchy ... ok"), "{stdout}");
-    assert!(stdout.contains("3 passed; 2 failed"), "{stdout}");
+    assert!(stdout.contains("test containment_6_binds_privileged_ports_in_its_own_user_namespace ... ok"), "{stdout}");
+    assert!(stdout.contains("4 passed; 2 failed"), "{stdout}");
     // The privileged tests say so on their line and in the JUnit report; the contained one not.
     assert_eq!(stdout.matches(", privileged)").count(), 3, "{stdout}");
     let xml = std::fs::read_to_string(&junit).unwrap();

@@ -207,3 +207,19 @@ fn containment_5_mounts_every_hierarchy() {
         }
     }
 }
+
+/// Contained in a fork server: the test body is root of a user namespace of its own (the
+/// machine's initial one has a fixed inode number), and binds privileged ports of the host's
+/// network all the same, from its main thread and from another (the init binds them for it).
+#[isolated(timeout = "20s")]
+fn containment_6_binds_privileged_ports_in_its_own_user_namespace() {
+    use std::os::unix::fs::MetadataExt;
+    const INITIAL_USER_NAMESPACE_INODE: u64 = 0xEFFF_FFFD;
+    assert_ne!(std::fs::metadata("/proc/self/ns/user").unwrap().ino(), INITIAL_USER_NAMESPACE_INODE);
+    let bind_one = || (600..1000).find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok()).expect("a free privileged port");
+    let listener = bind_one();
+    let from_a_thread = std::thread::spawn(bind_one).join().unwrap();
+    for bound in [&listener, &from_a_thread] {
+        assert!(bound.local_addr().unwrap().port() < 1024, "{bound:?}");
+    }
+}
