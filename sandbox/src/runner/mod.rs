@@ -228,11 +228,7 @@ impl Sandbox {
         };
 
         let flags = self.namespace_flags(rootless);
-        let user_namespace = match self.contained(rootless) {
-            true if !sys::proc_shows_own_pid_namespace() => return Err(Error::ForeignProc),
-            true => Some(contained_user_namespace()?),
-            false => None,
-        };
+        let user_namespace = if self.contained(rootless) { Some(contained_user_namespace()?) } else { None };
         let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
         let kept_fds: Vec<RawFd> = command.kept_fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let init_args = InitArgs {
@@ -472,11 +468,16 @@ fn rlimits_for(limits: &crate::config::Limits) -> Vec<(sys::RlimitResource, u64)
 const INIT_STACK_BYTES: usize = 8 << 20;
 
 /// The user namespace of this process's contained runs (`sys::identity_user_namespace`): made
-/// at the first and kept open for the process's life, copies (fork servers) included.
+/// at the first and kept open for the process's life, copies (fork servers) included. Made only
+/// where `/proc` shows this process's PID namespace, which a run finds its processes in (the
+/// process's `/proc` and PID namespace stay what they are, so this is checked once too).
 fn contained_user_namespace() -> Result<RawFd, Error> {
     static NAMESPACE: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
     let mut kept = NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if kept.is_none() {
+        if !sys::proc_shows_own_pid_namespace() {
+            return Err(Error::ForeignProc);
+        }
         *kept = Some(sys::identity_user_namespace().map_err(|source| Error::ContainedUserNamespace { source })?);
     }
     Ok(kept.as_ref().map(AsRawFd::as_raw_fd).expect("made above"))

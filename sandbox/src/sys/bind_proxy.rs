@@ -45,41 +45,28 @@ use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
+
+use super::seccomp_bpf::{install, jump, statement, ARCH, ARCHES, BPF_AND_K, BPF_JEQ_K, BPF_LD_W_ABS, BPF_RET_K, NR};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 use rustix::ioctl::{Opcode, Setter, Updater};
 use rustix::net::addr::{SocketAddrArg, SocketAddrLen, SocketAddrOpaque, SocketAddrStorage};
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags};
 
-/// `AUDIT_ARCH_*` of the native ABI, and the bits of the system call number that say which
-/// native ABI (x32's bit 30) and are ignored (as in `host_wide`).
-#[cfg(target_arch = "x86_64")]
-const ARCH: (u32, u32) = (0xC000_003E, 0x4000_0000);
-#[cfg(target_arch = "aarch64")]
-const ARCH: (u32, u32) = (0xC000_00B7, 0);
-#[cfg(target_arch = "riscv64")]
-const ARCH: (u32, u32) = (0xC000_00F3, 0);
-
 const BIND: u32 = libc::SYS_bind as u32;
 
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
-const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-
-/// Offsets in `struct seccomp_data`.
-const NR: u32 = 0;
-const AUDIT_ARCH: u32 = 4;
+/// The native architecture and the number bits that say which native ABI (x32's).
+const NATIVE: (u32, u32) = (ARCHES.0, ARCHES.2);
 
 /// The native ABI's `bind` goes to the listener, everything else passes.
 static PROGRAM: [libc::sock_filter; 7] = [
-    /* 0 */ libc::sock_filter { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: AUDIT_ARCH },
-    /* 1 */ libc::sock_filter { code: BPF_JEQ_K, jt: 0, jf: 4, k: ARCH.0 }, // -> 2, -> 6
-    /* 2 */ libc::sock_filter { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: NR },
-    /* 3 */ libc::sock_filter { code: BPF_AND_K, jt: 0, jf: 0, k: !ARCH.1 },
-    /* 4 */ libc::sock_filter { code: BPF_JEQ_K, jt: 0, jf: 1, k: BIND }, // -> 5, -> 6
-    /* 5 */ libc::sock_filter { code: BPF_RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_USER_NOTIF },
-    /* 6 */ libc::sock_filter { code: BPF_RET_K, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+    /* 0 */ statement(BPF_LD_W_ABS, ARCH),
+    /* 1 */ jump(BPF_JEQ_K, NATIVE.0, 0, 4), // -> 2, -> 6
+    /* 2 */ statement(BPF_LD_W_ABS, NR),
+    /* 3 */ statement(BPF_AND_K, !NATIVE.1),
+    /* 4 */ jump(BPF_JEQ_K, BIND, 0, 1), // -> 5, -> 6
+    /* 5 */ statement(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF),
+    /* 6 */ statement(BPF_RET_K, libc::SECCOMP_RET_ALLOW),
 ];
 
 /// Installs the filter on the calling thread (and so on every process it starts) and returns
@@ -88,16 +75,7 @@ static PROGRAM: [libc::sock_filter; 7] = [
 /// outer init answers). The caller has `CAP_SYS_ADMIN` in its user namespace or has set
 /// `no_new_privs`. No allocation.
 pub fn install_bind_notifier() -> Result<Option<OwnedFd>, Errno> {
-    let fprog = libc::sock_fprog { len: PROGRAM.len() as u16, filter: PROGRAM.as_ptr().cast_mut() };
-    // SAFETY: a valid program that the kernel copies during the call; it only reads it.
-    let listener = Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &fprog as *const libc::sock_fprog,
-        )
-    });
+    let listener = install(&PROGRAM, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
     match listener {
         // SAFETY: with NEW_LISTENER, success returns a new descriptor that we now own.
         Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })),
@@ -199,7 +177,7 @@ unsafe impl SocketAddrArg for CopiedAddress {
 
 fn decide(listener: BorrowedFd<'_>, request: &libc::seccomp_notif) -> Answer {
     let data = &request.data;
-    if data.arch != ARCH.0 || data.nr as u32 & !ARCH.1 != BIND {
+    if data.arch != NATIVE.0 || data.nr as u32 & !NATIVE.1 != BIND {
         return Answer::Continued;
     }
     // bind(int fd, struct sockaddr *addr, int addrlen): the kernel reads the low 32 bits.

@@ -10,7 +10,7 @@
 use std::ffi::CStr;
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use rustix::net::{
@@ -35,13 +35,7 @@ pub unsafe fn send_directory(socket: RawFd, path: &CStr) -> Result<(), Errno> {
     let socket = unsafe { OwnedFd::from_raw_fd(socket) };
     let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
     let dir = rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(|err| Errno::from_raw(err.raw_os_error()))?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [dir.as_fd()];
-    control.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(&socket, &[IoSlice::new(&[0])], &mut control, SendFlags::empty())
-        .map(drop)
-        .map_err(|err| Errno::from_raw(err.raw_os_error()))
+    send_fd(socket.as_raw_fd(), dir.as_fd())
 }
 
 /// Sends `fd` on `socket` (one byte with it, `SCM_RIGHTS`), which stays open. No allocation, no

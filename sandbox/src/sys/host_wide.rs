@@ -24,6 +24,8 @@
 
 use nix::errno::Errno;
 
+use super::seccomp_bpf::{argument, install, jump, statement, ARCH, ARCHES, BPF_AND_K, BPF_JEQ_K, BPF_JGE_K, BPF_JGT_K, BPF_LD_W_ABS, BPF_RET_K, NR};
+
 /// A system call's number in one ABI, for each call the filter looks at.
 #[derive(Clone, Copy)]
 struct Numbers {
@@ -44,15 +46,6 @@ const NATIVE: Numbers = Numbers {
     bpf: libc::SYS_bpf as u32,
 };
 
-/// `AUDIT_ARCH_*` of the native ABI, its compat ABI (0: none), and the bits of the system call
-/// number that say which native ABI (x32's bit 30) and are ignored.
-#[cfg(target_arch = "x86_64")]
-const ARCHES: (u32, u32, u32) = (0xC000_003E, 0x4000_0003, 0x4000_0000);
-#[cfg(target_arch = "aarch64")]
-const ARCHES: (u32, u32, u32) = (0xC000_00B7, 0x4000_0028, 0);
-#[cfg(target_arch = "riscv64")]
-const ARCHES: (u32, u32, u32) = (0xC000_00F3, 0, 0);
-
 /// i386's numbers (arch/x86/entry/syscalls/syscall_32.tbl) and arm's (arch/arm/tools/syscall.tbl).
 #[cfg(target_arch = "x86_64")]
 const COMPAT: Numbers = Numbers { mount: 21, syslog: 103, fspick: 433, swapon: 87, swapoff: 115, bpf: 357 };
@@ -60,29 +53,6 @@ const COMPAT: Numbers = Numbers { mount: 21, syslog: 103, fspick: 433, swapon: 8
 const COMPAT: Numbers = Numbers { mount: 21, syslog: 103, fspick: 433, swapon: 87, swapoff: 115, bpf: 386 };
 #[cfg(target_arch = "riscv64")]
 const COMPAT: Numbers = NATIVE;
-
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
-const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const BPF_JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
-
-const fn statement(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt: 0, jf: 0, k }
-}
-
-const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-
-/// `struct seccomp_data`: the number, the architecture, and the low word of argument `n`
-/// (little-endian).
-const NR: u32 = 0;
-const ARCH: u32 = 4;
-const fn argument(n: u32) -> u32 {
-    16 + 8 * n
-}
 
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 const REFUSE: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
@@ -138,12 +108,7 @@ static PROGRAM: [libc::sock_filter; LENGTH] = program();
 
 /// Installs the filter for this process and every process it starts. No allocation.
 pub fn refuse_host_wide_operations() -> Result<(), Errno> {
-    let fprog = libc::sock_fprog { len: LENGTH as u16, filter: PROGRAM.as_ptr().cast_mut() };
-    // SAFETY: a valid program that the kernel copies during the call; it only reads it.
-    Errno::result(unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog as *const libc::sock_fprog)
-    })
-    .map(drop)
+    install(&PROGRAM, 0).map(drop)
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
 mod bind_proxy;
 mod capabilities;
 mod clone;
@@ -26,6 +25,8 @@ mod fd_passing;
 mod host_wide;
 mod launcher;
 mod probe;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+mod seccomp_bpf;
 mod user_namespace;
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
