@@ -27,7 +27,8 @@ pub struct ProcessInfo {
     pub elapsed_ms: u64,
     /// Its threads.
     pub threads: u32,
-    /// Its command line, arguments joined with spaces.
+    /// Its command line, arguments joined with spaces; `[name]` while it has none (in the
+    /// middle of an exec), as ps shows it.
     pub command: String,
 }
 
@@ -162,6 +163,12 @@ pub(crate) fn read(host_pid: u32, state: String) -> Option<ProcessInfo> {
     let syscall = fs::read_to_string(proc.join("syscall")).ok().and_then(|s| s.split_whitespace().next()?.parse().ok());
     let command = fs::read(proc.join("cmdline")).unwrap_or_default();
     let command = String::from_utf8_lossy(&command).split('\0').filter(|arg| !arg.is_empty()).collect::<Vec<_>>().join(" ");
+    // No arguments while its memory is replaced (in the middle of an exec) or gone: its name in
+    // brackets, as ps shows it.
+    let command = match command.is_empty() {
+        true => fs::read_to_string(proc.join("comm")).map(|name| format!("[{}]", name.trim_end())).unwrap_or_default(),
+        false => command,
+    };
     Some(ProcessInfo {
         pid,
         host_pid,
