@@ -176,6 +176,75 @@ fn a_cgroup_hierarchy_mounted_inside_shows_no_release_agent() {
     assert_eq!(made_on_the_host, Vec::<std::path::PathBuf>::new());
 }
 
+/// In the hierarchies a run has no limits in (v1's `freezer`, `cpuset`, `name=systemd`, ..., a
+/// hybrid layout's cgroup2), contained runs share one cgroup, `sandbox/contained`, given to the
+/// ID their user namespace leaves out: mounted inside, it is the root, and the command can
+/// neither open one of its files for writing, nor make a cgroup in it, nor take it back; on the
+/// host, its owner, its children and `freezer.state` are as before. A cgroup v2 host has no
+/// such hierarchy (nothing to check); a hierarchy where this process is not at the root has
+/// runs make their own there (not checked here).
+#[test]
+fn the_cgroup_runs_share_outside_their_limits_cannot_be_written_inside() {
+    must_be_root();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let at_root = |controllers: &str| own.lines().any(|line| line.split(':').nth(1) == Some(controllers) && line.ends_with(":/"));
+    // (mount command, shared directory on the host) of each such hierarchy.
+    let shared: Vec<(String, std::path::PathBuf)> = mountinfo()
+        .lines()
+        .filter_map(|line| {
+            let (mount, file_system) = line.split_once(" - ")?;
+            let mut fields = file_system.split(' ');
+            let (fstype, _, options) = (fields.next()?, fields.next()?, fields.next()?);
+            let point = Path::new(mount.split(' ').nth(4)?).join("sandbox/contained");
+            let controllers: Vec<&str> = options.split(',').filter(|o| !["rw", "ro", "xattr", "nsdelegate", "noprefix", "clone_children"].contains(o) && !o.contains("release_agent")).collect();
+            match fstype {
+                "cgroup2" if !unified() && at_root("") => Some(("mount -t cgroup2 none".to_string(), point)),
+                "cgroup" if !controllers.iter().any(|c| ["memory", "pids"].contains(c)) && at_root(&controllers.join(",")) => {
+                    Some((format!("mount -t cgroup -o {} none", controllers.join(",")), point))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    if shared.is_empty() {
+        eprintln!("nothing to check: no hierarchy without the run's limits has this process at its root (cgroup v2 has none)");
+        return;
+    }
+    let mut script = String::new();
+    for (i, (mount, _)) in shared.iter().enumerate() {
+        script += &format!(
+            "mkdir /tmp/cg{i} && {mount} /tmp/cg{i} && echo \"$(ls /tmp/cg{i} | wc -l) files\"; \
+             for f in /tmp/cg{i}/*; do (exec 3>>$f) 2>/dev/null && echo writable $f; done; \
+             mkdir /tmp/cg{i}/x 2>/dev/null && echo made; chown 0:0 /tmp/cg{i} /tmp/cg{i}/cgroup.procs 2>/dev/null && echo taken; "
+        );
+    }
+    script += "true";
+    let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", &script]);
+    assert_eq!(run.code, Some(0), "{run:#?}");
+    // Each mounted and listed, and nothing else printed.
+    let listed: Vec<&str> = run.stdout.lines().filter(|line| line.ends_with(" files")).collect();
+    assert_eq!((listed.len(), run.stdout.lines().count()), (shared.len(), shared.len()), "{run:#?}");
+    assert!(listed.iter().all(|line| line != &"0 files"), "{run:#?}");
+    // On the machine, the highest ID: the one its map has and the command's leaves out.
+    let machine = std::fs::read_to_string("/proc/self/uid_map").unwrap().split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"];
+    for (_, dir) in &shared {
+        let owner = owner(dir);
+        assert!(if machine { owner == (4294967294, 4294967294) } else { owner != (0, 0) }, "{} is {owner:?}'s", dir.display());
+        let children = std::fs::read_dir(dir).unwrap().filter(|entry| entry.as_ref().unwrap().file_type().unwrap().is_dir()).count();
+        assert_eq!(children, 0, "{}", dir.display());
+        if let Ok(state) = std::fs::read_to_string(dir.join("freezer.state")) {
+            assert_eq!(state.trim(), "THAWED");
+        }
+    }
+}
+
+/// A path's owner and group.
+fn owner(path: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    (metadata.uid(), metadata.gid())
+}
+
 /// What the run sees of cgroups and `/proc`, and the read-only knobs, are locked in place: the
 /// command is root in a user namespace of its own, and the kernel refuses to unmount what its
 /// mount namespace inherited (`EINVAL`), so nothing below them (the host's `/proc`, whose

@@ -178,8 +178,9 @@ pub struct Outcome {
     /// The run's limit files that no longer said what the run set (`pids.max is max, not
     /// 20`): something in the run changed its own limits.
     pub limits_changed: Vec<String>,
-    /// The run's cgroup directories as the host names them (one per v1 hierarchy), for logs
-    /// and tools outside: the command's own `/proc/self/cgroup` reads `/` in a contained run.
+    /// The run's own cgroup directories as the host names them (one per v1 hierarchy it has a
+    /// directory in), for logs and tools outside: the command's own `/proc/self/cgroup` reads
+    /// `/` in a contained run. Not the directories contained runs share (`sandbox/contained`).
     pub cgroup_dirs: Vec<std::path::PathBuf>,
 }
 

@@ -9,13 +9,14 @@
 //! in the cgroup2 of a hybrid layout. In a fork server that is ~0.2 ms a test: seven joins, and
 //! a clone that cannot share the server's memory (`CLONE_INTO_CGROUP` needs `clone3`).
 //!
-//! The fix: the server makes its own directory in each such hierarchy once and moves itself in
-//! (in the cgroup2 that move takes the kernel's global `cgroup_threadgroup_rwsem` for writing,
-//! ~7 ms after a quiet spell: once per server, not per test); its tests' inits inherit them.
-//! A test's command that mounts such a hierarchy sees its server's directory: its server and
-//! itself, nothing of the machine. Leaving ([`leave`]) moves the server back and removes the
-//! directories; a server killed before leaves them empty, named as a run of its own, to the
-//! stale-run cleanup of the next launcher.
+//! The fix: the server moves itself once into the contained runs' shared directory of each such
+//! hierarchy (`shared`), or where there is none into one it makes (in the cgroup2 that move
+//! takes the kernel's global `cgroup_threadgroup_rwsem` for writing, ~7 ms after a quiet spell:
+//! once per server, not per test); its tests' inits inherit them. A test's command that mounts
+//! such a hierarchy sees that directory, which it cannot write, and of its processes only those
+//! of its own PID namespace. Leaving ([`leave`]) moves the server back and removes the
+//! directories it made; a server killed before leaves them empty, named as a run of its own, to
+//! the stale-run cleanup of the next launcher.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ struct Enclosed {
     came_from: PathBuf,
     /// `tasks` (v1: a move of the caller alone, without the global lock) or `cgroup.procs`.
     join_file: &'static str,
+    /// The contained runs' shared directory (`shared`), left where it is.
+    shared: bool,
 }
 
 /// The enclosure and the PID of the process that entered it: a copy of that process (a test
@@ -62,8 +65,16 @@ pub(crate) fn enter() -> Result<(), CgroupError> {
     let name = new_run_name();
     let mut enclosed = Vec::new();
     for (hierarchy, join_file) in wanted {
-        let runs = v1_default_runs_dir(&hierarchy, &proc_self_cgroup);
         let came_from = own_dir(&hierarchy, &proc_self_cgroup);
+        if let Some(dir) = super::shared::dir(&hierarchy, &proc_self_cgroup) {
+            if let Err(err) = write_file(&dir, join_file, "0") {
+                undo(enclosed);
+                return Err(err);
+            }
+            enclosed.push(Enclosed { dir, came_from, join_file, shared: true });
+            continue;
+        }
+        let runs = v1_default_runs_dir(&hierarchy, &proc_self_cgroup);
         let dir = runs.join(&name);
         let made = fs::create_dir_all(&runs)
             .and_then(|()| fs::create_dir(&dir))
@@ -81,7 +92,7 @@ pub(crate) fn enter() -> Result<(), CgroupError> {
             return Err(err);
         }
         clean_stale_once(&runs);
-        enclosed.push(Enclosed { dir, came_from, join_file });
+        enclosed.push(Enclosed { dir, came_from, join_file, shared: false });
     }
     if let Ok(mut enclosure) = ENCLOSURE.lock() {
         *enclosure = Some((std::process::id(), enclosed));
@@ -103,9 +114,11 @@ pub(crate) fn leave() {
 }
 
 fn undo(enclosed: Vec<Enclosed>) {
-    for Enclosed { dir, came_from, join_file } in enclosed {
+    for Enclosed { dir, came_from, join_file, shared } in enclosed {
         let _ = write_file(&came_from, join_file, "0");
-        let _ = fs::remove_dir(&dir);
+        if !shared {
+            let _ = fs::remove_dir(&dir);
+        }
     }
 }
 

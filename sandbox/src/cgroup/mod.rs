@@ -4,7 +4,8 @@
 //! launcher a delegated scope to make them in); `layout` says which hierarchies this machine
 //! has, `files` reads and writes their control files, `runs` names run cgroups and removes
 //! those whose launcher is gone, `pool` keeps emptied ones for reuse, `enclosure` gives a fork
-//! server the cgroups a contained run needs outside its limits' hierarchies. Every function that
+//! server the cgroups a contained run needs outside its limits' hierarchies, `shared` the
+//! contained runs one of their own there where it can. Every function that
 //! touches files takes its directory as a parameter, so unit tests can point it at a temporary
 //! directory.
 
@@ -18,6 +19,7 @@ mod layout;
 mod own_cgroup;
 mod own_limit;
 mod runs;
+mod shared;
 mod v1;
 mod v2;
 
@@ -226,8 +228,13 @@ pub(crate) trait RunCgroup: Send {
     /// Removes what launchers that died left beside this cgroup (once per process and
     /// directory). Called once the sandbox is running, off the path to the command's start.
     fn remove_stale_runs(&self);
-    /// The cgroup directories, for diagnostics and tests.
+    /// The cgroup directories the run's processes are in, for its joins and escapes.
     fn paths(&self) -> Vec<PathBuf>;
+    /// Those of them that are the run's own, made for it and removed with it (not a directory
+    /// it shares with other runs): the report's.
+    fn own_paths(&self) -> Vec<PathBuf> {
+        self.paths()
+    }
     /// The hierarchies a contained run's cgroup namespace mounts (empty for a run that is not
     /// contained, see [`plan_run_cgroup`]).
     fn namespace_mounts(&self) -> Vec<NamespaceMount>;

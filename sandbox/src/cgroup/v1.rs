@@ -5,14 +5,16 @@
 //! also at a timeout ([`crate::init`]), so their CPU time all reaches it, and one hierarchy fewer
 //! spares each run a `mkdir`, a migration and an `rmdir` (BENCHMARKS.md).
 //!
-//! A contained run also has a directory in every other hierarchy of the machine (`freezer`,
-//! `devices`, `name=systemd`, ..., and the controller-less cgroup2 of a hybrid layout), with no
-//! limits: its cgroup namespace is rooted at the cgroup the init is in, hierarchy by hierarchy,
-//! and where that is the launcher's, a command that mounts the hierarchy itself would see the
-//! machine's cgroups there, a v1 root's `release_agent` among them (`mounts/containment`). The
-//! init joins the v1 ones by `tasks`; it is cloned into the cgroup2 one (a move there takes the
-//! kernel's global `cgroup_threadgroup_rwsem` for writing: ~7 ms after a quiet spell). A fork
-//! server has its own there instead, once for all its tests (`enclosure`).
+//! A contained run is also in a cgroup of its own, or one no command can write, in every other
+//! hierarchy of the machine (`freezer`, `devices`, `name=systemd`, ..., and the controller-less
+//! cgroup2 of a hybrid layout), with no limits: its cgroup namespace is rooted at the cgroup the
+//! init is in, hierarchy by hierarchy, and where that is the launcher's, a command that mounts
+//! the hierarchy itself would see the machine's cgroups there, a v1 root's `release_agent`
+//! among them (`mounts/containment`). Where the launcher is at a hierarchy's root, that is the
+//! directory contained runs share (`shared`); elsewhere the run makes its own below the
+//! launcher's. The init joins the v1 ones by `tasks`; it is cloned into the cgroup2 one (a move
+//! there takes the kernel's global `cgroup_threadgroup_rwsem` for writing: ~7 ms after a quiet
+//! spell). A fork server is in them already, once for all its tests (`enclosure`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,15 +68,27 @@ pub struct V1Cgroup {
     contained: bool,
     /// The hierarchy of each of `dirs`, for [`RunCgroup::namespace_mounts`].
     hierarchies: Vec<Hierarchy>,
-    /// A contained run's directory in each other v1 hierarchy (see the module doc), made with
-    /// `dirs`; the processes live in it, no delegated directory below.
+    /// A contained run's own directory in each other v1 hierarchy without a shared one (see the
+    /// module doc), made with `dirs`; the processes live in it, no delegated directory below.
     enclosing: Vec<PathBuf>,
     /// The one of `enclosing` in the cpuset hierarchy, whose new cgroups have no CPUs or
     /// memory nodes until given their parent's (unless it has `cgroup.clone_children`).
     enclosing_cpuset: Option<PathBuf>,
-    /// A contained run's directory in the controller-less cgroup2 of a hybrid layout, made at
-    /// once (the init is cloned into it), and its descriptor.
-    unified: Option<(PathBuf, std::os::fd::OwnedFd)>,
+    /// The directory contained runs share in each other v1 hierarchy where there is one
+    /// (`shared`), joined like `enclosing` but neither made, nor emptied, nor removed by a run.
+    shared: Vec<PathBuf>,
+    /// A contained run's directory in the controller-less cgroup2 of a hybrid layout (the init
+    /// is cloned into it).
+    unified: Option<Unified>,
+}
+
+/// A contained run's directory in a hybrid layout's cgroup2: its own, made at once, or the
+/// shared one.
+#[derive(Debug)]
+struct Unified {
+    dir: PathBuf,
+    fd: std::os::fd::OwnedFd,
+    shared: bool,
 }
 
 /// The counters a v1 cgroup cannot reset.
@@ -143,6 +157,7 @@ impl V1Cgroup {
             hierarchies: Vec::new(),
             enclosing: Vec::new(),
             enclosing_cpuset: None,
+            shared: Vec::new(),
             unified: None,
         };
         let wanted: [(&str, bool); 3] = [
@@ -176,10 +191,14 @@ impl V1Cgroup {
             }
         }
         cgroup.freezer = layout.v1_hierarchy("freezer").map(run_dir);
-        // A fork server in an enclosure of its own has a directory in each of these already.
+        // A fork server in an enclosure of its own is in a directory in each of these already.
         if contained && !super::enclosure::is_enclosed() {
             for hierarchy in layout.v1_hierarchies() {
                 if !cgroup.hierarchies.iter().any(|used| used.mount_point == hierarchy.mount_point) {
+                    if let Some(dir) = super::shared::dir(hierarchy, &proc_self_cgroup) {
+                        cgroup.shared.push(dir);
+                        continue;
+                    }
                     let dir = enclosing_dir(hierarchy);
                     if hierarchy.controllers.iter().any(|c| c == "cpuset") {
                         cgroup.enclosing_cpuset = Some(dir.clone());
@@ -190,12 +209,20 @@ impl V1Cgroup {
             if let Layout::Hybrid { unified, .. } = layout {
                 // The `0::` line of /proc/self/cgroup is the one with no controllers.
                 let hierarchy = Hierarchy { mount_point: unified.clone(), controllers: vec![String::new()] };
-                let dir = enclosing_dir(&hierarchy);
-                make_dir(&dir)?;
+                let (dir, shared) = match super::shared::dir(&hierarchy, &proc_self_cgroup) {
+                    Some(dir) => (dir, true),
+                    None => {
+                        let dir = enclosing_dir(&hierarchy);
+                        make_dir(&dir)?;
+                        (dir, false)
+                    }
+                };
                 match super::open_directory(&dir).map_err(|errno| io_err("opening", &dir)(errno.into())) {
-                    Ok(fd) => cgroup.unified = Some((dir, fd)),
+                    Ok(fd) => cgroup.unified = Some(Unified { dir, fd, shared }),
                     Err(err) => {
-                        let _ = fs::remove_dir(&dir);
+                        if !shared {
+                            let _ = fs::remove_dir(&dir);
+                        }
                         return Err(err);
                     }
                 }
@@ -439,7 +466,13 @@ impl V1Cgroup {
 
     /// A contained run's directories outside its limits' hierarchies (see the module doc).
     fn outside_limits(&self) -> impl Iterator<Item = &PathBuf> {
-        self.enclosing.iter().chain(self.unified.as_ref().map(|(dir, _)| dir))
+        self.enclosing.iter().chain(&self.shared).chain(self.unified.as_ref().map(|unified| &unified.dir))
+    }
+
+    /// Those of them that are the run's own (not shared with other runs).
+    fn own_outside_limits(&self) -> impl Iterator<Item = &PathBuf> {
+        let unified = self.unified.as_ref().filter(|unified| !unified.shared);
+        self.enclosing.iter().chain(unified.map(|unified| &unified.dir))
     }
 
     /// Where the run's processes live in the run's directory `dir`.
@@ -498,7 +531,7 @@ impl V1Cgroup {
             }
             remove_tree(dir)?;
         }
-        for dir in self.outside_limits() {
+        for dir in self.own_outside_limits() {
             remove_tree(dir)?;
         }
         if let (true, Some(freezer)) = (self.freezer_made, &self.freezer) {
@@ -551,7 +584,8 @@ impl RunCgroup for V1Cgroup {
 
     fn placement(&self) -> Result<Placement<'_>, CgroupError> {
         let sub = self.contained.then_some(DELEGATED_DIR);
-        let processes_dirs = self.dirs.iter().map(|dir| (dir, sub)).chain(self.enclosing.iter().map(|dir| (dir, None)));
+        let outside = self.enclosing.iter().chain(&self.shared);
+        let processes_dirs = self.dirs.iter().map(|dir| (dir, sub)).chain(outside.map(|dir| (dir, None)));
         let joins = processes_dirs
             .map(|(dir, sub)| match self.pending {
                 // Made (a reused cgroup, or a rootless run's): its `tasks` file, kept open for
@@ -560,13 +594,13 @@ impl RunCgroup for V1Cgroup {
                 Some(_) => InitJoin::below(dir, sub),
             })
             .collect::<Result<_, _>>()?;
-        Ok(Placement { clone_into: self.unified.as_ref().map(|(_, fd)| fd.as_fd()), joins })
+        Ok(Placement { clone_into: self.unified.as_ref().map(|unified| unified.fd.as_fd()), joins })
     }
 
     /// The init joins its directories itself once they exist: this makes them. Where `clone3`
     /// is missing, the init moves into a hybrid layout's cgroup2 directory here.
     fn place(&mut self, init: Pid, cloned_into: bool) -> Result<(), CgroupError> {
-        if let (Some((dir, _)), false) = (&self.unified, cloned_into) {
+        if let (Some(Unified { dir, .. }), false) = (&self.unified, cloned_into) {
             write_file(dir, "cgroup.procs", &init.to_string())?;
         }
         self.make()
@@ -579,7 +613,7 @@ impl RunCgroup for V1Cgroup {
                 false => kill_listed_processes(dir),
             }
         }
-        for dir in self.outside_limits() {
+        for dir in self.own_outside_limits() {
             subtree_deepest_first(dir).iter().for_each(|dir| kill_listed_processes(dir));
         }
     }
@@ -644,6 +678,10 @@ impl RunCgroup for V1Cgroup {
     /// The limits' directories, then a contained run's in the other hierarchies.
     fn paths(&self) -> Vec<PathBuf> {
         self.dirs.iter().chain(self.outside_limits()).cloned().collect()
+    }
+
+    fn own_paths(&self) -> Vec<PathBuf> {
+        self.dirs.iter().chain(self.own_outside_limits()).cloned().collect()
     }
 
     fn namespace_mounts(&self) -> Vec<NamespaceMount> {

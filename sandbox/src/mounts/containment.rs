@@ -10,8 +10,8 @@
 //!   ([`Step::CgroupNamespace`]) and mounts each hierarchy the run has limits in where the host
 //!   has it: the kernel roots such a mount at the namespace's root, so every path ends at the
 //!   run's delegated directory, and a hierarchy's root files (`release_agent`) are not there (on
-//!   v1 the run has a directory in every other hierarchy too, so that one the command mounts
-//!   itself is rooted at the run's: `cgroup::v1`);
+//!   v1 the run is in a cgroup of its own, or one it cannot write, in every other hierarchy too,
+//!   so that one the command mounts itself is rooted there: `cgroup::v1`, `cgroup::shared`);
 //! - the host's cgroup mounts and its `/proc` are detached ([`Step::Detach`]), not covered, so
 //!   that unmounting what the run sees reveals nothing (`/proc/1/ns/cgroup` of the host's init
 //!   would let root `setns` back out).

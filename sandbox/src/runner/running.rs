@@ -60,9 +60,9 @@ impl Running {
         self.pid
     }
 
-    /// The run's cgroup directories.
+    /// The run's own cgroup directories (not those it shares with other contained runs).
     pub fn cgroup_paths(&self) -> Vec<PathBuf> {
-        self.cgroup.as_ref().map(|c| c.paths()).unwrap_or_default()
+        self.cgroup.as_ref().map(|c| c.own_paths()).unwrap_or_default()
     }
 
     /// Sends `signal` to the sandbox's init, which forwards it to the command.

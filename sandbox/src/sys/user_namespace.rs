@@ -1,6 +1,6 @@
-//! The user namespace a contained run's command enters as root: every user and group mapped to
-//! itself, so that files, owners and `chown` look as they do outside, while the capabilities
-//! its root holds reach only what that namespace owns.
+//! The user namespace a contained run's command enters as root: every user and group but one
+//! mapped to itself, so that files, owners and `chown` look as they do outside, while the
+//! capabilities its root holds reach only what that namespace owns.
 //!
 //! The problem: as root in the machine's user namespace a command keeps `CAP_SYS_ADMIN` over
 //! the machine (a test mounts a tmpfs, makes a network namespace), and with it it can mount a
@@ -17,6 +17,11 @@
 //! into that descriptor. One namespace serves every contained run of a process (what a run's
 //! root may reach there is only what its own run's namespaces own: it sees no other run's
 //! processes to join their namespaces through).
+//!
+//! One ID is left out of the map: the highest of this process's namespace
+//! ([`withheld_ids`]). A file it owns is one the command's root neither owns nor may override
+//! its permissions on (the kernel grants that only over files whose owner the namespace maps),
+//! so the cgroups that contained runs share are given to it (`cgroup::shared`).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -38,8 +43,8 @@ pub fn enter_user_namespace(namespace: std::os::fd::RawFd) -> Result<(), Errno> 
 
 /// A new user namespace that maps every user and group to itself, owned by this process's
 /// effective user (root: every capability in it is its). Every ID this process's own namespace
-/// has (all of them in the machine's; a range in a container's) maps to the same ID. See the
-/// module doc.
+/// has (all of them in the machine's; a range in a container's) maps to the same ID, but the
+/// highest ([`withheld_ids`]). See the module doc.
 pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
     let (holder_waits, release) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let stack = ChildStack::new(64 * 1024)?;
@@ -74,15 +79,46 @@ pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
 }
 
 /// The map of a child namespace in which each ID of `own` (this namespace's map, as
-/// `/proc/self/uid_map` shows it: `inside outside count` per line) is itself.
+/// `/proc/self/uid_map` shows it: `inside outside count` per line) is itself, but the one
+/// [`withheld_id`] names.
 fn identity_map(own: &str) -> String {
-    own.lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (first, _, count) = (fields.next()?, fields.next()?, fields.next()?);
-            Some(format!("{first} {first} {count}\n"))
+    let withheld = withheld_id(own);
+    map_ranges(own)
+        .filter_map(|(first, count)| {
+            let count = if Some(first + count - 1) == withheld { count - 1 } else { count };
+            (count > 0).then(|| format!("{first} {first} {count}\n"))
         })
         .collect()
+}
+
+/// Each range of a map as `(first ID in this namespace, count)`.
+fn map_ranges(map: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
+    map.lines().filter_map(|line| {
+        let mut fields = line.split_whitespace();
+        let (first, _, count) = (fields.next()?.parse().ok()?, fields.next()?, fields.next()?.parse().ok()?);
+        (count > 0).then_some((first, count))
+    })
+}
+
+/// The highest ID of the map `own`, which a contained command's namespace leaves out; `None`
+/// where the map has a single ID (leaving it out would leave none).
+fn withheld_id(own: &str) -> Option<u64> {
+    let total: u64 = map_ranges(own).map(|(_, count)| count).sum();
+    (total > 1).then(|| map_ranges(own).map(|(first, count)| first + count - 1).max()).flatten()
+}
+
+/// The user and group ID of this process's namespace that a contained command's namespace does
+/// not map (see the module doc): `4294967294` for both on the machine. `None` where the
+/// namespace has a single ID.
+pub fn withheld_ids() -> Option<(u32, u32)> {
+    static WITHHELD: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+    *WITHHELD.get_or_init(|| {
+        let id = |file: &str| {
+            let own = std::fs::read_to_string(format!("/proc/self/{file}")).ok()?;
+            u32::try_from(withheld_id(&own)?).ok()
+        };
+        Some((id("uid_map")?, id("gid_map")?))
+    })
 }
 
 /// Whether this process is in a user namespace other than the machine's initial one (whose
@@ -128,7 +164,7 @@ mod tests {
         };
         let Ok(read) = usize::try_from(read) else { return false };
         let mut words = text[..read].split(|byte| byte.is_ascii_whitespace()).filter(|word| !word.is_empty());
-        words.next() == Some(b"0") && words.next() == Some(b"0") && words.next() == Some(b"4294967295") && words.next().is_none()
+        words.next() == Some(b"0") && words.next() == Some(b"0") && words.next() == Some(b"4294967294") && words.next().is_none()
     }
 
     #[test]
@@ -155,10 +191,17 @@ mod tests {
     }
 
     #[test]
-    fn the_map_keeps_each_id_of_this_namespace() {
-        assert_eq!(identity_map("         0          0 4294967295\n"), "0 0 4294967295\n");
+    fn the_map_keeps_each_id_of_this_namespace_but_the_highest() {
+        assert_eq!(identity_map("         0          0 4294967295\n"), "0 0 4294967294\n");
+        assert_eq!(withheld_id("         0          0 4294967295\n"), Some(4294967294));
         // A rootless container's root and its subordinate range.
-        assert_eq!(identity_map("0 1000 1\n1 100000 65536\n"), "0 0 1\n1 1 65536\n");
+        assert_eq!(identity_map("0 1000 1\n1 100000 65536\n"), "0 0 1\n1 1 65535\n");
+        assert_eq!(withheld_id("0 1000 1\n1 100000 65536\n"), Some(65536));
+        // The highest ID alone in its range: the range goes.
+        assert_eq!(identity_map("1 1001 9\n0 1000 1\n10 5000 1\n"), "1 1 9\n0 0 1\n");
+        // A single ID is kept: nothing is withheld.
+        assert_eq!(identity_map("0 1000 1\n"), "0 0 1\n");
+        assert_eq!(withheld_id("0 1000 1\n"), None);
     }
 
     #[test]
