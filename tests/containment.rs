@@ -252,13 +252,18 @@ fn owner(path: &Path) -> (u32, u32) {
 #[test]
 fn what_the_run_sees_cannot_be_unmounted() {
     must_be_root();
+    // The host's /proc below the run's stays out of reach: a bind of /proc alone (which would
+    // leave the run's behind) is refused, and a recursive one shows the run's (the same
+    // superblock, so the same device number; the host's is another).
     let script = "for path in /sys/fs/cgroup /proc/sys /proc/sysrq-trigger /proc /sys; do \
                     umount -l $path 2>/dev/null && echo unmounted $path; done; \
-                  stat -f -c %T /proc /sys/fs/cgroup /sys; grep -c ' /proc/sys ro,' /proc/self/mountinfo";
+                  stat -f -c %T /proc /sys/fs/cgroup /sys; grep -c ' /proc/sys ro,' /proc/self/mountinfo; \
+                  mkdir /tmp/p; mount --bind /proc /tmp/p 2>/dev/null && echo bound alone; \
+                  mount --rbind /proc /tmp/p && [ $(stat -c %d /proc) = $(stat -c %d /tmp/p) ] && echo the run\\'s";
     let run = sandbox_in(Path::new("/"), &["--pids", "20", "--", "sh", "-c", script]);
     assert_eq!(run.code, Some(0), "{run:#?}");
     let cgroup_root = if unified() { "cgroup2fs" } else { "tmpfs" };
-    assert_eq!(run.stdout, format!("proc\n{cgroup_root}\nsysfs\n1\n"), "{run:#?}");
+    assert_eq!(run.stdout, format!("proc\n{cgroup_root}\nsysfs\n1\nthe run's\n"), "{run:#?}");
 }
 
 /// Root in the run cannot undo its masks another way either: a `/proc` of its own, a

@@ -155,17 +155,12 @@ pub(crate) enum Step {
     /// Bring `lo` up in the new network namespace.
     LoopbackUp,
     /// `umount2(MNT_DETACH)` of the mounts at a path (all of them, where several are stacked)
-    /// and everything below them, in this mount namespace only: gone, not covered (see
-    /// [`containment`]). A path that is no mount point is left. A mount the kernel will not let
-    /// go (locked: a sandbox nested in a contained run, in its user namespace) stays, under an
-    /// empty read-only tmpfs if `cover_if_locked`, so that what is mounted there next does not
-    /// meet it (a cgroup2 mount on the root of another of the same superblock is `EBUSY`).
-    Detach {
-        /// The mount point.
-        path: CString,
-        /// Cover a mount that stays.
-        cover_if_locked: bool,
-    },
+    /// and everything below them, in this mount namespace only (see [`containment`]). A path
+    /// that is no mount point is left. A mount the kernel will not let go (locked: a sandbox
+    /// nested in a contained run, in its user namespace) stays, under an empty read-only tmpfs,
+    /// so that what is mounted there next does not meet it (a cgroup2 mount on the root of
+    /// another of the same superblock is `EBUSY`).
+    Detach(CString),
     /// `unshare(CLONE_NEWCGROUP)`: a cgroup namespace rooted at the cgroup the init is in.
     CgroupNamespace,
     /// A path bound onto itself and remounted read-only: a kernel knob (`/proc/sys`,
@@ -221,10 +216,7 @@ impl Step {
             Step::PivotRoot => "switching to the new root (pivot_root)".into(),
             Step::DetachOldRoot => "detaching the old root (umount2 MNT_DETACH)".into(),
             Step::LoopbackUp => "bringing up the loopback interface".into(),
-            Step::Detach { path, cover_if_locked: false } => format!("detaching {} (umount2 MNT_DETACH)", show(path)),
-            Step::Detach { path, cover_if_locked: true } => {
-                format!("detaching {} (umount2 MNT_DETACH, or covering it where locked)", show(path))
-            }
+            Step::Detach(path) => format!("detaching {} (umount2 MNT_DETACH, or covering it where locked)", show(path)),
             Step::CgroupNamespace => "entering a cgroup namespace (unshare CLONE_NEWCGROUP)".into(),
             Step::ReadOnlyPath(path) => format!("making {} read-only", show(path)),
             Step::ReadOnlyTree { target, .. } => format!("making {} and the mounts below it read-only", show(target)),
@@ -328,8 +320,8 @@ impl Step {
             Step::LoopbackUp => crate::sys::bring_loopback_up(),
             // Every mount stacked there (a VM's init may mount /proc twice), until the path is
             // no mount point: a failure expected every run, so not told through errno.
-            Step::Detach { path, cover_if_locked } => match crate::sys::detach_all(path)? {
-                true if *cover_if_locked => {
+            Step::Detach(path) => match crate::sys::detach_all(path)? {
+                true => {
                     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
                     mount(Some(c"tmpfs"), path.as_c_str(), Some(c"tmpfs"), flags, Some(c"mode=755,size=4k"))
                 }
@@ -459,11 +451,11 @@ pub(crate) fn plan(config: &Config, input: PlanInput<'_>) -> Plan {
             steps.push(remount_writable(&target));
         }
     }
-    if cgroup_namespace.is_some() && new_root.is_none() {
-        // The host's /proc goes, so that unmounting the run's does not bring it back.
-        // A /proc that stays (nested) is what `Step::Proc` binds where a new one is refused.
-        steps.push(Step::Detach { path: cstring("/proc"), cover_if_locked: false });
-    }
+    // A contained run's new /proc covers the host's, which stays below it: the command's user
+    // namespace locks both there, so it can neither unmount the run's nor bind the host's out
+    // from under it (`containment`). Detaching the host's would cost every run the kernel's
+    // grace period of an unmount. Where a new one is refused (nested), `Step::Proc` binds the
+    // /proc there is.
     steps.push(Step::Proc { target: cstring(at(Path::new("/proc"))), bind_if_refused: cgroup_namespace.is_some() });
     // A contained run's /sys mount to make read-only (a --rootfs has its own directory there, a
     // mount only where the host put one).
@@ -741,8 +733,9 @@ mod tests {
         );
     }
 
-    /// A contained run: the host's /proc and cgroup mounts detached, the knobs read-only, and
-    /// (v1) a tmpfs of mount points, all before the join; the namespace and its mounts after.
+    /// A contained run: the host's cgroup mounts detached, its /proc covered, the knobs
+    /// read-only, and (v1) a tmpfs of mount points, all before the join; the namespace and its
+    /// mounts after.
     #[test]
     fn a_contained_plan_enters_its_cgroup_namespace_after_the_join() {
         let mounts: Vec<NamespaceMount> = ["memory", "pids"]
@@ -762,7 +755,6 @@ mod tests {
             [
                 "setting the hostname to 'sandbox'",
                 "making all mounts private (mount --make-rprivate /)",
-                "detaching /proc (umount2 MNT_DETACH)",
                 "mounting proc on /proc",
                 "detaching /sys/fs/cgroup (umount2 MNT_DETACH, or covering it where locked)",
                 "making /proc/sys read-only",

@@ -12,9 +12,13 @@
 //!   run's delegated directory, and a hierarchy's root files (`release_agent`) are not there (on
 //!   v1 the run is in a cgroup of its own, or one it cannot write, in every other hierarchy too,
 //!   so that one the command mounts itself is rooted there: `cgroup::v1`, `cgroup::shared`);
-//! - the host's cgroup mounts and its `/proc` are detached ([`Step::Detach`]), not covered, so
-//!   that unmounting what the run sees reveals nothing (`/proc/1/ns/cgroup` of the host's init
-//!   would let root `setns` back out).
+//! - the host's cgroup mounts are detached ([`Step::Detach`]), so that the run's mount table
+//!   shows its own cgroup mounts only (a sandbox nested in the run reads its layout there); the
+//!   host's `/proc` stays below the run's, which covers it. Neither can be reached from inside:
+//!   the command's user namespace locks every mount it inherits, and the kernel refuses to
+//!   unmount a locked mount, or to bind a tree without the locked mounts on it (`EINVAL`), so
+//!   nothing below them is revealed (`/proc/1/ns/cgroup` of the host's init would let root
+//!   `setns` back out).
 //!
 //! The race: the namespace must be entered after the init is in its cgroup (the namespace's
 //! root is the cgroup the caller is in), which on v1 is only after the launcher's "go"; these
@@ -55,9 +59,9 @@ pub(super) fn push_before_join(
     if exists {
         // One recursive detach takes the tmpfs and every hierarchy below it (v1), or the
         // cgroup2 mount itself (v2); hierarchies mounted elsewhere go one by one.
-        steps.push(Step::Detach { path: cstring(at(root)), cover_if_locked: true });
+        steps.push(Step::Detach(cstring(at(root))));
         for mount in mounts.iter().filter(|mount| !mount.mount_point.starts_with(root)) {
-            steps.push(Step::Detach { path: cstring(at(&mount.mount_point)), cover_if_locked: true });
+            steps.push(Step::Detach(cstring(at(&mount.mount_point))));
         }
     }
     // The run's /proc shows what the host's does: a knob the kernel lacks (sysrq without
