@@ -56,17 +56,17 @@ pub(crate) fn enter() -> Result<(), CgroupError> {
         .map(|hierarchy| (hierarchy.clone(), "tasks"))
         .collect();
     if let Layout::Hybrid { unified, .. } = layout {
-        // The `0::` line of /proc/self/cgroup is the one with no controllers.
-        wanted.push((Hierarchy { mount_point: unified.clone(), controllers: vec![String::new()] }, "cgroup.procs"));
+        wanted.push((Hierarchy::hybrid_unified(unified), "cgroup.procs"));
     }
     if wanted.is_empty() {
         return Ok(());
     }
     let name = new_run_name();
     let mut enclosed = Vec::new();
+    let owner = crate::sys::withheld_ids();
     for (hierarchy, join_file) in wanted {
         let came_from = own_dir(&hierarchy, &proc_self_cgroup);
-        if let Some(dir) = super::shared::dir(&hierarchy, &proc_self_cgroup) {
+        if let Some(dir) = super::shared::dir(&hierarchy, &proc_self_cgroup, owner) {
             if let Err(err) = write_file(&dir, join_file, "0") {
                 undo(enclosed);
                 return Err(err);

@@ -15,6 +15,14 @@ pub(crate) struct Hierarchy {
     pub controllers: Vec<String>,
 }
 
+impl Hierarchy {
+    /// A hybrid layout's cgroup2 mounted at `mount_point`, as a hierarchy: the `0::` line of
+    /// `/proc/self/cgroup` is the one with no controllers.
+    pub(crate) fn hybrid_unified(mount_point: &std::path::Path) -> Hierarchy {
+        Hierarchy { mount_point: mount_point.to_path_buf(), controllers: vec![String::new()] }
+    }
+}
+
 /// The cgroup layout of this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Layout {

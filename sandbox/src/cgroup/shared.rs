@@ -36,12 +36,12 @@ pub(crate) const SHARED_DIR: &str = "contained";
 
 /// The shared directory of `hierarchy`, ready for a run to join, where this process's cgroup
 /// there (from the text of `/proc/self/cgroup`) is the root and the directory could be made
-/// and given away; `None` otherwise, where a run makes its own.
-pub(crate) fn dir(hierarchy: &Hierarchy, proc_self_cgroup: &str) -> Option<PathBuf> {
+/// and given away to `owner` (`sys::withheld_ids`); `None` otherwise, where a run makes its own.
+pub(crate) fn dir(hierarchy: &Hierarchy, proc_self_cgroup: &str, owner: Option<(u32, u32)>) -> Option<PathBuf> {
+    let owner = owner?;
     if !matches!(super::v1::own_path(hierarchy, proc_self_cgroup), None | Some("")) {
         return None;
     }
-    let owner = crate::sys::withheld_ids()?;
     let dir = hierarchy.mount_point.join("sandbox").join(SHARED_DIR);
     let cpuset = hierarchy.controllers.iter().any(|c| c == "cpuset");
     ready(&dir, owner, cpuset).ok().map(|()| dir)
@@ -94,10 +94,12 @@ mod tests {
         let hierarchy = Hierarchy { mount_point: tmp.path().join("freezer"), controllers: vec!["freezer".into()] };
         fs::create_dir_all(&hierarchy.mount_point).unwrap();
         // Below a cgroup of the caller's: none.
-        assert_eq!(dir(&hierarchy, "6:freezer:/ci/job-7\n"), None);
-        let made = dir(&hierarchy, "6:freezer:/\n").expect("made at the root");
+        let owner = crate::sys::withheld_ids();
+        let dir = |proc_self_cgroup| dir(&hierarchy, proc_self_cgroup, owner);
+        assert_eq!(dir("6:freezer:/ci/job-7\n"), None);
+        let made = dir("6:freezer:/\n").expect("made at the root");
         assert_eq!(made, hierarchy.mount_point.join("sandbox/contained"));
-        let owner = crate::sys::withheld_ids().unwrap();
+        let owner = owner.unwrap();
         let owned = |path: &Path| {
             let metadata = fs::metadata(path).unwrap();
             (metadata.uid(), metadata.gid())
@@ -107,11 +109,11 @@ mod tests {
         // after) is given away when the directory is not yet.
         fs::write(made.join("freezer.state"), "THAWED").unwrap();
         std::os::unix::fs::lchown(&made, Some(0), Some(0)).unwrap();
-        assert_eq!(dir(&hierarchy, "6:freezer:/\n"), Some(made.clone()));
+        assert_eq!(dir("6:freezer:/\n"), Some(made.clone()));
         assert_eq!((owned(&made.join("freezer.state")), owned(&made)), (owner, owner));
         // Given away already: left as it is.
         fs::write(made.join("later"), "").unwrap();
-        assert_eq!(dir(&hierarchy, "6:freezer:/\n"), Some(made.clone()));
+        assert_eq!(dir("6:freezer:/\n"), Some(made.clone()));
         assert_eq!(owned(&made.join("later")), (0, 0));
     }
 }

@@ -193,9 +193,10 @@ impl V1Cgroup {
         cgroup.freezer = layout.v1_hierarchy("freezer").map(run_dir);
         // A fork server in an enclosure of its own is in a directory in each of these already.
         if contained && !super::enclosure::is_enclosed() {
+            let owner = crate::sys::withheld_ids();
             for hierarchy in layout.v1_hierarchies() {
                 if !cgroup.hierarchies.iter().any(|used| used.mount_point == hierarchy.mount_point) {
-                    if let Some(dir) = super::shared::dir(hierarchy, &proc_self_cgroup) {
+                    if let Some(dir) = super::shared::dir(hierarchy, &proc_self_cgroup, owner) {
                         cgroup.shared.push(dir);
                         continue;
                     }
@@ -207,9 +208,8 @@ impl V1Cgroup {
                 }
             }
             if let Layout::Hybrid { unified, .. } = layout {
-                // The `0::` line of /proc/self/cgroup is the one with no controllers.
-                let hierarchy = Hierarchy { mount_point: unified.clone(), controllers: vec![String::new()] };
-                let (dir, shared) = match super::shared::dir(&hierarchy, &proc_self_cgroup) {
+                let hierarchy = Hierarchy::hybrid_unified(unified);
+                let (dir, shared) = match super::shared::dir(&hierarchy, &proc_self_cgroup, owner) {
                     Some(dir) => (dir, true),
                     None => {
                         let dir = enclosing_dir(&hierarchy);

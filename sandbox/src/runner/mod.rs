@@ -425,7 +425,7 @@ struct OverlayFds {
 }
 
 fn overlay_fds(rootfs: Option<&std::path::Path>) -> Result<OverlayFds, Error> {
-    let (launcher_socket, init_socket) = sys::fd_passing_pair().map_err(io_error("creating a socket pair for the overlay"))?;
+    let (launcher_socket, init_socket) = sys::handover_pair().map_err(io_error("creating a socket pair for the overlay"))?;
     let rootfs = rootfs
         .map(|dir| {
             nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
@@ -468,19 +468,23 @@ fn rlimits_for(limits: &crate::config::Limits) -> Vec<(sys::RlimitResource, u64)
 const INIT_STACK_BYTES: usize = 8 << 20;
 
 /// The user namespace of this process's contained runs (`sys::identity_user_namespace`): made
-/// at the first and kept open for the process's life, copies (fork servers) included. Made only
-/// where `/proc` shows this process's PID namespace, which a run finds its processes in (the
-/// process's `/proc` and PID namespace stay what they are, so this is checked once too).
+/// at the first and kept open, for copies (fork servers) too, while the process stays in the
+/// user namespace it was made from (a test body that runs a sandbox itself has entered its
+/// own). Made only where `/proc` shows this process's PID namespace, which a run finds its
+/// processes in (checked with it: `/proc` and the PID namespace change only with the user
+/// namespace, at a run's command).
 fn contained_user_namespace() -> Result<RawFd, Error> {
-    static NAMESPACE: std::sync::Mutex<Option<OwnedFd>> = std::sync::Mutex::new(None);
+    static NAMESPACE: std::sync::Mutex<Option<(u64, OwnedFd)>> = std::sync::Mutex::new(None);
+    let made_from = sys::user_namespace_inode().map_err(|source| Error::ContainedUserNamespace { source })?;
     let mut kept = NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if kept.is_none() {
+    if kept.as_ref().is_none_or(|(from, _)| *from != made_from) {
         if !sys::proc_shows_own_pid_namespace() {
             return Err(Error::ForeignProc);
         }
-        *kept = Some(sys::identity_user_namespace().map_err(|source| Error::ContainedUserNamespace { source })?);
+        let namespace = sys::identity_user_namespace().map_err(|source| Error::ContainedUserNamespace { source })?;
+        *kept = Some((made_from, namespace));
     }
-    Ok(kept.as_ref().map(AsRawFd::as_raw_fd).expect("made above"))
+    Ok(kept.as_ref().map(|(_, namespace)| namespace.as_raw_fd()).expect("made above"))
 }
 
 /// Maps the launcher's user and group to root inside the sandbox's user namespace (the one

@@ -46,6 +46,7 @@ use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
+use super::errno_free::errno;
 use super::seccomp_bpf::{install, jump, statement, ARCH, ARCHES, BPF_AND_K, BPF_JEQ_K, BPF_LD_W_ABS, BPF_RET_K, NR};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
@@ -108,10 +109,6 @@ pub fn answer_bind(listener: BorrowedFd<'_>) -> Result<(), Errno> {
 const RECV: Opcode = libc::SECCOMP_IOCTL_NOTIF_RECV as Opcode;
 const SEND: Opcode = libc::SECCOMP_IOCTL_NOTIF_SEND as Opcode;
 const ID_VALID: Opcode = libc::SECCOMP_IOCTL_NOTIF_ID_VALID as Opcode;
-
-fn errno(err: rustix::io::Errno) -> Errno {
-    Errno::from_raw(err.raw_os_error())
-}
 
 fn answer(listener: BorrowedFd<'_>) -> Result<Answer, Errno> {
     // SAFETY: plain data; the kernel wants it zeroed before RECV.
@@ -600,7 +597,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let unix_path = dir.path().join("socket");
         let unix_path_c = CString::new(unix_path.as_os_str().as_bytes()).unwrap();
-        let (supervisor_end, command_end) = crate::sys::fd_passing_pair().unwrap();
+        let (supervisor_end, command_end) = crate::sys::handover_pair().unwrap();
         // SAFETY: the child makes system calls only (no allocation, no lock), then _exit.
         let child = match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {

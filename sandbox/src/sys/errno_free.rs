@@ -9,7 +9,8 @@ use std::ffi::CStr;
 use nix::errno::Errno;
 use rustix::mount::{MountFlags, UnmountFlags};
 
-fn errno(err: rustix::io::Errno) -> Errno {
+/// rustix's error as nix's, for the callers that speak nix.
+pub(super) fn errno(err: rustix::io::Errno) -> Errno {
     Errno::from_raw(err.raw_os_error())
 }
 

@@ -13,16 +13,12 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+
+use super::errno_free::errno;
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage,
     SendFlags, SocketFlags, SocketType,
 };
-
-/// A connected pair of datagram sockets, closed on exec: (the launcher's end, the init's end).
-pub fn fd_passing_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
-    rustix::net::socketpair(AddressFamily::UNIX, SocketType::DGRAM, SocketFlags::CLOEXEC, None)
-        .map_err(|err| Errno::from_raw(err.raw_os_error()))
-}
 
 /// Opens the directory `path` (`O_PATH`), sends it on `socket`, and closes both: the socket
 /// carries this one message. For the init: no allocation, no `errno`.
@@ -34,7 +30,7 @@ pub unsafe fn send_directory(socket: RawFd, path: &CStr) -> Result<(), Errno> {
     // SAFETY: the caller hands over an open descriptor nobody else owns; it closes on drop.
     let socket = unsafe { OwnedFd::from_raw_fd(socket) };
     let flags = rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
-    let dir = rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(|err| Errno::from_raw(err.raw_os_error()))?;
+    let dir = rustix::fs::open(path, flags, rustix::fs::Mode::empty()).map_err(errno)?;
     send_fd(socket.as_raw_fd(), dir.as_fd())
 }
 
@@ -49,7 +45,7 @@ pub fn send_fd(socket: RawFd, fd: BorrowedFd<'_>) -> Result<(), Errno> {
     control.push(SendAncillaryMessage::ScmRights(&fds));
     rustix::net::sendmsg(socket, &[IoSlice::new(&[0])], &mut control, SendFlags::empty())
         .map(drop)
-        .map_err(|err| Errno::from_raw(err.raw_os_error()))
+        .map_err(errno)
 }
 
 /// The descriptor sent on `socket`, if one was (the init got that far); never waits.
@@ -63,7 +59,7 @@ pub fn receive_fd(socket: BorrowedFd<'_>) -> Result<Option<OwnedFd>, Errno> {
 /// child sent nothing and exec'd or exited). No allocation.
 pub fn handover_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
     rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)
-        .map_err(|err| Errno::from_raw(err.raw_os_error()))
+        .map_err(errno)
 }
 
 /// Waits for the descriptor sent on the parent's end of a [`handover_pair`]: `None` when the
@@ -79,7 +75,7 @@ fn receive(socket: BorrowedFd<'_>, flags: RecvFlags) -> Result<Option<OwnedFd>, 
     match rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, flags | RecvFlags::CMSG_CLOEXEC) {
         Ok(_) => {}
         Err(err) if err == rustix::io::Errno::AGAIN => return Ok(None),
-        Err(err) => return Err(Errno::from_raw(err.raw_os_error())),
+        Err(err) => return Err(errno(err)),
     }
     let received = control.drain().find_map(|message| match message {
         RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),

@@ -63,10 +63,11 @@ pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
     // SAFETY: the holder touches only its stack and `waits`, which stay alive and unchanged
     // until it is reaped below; it allocates nothing and ends in _exit.
     let (pid, _pidfd) = unsafe { clone_sharing_memory(CloneFlags::CLONE_NEWUSER, &stack, hold, &waits) }?;
-    let written = ["uid_map", "gid_map"].into_iter().try_for_each(|file| {
-        let own = std::fs::read_to_string(format!("/proc/self/{file}")).map_err(|err| errno_of(&err))?;
-        // Written whole in one call: the kernel takes a map in a single write only.
-        std::fs::write(format!("/proc/{pid}/{file}"), identity_map(&own)).map_err(|err| errno_of(&err))
+    let written = own_maps().and_then(|own| {
+        ["uid_map", "gid_map"].into_iter().zip(own).try_for_each(|(file, own)| {
+            // Written whole in one call: the kernel takes a map in a single write only.
+            std::fs::write(format!("/proc/{pid}/{file}"), identity_map(&own)).map_err(|err| errno_of(&err))
+        })
     });
     let namespace = written.and_then(|()| {
         std::fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from).map_err(|err| errno_of(&err))
@@ -111,14 +112,31 @@ fn withheld_id(own: &str) -> Option<u64> {
 /// not map (see the module doc): `4294967294` for both on the machine. `None` where the
 /// namespace has a single ID.
 pub fn withheld_ids() -> Option<(u32, u32)> {
-    static WITHHELD: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
-    *WITHHELD.get_or_init(|| {
-        let id = |file: &str| {
-            let own = std::fs::read_to_string(format!("/proc/self/{file}")).ok()?;
-            u32::try_from(withheld_id(&own)?).ok()
-        };
-        Some((id("uid_map")?, id("gid_map")?))
-    })
+    let [uids, gids] = own_maps().ok()?;
+    let id = |own: &str| u32::try_from(withheld_id(own)?).ok();
+    Some((id(&uids)?, id(&gids)?))
+}
+
+/// This process's `/proc/self/uid_map` and `gid_map`, read once per user namespace it is in:
+/// the namespace and the owner of the shared cgroups are derived from the same maps, and a test
+/// body, a copy of a fork server that read them, has entered a namespace of its own.
+fn own_maps() -> Result<[String; 2], Errno> {
+    static OWN: std::sync::Mutex<Option<(u64, [String; 2])>> = std::sync::Mutex::new(None);
+    let namespace = user_namespace_inode()?;
+    let mut own = OWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, maps)) = own.as_ref().filter(|(read_in, _)| *read_in == namespace) {
+        return Ok(maps.clone());
+    }
+    let read = |file: &str| std::fs::read_to_string(format!("/proc/self/{file}")).map_err(|err| errno_of(&err));
+    let maps = [read("uid_map")?, read("gid_map")?];
+    *own = Some((namespace, maps.clone()));
+    Ok(maps)
+}
+
+/// The inode number of this process's user namespace, which names it while it lives.
+pub fn user_namespace_inode() -> Result<u64, Errno> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/user").map(|namespace| namespace.ino()).map_err(|err| errno_of(&err))
 }
 
 /// Whether this process is in a user namespace other than the machine's initial one (whose
@@ -126,8 +144,7 @@ pub fn withheld_ids() -> Option<(u32, u32)> {
 /// root there, with every user mapped to itself, looks like root outside.
 pub fn in_child_user_namespace() -> bool {
     const INITIAL_USER_NAMESPACE_INODE: u64 = 0xEFFF_FFFD;
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/user").is_ok_and(|namespace| namespace.ino() != INITIAL_USER_NAMESPACE_INODE)
+    user_namespace_inode().is_ok_and(|inode| inode != INITIAL_USER_NAMESPACE_INODE)
 }
 
 /// Whether `/proc` shows this process's own PID namespace: `/proc/self` names it by the
