@@ -15,9 +15,47 @@ pub fn unique(tag: &str) -> String {
     format!("sandbox-test-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Host-side scratch space. Not /tmp: the sandbox hides the host's /tmp behind its own tmpfs.
+/// Host-side scratch space that sandbox runs see too: cargo's `CARGO_TARGET_TMPDIR`, unless
+/// the checkout is below `/tmp`, which every run hides behind its own tmpfs; then
+/// `/var/tmp/sandbox-tests`, world-writable and sticky as `/tmp` is (the tests run as root and,
+/// in the VM, as a user).
 pub fn scratch() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        if !target.starts_with("/tmp") {
+            return target;
+        }
+        let dir = PathBuf::from("/var/tmp/sandbox-tests");
+        if fs::create_dir(&dir).is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o1777)).unwrap();
+        }
+        dir
+    })
+    .clone()
+}
+
+/// `path`, where a sandbox run sees it: a file below `/tmp` (a checkout there) is linked (or,
+/// across file systems, copied) into [`scratch`], with its name, in a directory its path makes
+/// its own, and replaced when it is another file (a rebuild).
+fn seen_by_runs(path: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let source = Path::new(path);
+    let (Some(parent), Some(name), true) = (source.parent(), source.file_name(), source.starts_with("/tmp")) else {
+        return path.to_string();
+    };
+    let dir = scratch().join(format!("bin{}", parent.to_string_lossy().replace('/', "_")));
+    fs::create_dir_all(&dir).unwrap();
+    let seen = dir.join(name);
+    let inode = |path: &Path| fs::metadata(path).map(|metadata| (metadata.dev(), metadata.ino())).ok();
+    if inode(&seen) != inode(Path::new(path)) {
+        // Made under a name of this process's, then renamed over: another test process may be at it.
+        let partial = dir.join(unique("partial"));
+        fs::hard_link(path, &partial).or_else(|_| fs::copy(path, &partial).map(drop)).unwrap();
+        fs::rename(&partial, &seen).unwrap();
+    }
+    seen.to_string_lossy().into_owned()
 }
 
 pub fn mountinfo() -> String {
@@ -115,7 +153,7 @@ pub fn sleeps_with(marker: &str) -> Vec<u32> {
 /// against the CLI as the README installs it).
 pub fn sandbox_bin() -> &'static str {
     static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| std::env::var("SANDBOX_CLI").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sandbox").to_string()))
+    BIN.get_or_init(|| seen_by_runs(&std::env::var("SANDBOX_CLI").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sandbox").to_string())))
 }
 
 /// `sandbox run --json FILE ARGS...` in `cwd`, asserting the host's mount table did not change.
