@@ -6,8 +6,7 @@
 //! hierarchy by hierarchy; where that is the launcher's own, a command that mounts the
 //! hierarchy itself sees the launcher's cgroup and everything below it (`v1`). A `sandbox run`
 //! therefore gets a directory in every hierarchy, which its init joins, and is cloned into one
-//! in the cgroup2 of a hybrid layout. In a fork server that is ~0.2 ms a test: seven joins, and
-//! a clone that cannot share the server's memory (`CLONE_INTO_CGROUP` needs `clone3`).
+//! in the cgroup2 of a hybrid layout. In a fork server that would be seven joins a test.
 //!
 //! The fix: the server moves itself once into the contained runs' shared directory of each such
 //! hierarchy (`shared`), or where there is none into one it makes (in the cgroup2 that move

@@ -216,10 +216,10 @@ impl Sandbox {
         nix::fcntl::fcntl(report_write.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))
             .map_err(io_error("configuring a pipe"))?;
 
-        // The init shares this process's memory (no copy of it to make and tear down) unless
-        // it must be created inside its v2 cgroup: CLONE_INTO_CGROUP needs clone3, for which
-        // glibc has no wrapper that runs a function on a new stack.
-        let (stack, started_read, started_write) = if clone_into.is_none() {
+        // The init shares this process's memory (no copy of it to make and tear down), also
+        // where it is created inside its v2 cgroup, except on architectures for which
+        // `sys::clone_sharing_memory_into` has no instructions.
+        let (stack, started_read, started_write) = if clone_into.is_none() || sys::CLONE3_SHARES_MEMORY {
             let stack = sys::ChildStack::new(INIT_STACK_BYTES).map_err(io_error("mapping the init's stack"))?;
             let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_error("creating a pipe"))?;
             (Some(stack), Some(read), Some(write))
@@ -264,13 +264,18 @@ impl Sandbox {
         // command (`Command::for_function`), is only created by fork servers (the runner's and
         // the stock harness's), which are single-threaded, so their copies may allocate.
         let cloned = match &stack {
-            // SAFETY: as above; and `init_args` with all it refers to stays unchanged until the
-            // init says it has started the command (below), the stack outlives the init (it
-            // goes into `Running`, which reaps the init before dropping it), and this thread
-            // allocates nothing between "go" and that sign, so that a test body forked from the
-            // init copies a consistent heap.
-            Some(stack) => unsafe { sys::clone_sharing_memory(flags, stack, crate::init::run, &init_args) }
-                .map(|(pid, pidfd)| Cloned::Parent { pid, pidfd, placed_in_cgroup: false }),
+            // The init shares this process's memory. For both calls: as above; and `init_args`
+            // with all it refers to stays unchanged until the init says it has started the
+            // command (below), the stack outlives the init (it goes into `Running`, which reaps
+            // the init before dropping it), and this thread allocates nothing between "go" and
+            // that sign, so that a test body forked from the init copies a consistent heap.
+            Some(stack) => match clone_into {
+                // SAFETY: see above.
+                Some(cgroup_dir) => unsafe { sys::clone_sharing_memory_into(flags, cgroup_dir, stack, crate::init::run, &init_args) },
+                // SAFETY: see above.
+                None => unsafe { sys::clone_sharing_memory(flags, stack, crate::init::run, &init_args) }.map(|(pid, pidfd)| (pid, pidfd, false)),
+            }
+            .map(|(pid, pidfd, placed_in_cgroup)| Cloned::Parent { pid, pidfd, placed_in_cgroup }),
             // SAFETY: as above; the child gets a copy of this process and runs only `init::run`.
             None => unsafe { sys::clone_process(flags, clone_into) },
         };

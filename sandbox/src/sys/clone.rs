@@ -1,6 +1,7 @@
-//! Creating processes: `clone3` into a cgroup with a pidfd, `clone` on a stack of our own
-//! sharing memory (the init) or borrowing it (vfork, the command), and glibc's `fork` for the
-//! copies that run Rust code (fork servers, the D-Bus helper).
+//! Creating processes: `clone` or `clone3` (into a cgroup) on a stack of our own sharing memory
+//! (the init), `clone` borrowing it (vfork, the command), `clone3` with a copy of it where that
+//! cannot be done, and glibc's `fork` for the copies that run Rust code (fork servers, the D-Bus
+//! helper).
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -237,9 +238,148 @@ pub unsafe fn clone_sharing_memory<T>(
     Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
 }
 
-/// glibc's `clone(2)` with `flags` (plus `SIGCHLD`) running `child(arg)` on `stack`. The call is
-/// written at the top of the stack, not on ours, which we may leave while the child still reads
-/// it; the child's stack starts below it, 16-byte aligned.
+/// Whether [`clone_sharing_memory_into`] can create the process inside its cgroup here: it
+/// needs a few instructions of its own per architecture (below), written and tested for x86-64
+/// only; elsewhere the init is created with a copy of the memory ([`clone_process`]).
+pub const CLONE3_SHARES_MEMORY: bool = cfg!(target_arch = "x86_64");
+
+/// [`clone_sharing_memory`], directly inside the cgroup whose directory `cgroup_dir` is open
+/// (`CLONE_INTO_CGROUP`). The third value says whether the kernel placed it there: where
+/// `clone3` or `CLONE_INTO_CGROUP` is missing it is created by `clone(2)` where this process
+/// is, for the caller to move.
+///
+/// glibc's `clone` runs a function on a new stack but has no cgroup argument, and `clone3` has
+/// no wrapper: the child of a raw `clone3` with `CLONE_VM` returns from the system call on the
+/// new stack, where no Rust code may go on from the caller's frame. [`clone3_on_stack`] does
+/// what glibc's wrapper does for `clone`: in the child, straight from the system call, it calls
+/// the function on the new stack, which never returns.
+///
+/// # Safety
+/// As for [`clone_sharing_memory`].
+pub unsafe fn clone_sharing_memory_into<T>(
+    namespace_flags: CloneFlags,
+    cgroup_dir: BorrowedFd<'_>,
+    stack: &ChildStack,
+    child: fn(&T) -> !,
+    arg: &T,
+) -> Result<(Pid, OwnedFd, bool), Errno> {
+    let mut pidfd: RawFd = -1;
+    let call = Call::write_on(stack, child, arg);
+    let mut args = CloneArgs {
+        flags: clone3_flags(namespace_flags | CloneFlags::CLONE_VM) | CLONE_PIDFD | CLONE_INTO_CGROUP,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        // The kernel starts the child's stack pointer at `stack + stack_size`: the call's slot.
+        stack: stack.base as u64,
+        stack_size: call as u64 - stack.base as u64,
+        cgroup: cgroup_dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args whose stack is the free part of our mapping, below
+    // the call; the caller upholds the rest of the contract.
+    let ret = unsafe { clone3_on_stack(&mut args, Call::<T>::trampoline, call.cast()) };
+    // The raw system call's answer: `-errno` on failure (errno itself is not set).
+    let cloned = match ret {
+        pid if pid >= 0 => Ok(pid),
+        error => Err(Errno::from_raw(-error as i32)),
+    };
+    match cloned {
+        // SAFETY: with CLONE_PIDFD the kernel stored a new, owned file descriptor in pidfd.
+        Ok(pid) => Ok((Pid::from_raw(pid as libc::pid_t), unsafe { OwnedFd::from_raw_fd(pidfd) }, true)),
+        // As in `clone_process`: no clone3, or no CLONE_INTO_CGROUP.
+        Err(Errno::ENOSYS | Errno::E2BIG | Errno::EINVAL) => {
+            // SAFETY: forwarded contract.
+            let (pid, pidfd) = unsafe { clone_sharing_memory(namespace_flags, stack, child, arg) }?;
+            Ok((pid, pidfd, false))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The raw `clone3(2)` call of [`clone_sharing_memory_into`]: returns the child's PID (or
+/// `-errno`) in the parent; the child, on `args.stack`, calls `entry(data)` and never returns
+/// here.
+///
+/// # Safety
+/// `args` asks for a stack that is mapped, writable and 16-byte aligned at its end, and
+/// `entry` may run there on this process's memory (see [`clone_sharing_memory`]).
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_on_stack(args: &mut CloneArgs, entry: extern "C" fn(*mut libc::c_void) -> !, data: *mut libc::c_void) -> isize {
+    let ret: isize;
+    // SAFETY: the caller's contract. The parent's path is the system call alone. The child's
+    // starts on its own stack with every register but rax as the parent had it, reads only
+    // registers (r12 and r13 survive a system call), and calls `entry`, which does not return.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            // The child: the outermost frame (no frame pointer), the argument, the call.
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 as isize => ret,
+            in("rdi") args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") data,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Elsewhere (see [`CLONE3_SHARES_MEMORY`]) the answer of a kernel without `clone3`, so that
+/// [`clone_sharing_memory_into`] creates the process with `clone(2)`.
+///
+/// # Safety
+/// None needed: it makes no call.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone3_on_stack(_: &mut CloneArgs, _: extern "C" fn(*mut libc::c_void) -> !, _: *mut libc::c_void) -> isize {
+    -(libc::ENOSYS as isize)
+}
+
+/// What a child created on a [`ChildStack`] calls: `child(arg)`, written at the top of that
+/// stack rather than on ours, which we may leave while the child still reads it.
+#[repr(C)]
+struct Call<T> {
+    child: fn(&T) -> !,
+    arg: *const T,
+}
+
+impl<T> Call<T> {
+    /// Writes the call at the top of `stack`, 16-byte aligned: the child's stack starts below
+    /// it, at the returned address.
+    fn write_on(stack: &ChildStack, child: fn(&T) -> !, arg: &T) -> *mut Call<T> {
+        let call_slot = (stack.base as usize + stack.len - std::mem::size_of::<Call<T>>()) & !15;
+        let call = call_slot as *mut Call<T>;
+        // SAFETY: `call_slot` lies inside the writable part of our mapping, aligned for Call.
+        unsafe { call.write(Call { child, arg: arg as *const T }) };
+        call
+    }
+
+    /// The child's entry: `data` is the `Call` written by [`Call::write_on`].
+    extern "C" fn trampoline(data: *mut libc::c_void) -> ! {
+        // SAFETY: `data` is the `Call` at the top of the child's stack, which stays mapped as
+        // long as the child lives; `arg` is kept alive by the caller.
+        let call = unsafe { &*(data as *const Call<T>) };
+        // SAFETY: as above.
+        let arg = unsafe { &*call.arg };
+        (call.child)(arg)
+    }
+
+    /// [`Call::trampoline`] as glibc's `clone` takes it (returning an `int`).
+    extern "C" fn clone_entry(data: *mut libc::c_void) -> libc::c_int {
+        Call::<T>::trampoline(data)
+    }
+}
+
+/// glibc's `clone(2)` with `flags` (plus `SIGCHLD`) running `child(arg)` on `stack` (see
+/// [`Call`]).
 ///
 /// # Safety
 /// As for the callers: `stack` stays mapped and `arg` alive while the child uses them, and the
@@ -252,28 +392,10 @@ unsafe fn clone_on_stack<T>(
     arg: &T,
     parent_tid: *mut libc::c_int,
 ) -> Result<Pid, Errno> {
-    #[repr(C)]
-    struct Call<T> {
-        child: fn(&T) -> !,
-        arg: *const T,
-    }
-    extern "C" fn trampoline<T>(data: *mut libc::c_void) -> libc::c_int {
-        // SAFETY: `data` is the `Call` written at the top of the child's stack below, which
-        // stays mapped as long as the child lives; `arg` is kept alive by the caller.
-        let call = unsafe { &*(data as *const Call<T>) };
-        // SAFETY: as above.
-        let arg = unsafe { &*call.arg };
-        (call.child)(arg)
-    }
-    let call_slot = (stack.base as usize + stack.len - std::mem::size_of::<Call<T>>()) & !15;
-    let call = call_slot as *mut Call<T>;
-    // SAFETY: `call_slot` lies inside the writable part of our mapping, aligned for Call.
-    unsafe { call.write(Call { child, arg: arg as *const T }) };
+    let call = Call::write_on(stack, child, arg);
     // SAFETY: the stack pointer is the 16-byte-aligned end of the free part of our mapping;
     // the caller upholds the rest.
-    let pid = unsafe {
-        libc::clone(trampoline::<T>, call_slot as *mut libc::c_void, flags | libc::SIGCHLD, call as *mut libc::c_void, parent_tid)
-    };
+    let pid = unsafe { libc::clone(Call::<T>::clone_entry, call.cast(), flags | libc::SIGCHLD, call.cast(), parent_tid) };
     Errno::result(pid).map(Pid::from_raw)
 }
 
@@ -347,5 +469,80 @@ mod tests {
         assert_eq!(clone_flags(flags), (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUSER) as libc::c_ulong);
         assert_eq!(clone_flag_names(flags), "CLONE_NEWNS|CLONE_NEWUSER|CLONE_NEWPID");
         assert_eq!(clone_flag_names(CloneFlags::empty()), "");
+    }
+}
+
+#[cfg(test)]
+mod cgroup_tests {
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
+    use std::path::PathBuf;
+
+    use nix::sched::CloneFlags;
+
+    use super::{clone_sharing_memory_into, ChildStack, CLONE3_SHARES_MEMORY};
+    use crate::cgroup::Layout;
+
+    /// A cgroup2 directory made for the test, removed when it drops (after the child is reaped).
+    struct TestCgroup(PathBuf);
+
+    impl Drop for TestCgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+
+    /// The child: it writes `value` on `report`, then waits for the end of the `release` pipe
+    /// (its own copy of the write end closed), and exits with `value`. It runs on its own stack
+    /// and reads `arg` from our memory.
+    fn report_and_wait(&(report, (release, release_write), value): &(RawFd, (RawFd, RawFd), u8)) -> ! {
+        let _ = super::super::write_raw(report, &[value]);
+        let mut byte = [0u8; 1];
+        // SAFETY: closes the child's own copy of a descriptor, then reads into a buffer on this
+        // stack.
+        unsafe {
+            libc::close(release_write);
+            libc::read(release, byte.as_mut_ptr().cast(), 1)
+        };
+        super::super::exit_immediately(value as i32)
+    }
+
+    #[test]
+    fn a_process_sharing_memory_is_created_inside_its_cgroup() {
+        let mount_point = match Layout::current() {
+            Ok(Layout::Unified { mount_point }) => mount_point,
+            Ok(Layout::Hybrid { unified, .. }) => unified,
+            _ => return eprintln!("nothing to check: no cgroup2 hierarchy is mounted"),
+        };
+        if !nix::unistd::geteuid().is_root() || !CLONE3_SHARES_MEMORY {
+            return eprintln!("nothing to check: making a cgroup at the cgroup2 root needs root (and x86-64)");
+        }
+        let cgroup = TestCgroup(mount_point.join(format!("sandbox-clone-test-{}", std::process::id())));
+        std::fs::create_dir(&cgroup.0).unwrap();
+        let dir = std::fs::File::open(&cgroup.0).unwrap();
+        let (report_read, report_write) = nix::unistd::pipe().unwrap();
+        let (release_read, release_write) = nix::unistd::pipe().unwrap();
+        let arg = (report_write.as_raw_fd(), (release_read.as_raw_fd(), release_write.as_raw_fd()), 42u8);
+        let stack = ChildStack::new(64 * 1024).unwrap();
+        // SAFETY: the child touches only its stack and `arg`, which outlive it (it is reaped
+        // below, before either goes), allocates nothing and ends in _exit.
+        let (pid, _pidfd, placed) =
+            unsafe { clone_sharing_memory_into(CloneFlags::empty(), dir.as_fd(), &stack, report_and_wait, &arg) }.unwrap();
+        let mut byte = [0u8; 1];
+        assert_eq!(nix::unistd::read(report_read.as_raw_fd(), &mut byte), Ok(1));
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        drop(release_write);
+        let status = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL)).unwrap();
+        assert_eq!(byte[0], 42, "the child read its argument from our memory");
+        assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 42));
+        if !placed {
+            // Only where a filter answers clone3 before the kernel: the child is created where
+            // this process is, for its launcher to move.
+            let refusal = super::super::clone3_filter_refusal();
+            assert!(refusal.is_some(), "clone3 fell back without a filter's refusal");
+            return eprintln!("nothing to check: clone3 answers {refusal:?} here");
+        }
+        let name = cgroup.0.file_name().unwrap().to_str().unwrap();
+        let unified_line = cgroups.lines().find(|line| line.starts_with("0::")).unwrap();
+        assert!(unified_line.ends_with(&format!("/{name}")), "the child was created in its cgroup: {cgroups}");
     }
 }
