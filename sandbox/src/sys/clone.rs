@@ -308,17 +308,20 @@ unsafe fn clone3_on_stack(args: &mut CloneArgs, entry: extern "C" fn(*mut libc::
     let ret: isize;
     // SAFETY: the caller's contract. The parent's path is the system call alone. The child's
     // starts on its own stack with every register but rax as the parent had it, reads only
-    // registers (r12 and r13 survive a system call), and calls `entry`, which does not return.
+    // registers (r12 and r13 survive a system call), and enters `entry`, which does not return.
     unsafe {
         std::arch::asm!(
             "syscall",
             "test rax, rax",
             "jnz 2f",
-            // The child: the outermost frame (no frame pointer), the argument, the call.
+            // The child: the outermost frame (no frame pointer), the argument, and `entry`
+            // entered as if called from address 0, the end of the stack to an unwinder (a
+            // panic's backtrace in a test body forked from the init walks up to here; a real
+            // return address would send it on through this function's frame on our stack).
             "xor ebp, ebp",
             "mov rdi, r12",
-            "call r13",
-            "ud2",
+            "push 0",
+            "jmp r13",
             "2:",
             inlateout("rax") libc::SYS_clone3 as isize => ret,
             in("rdi") args as *mut CloneArgs,
@@ -491,10 +494,21 @@ mod cgroup_tests {
         }
     }
 
-    /// The child: it writes `value` on `report`, then waits for the end of the `release` pipe
+    /// The child: it walks its own stack as a panic's backtrace does (where glibc has the
+    /// call for it), writes `value` on `report`, then waits for the end of the `release` pipe
     /// (its own copy of the write end closed), and exits with `value`. It runs on its own stack
     /// and reads `arg` from our memory.
     fn report_and_wait(&(report, (release, release_write), value): &(RawFd, (RawFd, RawFd), u8)) -> ! {
+        #[cfg(target_env = "gnu")]
+        {
+            let mut frames = [std::ptr::null_mut(); 64];
+            // SAFETY: writes at most 64 addresses into the buffer on this stack; the unwinder
+            // was loaded by the test before the clone, so nothing is allocated.
+            let walked = unsafe { libc::backtrace(frames.as_mut_ptr(), 64) };
+            if !(1..64).contains(&walked) {
+                super::super::exit_immediately(1);
+            }
+        }
         let _ = super::super::write_raw(report, &[value]);
         let mut byte = [0u8; 1];
         // SAFETY: closes the child's own copy of a descriptor, then reads into a buffer on this
@@ -523,12 +537,25 @@ mod cgroup_tests {
         let (release_read, release_write) = nix::unistd::pipe().unwrap();
         let arg = (report_write.as_raw_fd(), (release_read.as_raw_fd(), release_write.as_raw_fd()), 42u8);
         let stack = ChildStack::new(64 * 1024).unwrap();
+        #[cfg(target_env = "gnu")]
+        {
+            // Loads the unwinder (libgcc_s) here, so that the child's walk allocates nothing.
+            let mut frames = [std::ptr::null_mut(); 4];
+            // SAFETY: writes at most 4 addresses into the buffer.
+            unsafe { libc::backtrace(frames.as_mut_ptr(), 4) };
+        }
         // SAFETY: the child touches only its stack and `arg`, which outlive it (it is reaped
         // below, before either goes), allocates nothing and ends in _exit.
         let (pid, _pidfd, placed) =
             unsafe { clone_sharing_memory_into(CloneFlags::empty(), dir.as_fd(), &stack, report_and_wait, &arg) }.unwrap();
+        // The child has its own copy: a child that died before its report reads as the end.
+        drop(report_write);
         let mut byte = [0u8; 1];
-        assert_eq!(nix::unistd::read(report_read.as_raw_fd(), &mut byte), Ok(1));
+        let reported = nix::unistd::read(report_read.as_raw_fd(), &mut byte);
+        if reported != Ok(1) {
+            let status = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+            panic!("the child ended before its report (it could not walk its stack): {status:?}");
+        }
         let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         drop(release_write);
         let status = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL)).unwrap();
