@@ -157,10 +157,10 @@ pub(crate) struct InitArgs<'a> {
     /// A contained run's command, as root: it gives up `sys::KERNEL_CAPABILITIES` and the
     /// operations of `sys::refuse_host_wide_operations`.
     pub contained: bool,
-    /// A contained run's user namespace (`sys::identity_user_namespace`), open in the
-    /// launcher: the command enters it, with a mount and a cgroup namespace of its own, before
+    /// A contained run's user namespace (`sys::identity_user_namespace`), the launcher's, taken
+    /// after "go": the command enters it, with a mount and a cgroup namespace of its own, before
     /// it gives anything up, so that every mount set up here is locked for it.
-    pub user_namespace: Option<RawFd>,
+    pub user_namespace: Option<&'a LaunchersFd>,
     /// Instead of exec: make this call (only from a single-threaded launcher, whose copies may
     /// allocate).
     pub function: Option<FunctionCall>,
@@ -221,14 +221,6 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     if args.launcher.is_some_and(sys::pidfd_has_exited) {
         sys::exit_immediately(125);
     }
-    // A contained command is root, in a user namespace that maps root to root: the kernel lets
-    // a process trace (and read the memory, root and descriptors of) another with the same
-    // user IDs unless that one is not dumpable. This init stays root of the machine; it must
-    // not be reachable from the command. (Where it shares the launcher's memory, the launcher
-    // is not dumpable from here on either: the flag belongs to the memory.)
-    if args.user_namespace.is_some() && nix::sys::prctl::set_dumpable(false).is_err() {
-        sys::exit_immediately(125);
-    }
     // Its own session, led by this PID 1, unless the command takes the launcher's terminal
     // (which belongs to the launcher's session): `getsid` then names a process the sandbox
     // sees, not 0, and no process group of the sandbox's reaches outside it.
@@ -249,6 +241,24 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
         apply_steps(args, 0..args.steps.len());
     }
     let _ = nix::unistd::close(args.go_read);
+    let user_namespace = match args.user_namespace.map(|namespace| namespace.take()).transpose() {
+        Ok(namespace) => namespace,
+        Err(errno) => {
+            send(args.report, Report::UserNamespaceFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
+        }
+    };
+    // A contained command is root, in a user namespace that maps root to root: the kernel lets
+    // a process trace (and read the memory, root and descriptors of) another with the same
+    // user IDs unless that one is not dumpable. This init stays root of the machine; it must
+    // not be reachable from the command, which starts below. (Where it shares the launcher's
+    // memory, the launcher is not dumpable from here on either: the flag belongs to the
+    // memory. Not before: the launcher may still be making the user namespace, whose holder
+    // shares that memory too, and opening the holder's `/proc/<pid>/ns/user` would then take
+    // `CAP_SYS_PTRACE`, which a container's root may lack.)
+    if user_namespace.is_some() && nix::sys::prctl::set_dumpable(false).is_err() {
+        sys::exit_immediately(125);
+    }
     if let Some(cpus) = &args.cpus {
         sys::restore_cpus(cpus);
     }
@@ -286,6 +296,7 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     };
     let command_args = CommandArgs {
         init: args,
+        user_namespace,
         listener_socket: handover.as_ref().map(|(_, child)| child.as_raw_fd()),
         init_socket: handover.as_ref().map(|(own, _)| own.as_raw_fd()),
     };
@@ -327,10 +338,62 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     }
 }
 
+/// A descriptor of the launcher's that the init needs only after "go", so that the launcher may
+/// open it meanwhile, while the init sets up its mounts: sent over a socket pair before "go"
+/// (`SCM_RIGHTS`, which asks no permission of either side), or, open before the clone, in the
+/// init's own copy of the descriptor table already.
+#[derive(Debug)]
+pub(crate) enum LaunchersFd {
+    /// Open before the clone, at this number.
+    Inherited(RawFd),
+    /// Sent by the launcher after the clone, over a pair of sockets made before it.
+    SentLater {
+        /// The launcher's end.
+        launchers: OwnedFd,
+        /// The init's end.
+        inits: OwnedFd,
+    },
+}
+
+impl LaunchersFd {
+    /// A descriptor the launcher opens after the clone ([`LaunchersFd::send`]).
+    pub(crate) fn opened_later() -> Result<LaunchersFd, Errno> {
+        let (launchers, inits) = sys::handover_pair()?;
+        Ok(LaunchersFd::SentLater { launchers, inits })
+    }
+
+    /// Whether the launcher is to [`LaunchersFd::send`] it.
+    pub(crate) fn sent_later(&self) -> bool {
+        matches!(self, LaunchersFd::SentLater { .. })
+    }
+
+    /// The launcher's, before "go".
+    pub(crate) fn send(&self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+        match self {
+            LaunchersFd::SentLater { launchers, .. } => sys::send_fd(launchers.as_raw_fd(), fd),
+            LaunchersFd::Inherited(_) => Ok(()),
+        }
+    }
+
+    /// The init's, after "go": the descriptor in its own table, close-on-exec (it stays open
+    /// until the init exits). No allocation.
+    fn take(&self) -> Result<RawFd, Errno> {
+        match self {
+            LaunchersFd::Inherited(fd) => Ok(*fd),
+            LaunchersFd::SentLater { inits, .. } => match sys::receive_fd(inits.as_fd())? {
+                Some(fd) => Ok(std::os::fd::IntoRawFd::into_raw_fd(fd)),
+                None => Err(Errno::EBADF),
+            },
+        }
+    }
+}
+
 /// What the command's process starts from: the init's arguments, and the command's end of the
 /// pair over which it hands its bind filter's listener to the init.
 struct CommandArgs<'a> {
     init: &'a InitArgs<'a>,
+    /// The run's user namespace, in this init's descriptor table ([`InitArgs::user_namespace`]).
+    user_namespace: Option<RawFd>,
     listener_socket: Option<RawFd>,
     /// The init's end, which the command closes at once (a test body, not exec'd, would keep it,
     /// and could take the listener before the init does).
@@ -428,7 +491,7 @@ fn exec_command(command: &CommandArgs<'_>) -> ! {
             sys::exit_immediately(125);
         }
     }
-    if let Some(namespace) = args.user_namespace {
+    if let Some(namespace) = command.user_namespace {
         if let Err(errno) = sys::enter_user_namespace(namespace) {
             send(args.report, Report::UserNamespaceFailed { errno: errno as i32 });
             sys::exit_immediately(125);

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 
 use crate::cgroup::{plan_run_cgroup, CgroupError, Creation, InitJoin, Placement, RunCgroup};
 use crate::config::{Config, ConfigError, FsMode, HostWrites, NetMode};
-use crate::init::InitArgs;
+use crate::init::{InitArgs, LaunchersFd};
 use crate::mounts::{self, OverlayInput, PlanInput, Step};
 use crate::outcome::{Enforcements, Outcome};
 use crate::sys::{self, Cloned};
@@ -228,7 +228,13 @@ impl Sandbox {
         };
 
         let flags = self.namespace_flags(rootless);
-        let user_namespace = if self.contained(rootless) { Some(contained_user_namespace()?) } else { None };
+        // Where it is yet to be made (the first contained run of a process), it is made while the
+        // init sets up its mounts, and sent to it before "go".
+        let user_namespace = match (self.contained(rootless), kept_user_namespace()) {
+            (false, _) => None,
+            (true, Some(namespace)) => Some(LaunchersFd::Inherited(namespace)),
+            (true, None) => Some(LaunchersFd::opened_later().map_err(io_error("creating a socket pair for the user namespace"))?),
+        };
         let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
         let kept_fds: Vec<RawFd> = command.kept_fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let init_args = InitArgs {
@@ -243,7 +249,7 @@ impl Sandbox {
             take_terminal: command.take_terminal,
             no_new_privs: !self.config.allow_new_privileges,
             contained: self.contained(rootless),
-            user_namespace,
+            user_namespace: user_namespace.as_ref(),
             function: command.function,
             rlimits: &rlimits,
             go_read: go_read.as_raw_fd(),
@@ -318,7 +324,7 @@ impl Sandbox {
         };
         // From here on, an error drops `running`: it kills the init (still waiting for "go")
         // and removes the cgroup.
-        self.start(&mut running, rootless, placed, &go_write, started_read)?;
+        self.start(&mut running, rootless, placed, &go_write, started_read, user_namespace.as_ref())?;
         // From here on the init reads nothing of `init_args`. (On an early return above,
         // `running`, declared after them, is dropped first: it kills and reaps the init.)
         drop(go_read);
@@ -380,9 +386,13 @@ impl Sandbox {
         cloned_into: bool,
         go_write: &OwnedFd,
         started: Option<OwnedFd>,
+        user_namespace: Option<&LaunchersFd>,
     ) -> Result<(), Error> {
         if rootless {
             write_id_maps(running.pid)?;
+        }
+        if let Some(init) = user_namespace.filter(|init| init.sent_later()) {
+            make_contained_user_namespace(init)?;
         }
         if let Some(cgroup) = running.cgroup.as_mut() {
             if let Err(err) = cgroup.place(running.pid, cloned_into).map_err(|e| self.cgroup_error(e)) {
@@ -472,16 +482,16 @@ fn rlimits_for(limits: &crate::config::Limits) -> Vec<(sys::RlimitResource, u64)
 /// (a copy of) it, so it is as large as a main thread's usual 8 MiB (reserved lazily).
 const INIT_STACK_BYTES: usize = 8 << 20;
 
-/// The user namespace of this process's contained runs (`sys::identity_user_namespace`): made
-/// at the first and kept open, for copies (fork servers) too, while the process stays in the
-/// user namespace it was made from (a test body that runs a sandbox itself has entered its
-/// own). Made only where `/proc` shows this process's PID namespace, which a run finds its
-/// processes in (checked with it: `/proc` and the PID namespace change only with the user
-/// namespace, at a run's command).
-fn contained_user_namespace() -> Result<RawFd, Error> {
-    static NAMESPACE: std::sync::Mutex<Option<(u64, OwnedFd)>> = std::sync::Mutex::new(None);
+/// Makes the user namespace of this process's contained runs (`sys::identity_user_namespace`)
+/// and sends it to `init`, which is setting up its mounts meanwhile. It is made at the first run
+/// and kept open ([`kept_user_namespace`]), for copies (fork servers) too, while the process
+/// stays in the user namespace it was made from (a test body that runs a sandbox itself has
+/// entered its own). Made only where `/proc` shows this process's PID namespace, which a run
+/// finds its processes in (checked with it: `/proc` and the PID namespace change only with the
+/// user namespace, at a run's command).
+fn make_contained_user_namespace(init: &LaunchersFd) -> Result<(), Error> {
     let made_from = sys::user_namespace_inode().map_err(|source| Error::ContainedUserNamespace { source })?;
-    let mut kept = NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut kept = CONTAINED_USER_NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if kept.as_ref().is_none_or(|(from, _)| *from != made_from) {
         if !sys::proc_shows_own_pid_namespace() {
             return Err(Error::ForeignProc);
@@ -489,7 +499,20 @@ fn contained_user_namespace() -> Result<RawFd, Error> {
         let namespace = sys::identity_user_namespace().map_err(|source| Error::ContainedUserNamespace { source })?;
         *kept = Some((made_from, namespace));
     }
-    Ok(kept.as_ref().map(|(_, namespace)| namespace.as_raw_fd()).expect("made above"))
+    let (_, namespace) = kept.as_ref().expect("made above");
+    init.send(namespace.as_fd()).map_err(io_error("handing the user namespace to the init"))
+}
+
+/// The contained runs' user namespace of this process, and the inode of the user namespace it
+/// was made from ([`make_contained_user_namespace`]).
+static CONTAINED_USER_NAMESPACE: std::sync::Mutex<Option<(u64, OwnedFd)>> = std::sync::Mutex::new(None);
+
+/// The contained runs' user namespace, if this process has made it from the user namespace it
+/// is in.
+fn kept_user_namespace() -> Option<RawFd> {
+    let made_from = sys::user_namespace_inode().ok()?;
+    let kept = CONTAINED_USER_NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    kept.as_ref().filter(|(from, _)| *from == made_from).map(|(_, namespace)| namespace.as_raw_fd())
 }
 
 /// Maps the launcher's user and group to root inside the sandbox's user namespace (the one
