@@ -356,23 +356,10 @@ pub(crate) enum LaunchersFd {
 }
 
 impl LaunchersFd {
-    /// A descriptor the launcher opens after the clone ([`LaunchersFd::send`]).
+    /// A descriptor the launcher opens after the clone and sends on its end of the pair.
     pub(crate) fn opened_later() -> Result<LaunchersFd, Errno> {
         let (launchers, inits) = sys::handover_pair()?;
         Ok(LaunchersFd::SentLater { launchers, inits })
-    }
-
-    /// Whether the launcher is to [`LaunchersFd::send`] it.
-    pub(crate) fn sent_later(&self) -> bool {
-        matches!(self, LaunchersFd::SentLater { .. })
-    }
-
-    /// The launcher's, before "go".
-    pub(crate) fn send(&self, fd: BorrowedFd<'_>) -> Result<(), Errno> {
-        match self {
-            LaunchersFd::SentLater { launchers, .. } => sys::send_fd(launchers.as_raw_fd(), fd),
-            LaunchersFd::Inherited(_) => Ok(()),
-        }
     }
 
     /// The init's, after "go": the descriptor in its own table, close-on-exec (it stays open

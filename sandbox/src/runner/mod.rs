@@ -2,7 +2,7 @@
 //! for it with the timeout, and turns what the kernel reports into an [`Outcome`].
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -230,10 +230,12 @@ impl Sandbox {
         let flags = self.namespace_flags(rootless);
         // Where it is yet to be made (the first contained run of a process), it is made while the
         // init sets up its mounts, and sent to it before "go".
-        let user_namespace = match (self.contained(rootless), kept_user_namespace()) {
-            (false, _) => None,
-            (true, Some(namespace)) => Some(LaunchersFd::Inherited(namespace)),
-            (true, None) => Some(LaunchersFd::opened_later().map_err(io_error("creating a socket pair for the user namespace"))?),
+        let user_namespace = match self.contained(rootless) {
+            false => None,
+            true => Some(match kept_user_namespace() {
+                Some(namespace) => LaunchersFd::Inherited(namespace),
+                None => LaunchersFd::opened_later().map_err(io_error("creating a socket pair for the user namespace"))?,
+            }),
         };
         let stdio: [Option<RawFd>; 3] = std::array::from_fn(|i| command.stdio[i].as_ref().map(|fd| fd.as_raw_fd()));
         let kept_fds: Vec<RawFd> = command.kept_fds.iter().map(|fd| fd.as_raw_fd()).collect();
@@ -391,8 +393,8 @@ impl Sandbox {
         if rootless {
             write_id_maps(running.pid)?;
         }
-        if let Some(init) = user_namespace.filter(|init| init.sent_later()) {
-            make_contained_user_namespace(init)?;
+        if let Some(LaunchersFd::SentLater { launchers, .. }) = user_namespace {
+            make_contained_user_namespace(launchers.as_fd())?;
         }
         if let Some(cgroup) = running.cgroup.as_mut() {
             if let Err(err) = cgroup.place(running.pid, cloned_into).map_err(|e| self.cgroup_error(e)) {
@@ -483,13 +485,13 @@ fn rlimits_for(limits: &crate::config::Limits) -> Vec<(sys::RlimitResource, u64)
 const INIT_STACK_BYTES: usize = 8 << 20;
 
 /// Makes the user namespace of this process's contained runs (`sys::identity_user_namespace`)
-/// and sends it to `init`, which is setting up its mounts meanwhile. It is made at the first run
+/// and sends it on `init_socket` to the init, which is setting up its mounts meanwhile. It is made at the first run
 /// and kept open ([`kept_user_namespace`]), for copies (fork servers) too, while the process
 /// stays in the user namespace it was made from (a test body that runs a sandbox itself has
 /// entered its own). Made only where `/proc` shows this process's PID namespace, which a run
 /// finds its processes in (checked with it: `/proc` and the PID namespace change only with the
 /// user namespace, at a run's command).
-fn make_contained_user_namespace(init: &LaunchersFd) -> Result<(), Error> {
+fn make_contained_user_namespace(init_socket: BorrowedFd<'_>) -> Result<(), Error> {
     let made_from = sys::user_namespace_inode().map_err(|source| Error::ContainedUserNamespace { source })?;
     let mut kept = CONTAINED_USER_NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if kept.as_ref().is_none_or(|(from, _)| *from != made_from) {
@@ -500,7 +502,7 @@ fn make_contained_user_namespace(init: &LaunchersFd) -> Result<(), Error> {
         *kept = Some((made_from, namespace));
     }
     let (_, namespace) = kept.as_ref().expect("made above");
-    init.send(namespace.as_fd()).map_err(io_error("handing the user namespace to the init"))
+    sys::send_fd(init_socket.as_raw_fd(), namespace.as_fd()).map_err(io_error("handing the user namespace to the init"))
 }
 
 /// The contained runs' user namespace of this process, and the inode of the user namespace it
