@@ -363,11 +363,13 @@ impl LaunchersFd {
     }
 
     /// The init's, after "go": the descriptor in its own table, close-on-exec (it stays open
-    /// until the init exits). No allocation.
+    /// until the init exits). One sent later is waited for: the launcher makes it after "go",
+    /// while this init joins its cgroups and mounts them (a launcher that fails kills the
+    /// init). No allocation.
     fn take(&self) -> Result<RawFd, Errno> {
         match self {
             LaunchersFd::Inherited(fd) => Ok(*fd),
-            LaunchersFd::SentLater { inits, .. } => match sys::receive_fd(inits.as_fd())? {
+            LaunchersFd::SentLater { inits, .. } => match sys::wait_for_fd(inits.as_fd())? {
                 Some(fd) => Ok(std::os::fd::IntoRawFd::into_raw_fd(fd)),
                 None => Err(Errno::EBADF),
             },

@@ -584,14 +584,15 @@ impl RunCgroup for V1Cgroup {
 
     fn placement(&self) -> Result<Placement<'_>, CgroupError> {
         let sub = self.contained.then_some(DELEGATED_DIR);
-        let outside = self.enclosing.iter().chain(&self.shared);
-        let processes_dirs = self.dirs.iter().map(|dir| (dir, sub)).chain(outside.map(|dir| (dir, None)));
+        let made = self.pending.is_none();
+        let own = self.dirs.iter().map(|dir| (dir, sub, made)).chain(self.enclosing.iter().map(|dir| (dir, None, made)));
+        let processes_dirs = own.chain(self.shared.iter().map(|dir| (dir, None, true)));
         let joins = processes_dirs
-            .map(|(dir, sub)| match self.pending {
-                // Made (a reused cgroup, or a rootless run's): its `tasks` file, kept open for
-                // the runs after.
-                None => self.files.writable_fd(&sub.map_or_else(|| dir.clone(), |sub| dir.join(sub)), "tasks").map(InitJoin::TasksFile),
-                Some(_) => InitJoin::below(dir, sub),
+            .map(|(dir, sub, made)| match made {
+                // Made (a reused cgroup, a rootless run's, or a shared one): its `tasks` file,
+                // kept open for the runs after; the init's join is then a single write.
+                true => self.files.writable_fd(&sub.map_or_else(|| dir.clone(), |sub| dir.join(sub)), "tasks").map(InitJoin::TasksFile),
+                false => InitJoin::below(dir, sub),
             })
             .collect::<Result<_, _>>()?;
         Ok(Placement { clone_into: self.unified.as_ref().map(|unified| unified.fd.as_fd()), joins })

@@ -228,8 +228,8 @@ impl Sandbox {
         };
 
         let flags = self.namespace_flags(rootless);
-        // Where it is yet to be made (the first contained run of a process), it is made while the
-        // init sets up its mounts, and sent to it before "go".
+        // Where it is yet to be made (the first contained run of a process), it is made after
+        // "go", while the init joins and mounts its cgroups, and sent to it then.
         let user_namespace = match self.contained(rootless) {
             false => None,
             true => Some(match kept_user_namespace() {
@@ -276,7 +276,9 @@ impl Sandbox {
             // with all it refers to stays unchanged until the init says it has started the
             // command (below), the stack outlives the init (it goes into `Running`, which reaps
             // the init before dropping it), and this thread allocates nothing between "go" and
-            // that sign, so that a test body forked from the init copies a consistent heap.
+            // that sign once the init may start the command (with the user namespace sent, for
+            // a contained run), so that a test body forked from the init copies a consistent
+            // heap.
             Some(stack) => match clone_into {
                 // SAFETY: see above.
                 Some(cgroup_dir) => unsafe { sys::clone_sharing_memory_into(flags, cgroup_dir, stack, crate::init::run, &init_args) },
@@ -378,7 +380,8 @@ impl Sandbox {
     }
 
     /// Lets the cloned init go: writes its id maps (rootless), has its cgroup place it
-    /// (`cloned_into`: the kernel created it there), says "go", and waits until an init that
+    /// (`cloned_into`: the kernel created it there), says "go", sends a contained run's user
+    /// namespace where it is yet to be made, and waits until an init that
     /// shares our memory has started the command (`started`: one byte then, end of file when it
     /// died first).
     fn start(
@@ -393,9 +396,6 @@ impl Sandbox {
         if rootless {
             write_id_maps(running.pid)?;
         }
-        if let Some(LaunchersFd::SentLater { launchers, .. }) = user_namespace {
-            make_contained_user_namespace(launchers.as_fd())?;
-        }
         if let Some(cgroup) = running.cgroup.as_mut() {
             if let Err(err) = cgroup.place(running.pid, cloned_into).map_err(|e| self.cgroup_error(e)) {
                 // An init that already failed a set-up step is gone: that failure is the news.
@@ -403,6 +403,10 @@ impl Sandbox {
             }
         }
         nix::unistd::write(go_write, &[1]).map_err(io_error("starting the sandbox's init"))?;
+        // The init needs it only for the command, after joining and mounting its cgroups.
+        if let Some(LaunchersFd::SentLater { launchers, .. }) = user_namespace {
+            make_contained_user_namespace(launchers.as_fd())?;
+        }
         if let Some(started) = started {
             let mut byte = [0u8; 1];
             while nix::unistd::read(started.as_raw_fd(), &mut byte) == Err(Errno::EINTR) {}
@@ -485,7 +489,8 @@ fn rlimits_for(limits: &crate::config::Limits) -> Vec<(sys::RlimitResource, u64)
 const INIT_STACK_BYTES: usize = 8 << 20;
 
 /// Makes the user namespace of this process's contained runs (`sys::identity_user_namespace`)
-/// and sends it on `init_socket` to the init, which is setting up its mounts meanwhile. It is made at the first run
+/// and sends it on `init_socket` to the init, which joins and mounts its cgroups meanwhile
+/// (after "go"; no allocation after the send: see `start`). It is made at the first run
 /// and kept open ([`kept_user_namespace`]), for copies (fork servers) too, while the process
 /// stays in the user namespace it was made from (a test body that runs a sandbox itself has
 /// entered its own). Made only where `/proc` shows this process's PID namespace, which a run
@@ -501,8 +506,14 @@ fn make_contained_user_namespace(init_socket: BorrowedFd<'_>) -> Result<(), Erro
         let namespace = sys::identity_user_namespace().map_err(|source| Error::ContainedUserNamespace { source })?;
         *kept = Some((made_from, namespace));
     }
-    let (_, namespace) = kept.as_ref().expect("made above");
-    sys::send_fd(init_socket.as_raw_fd(), namespace.as_fd()).map_err(io_error("handing the user namespace to the init"))
+    let namespace = kept.as_ref().expect("made above").1.as_raw_fd();
+    // Unlocked before it is sent: once the init has it, it may copy this memory for a test
+    // body, which must not find the lock held.
+    drop(kept);
+    // SAFETY: the descriptor stays open in `CONTAINED_USER_NAMESPACE`, which only this
+    // function replaces, on this thread.
+    let namespace = unsafe { BorrowedFd::borrow_raw(namespace) };
+    sys::send_fd(init_socket.as_raw_fd(), namespace).map_err(io_error("handing the user namespace to the init"))
 }
 
 /// The contained runs' user namespace of this process, and the inode of the user namespace it

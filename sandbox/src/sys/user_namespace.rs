@@ -117,7 +117,8 @@ pub fn withheld_ids() -> Option<(u32, u32)> {
     Some((id(&uids)?, id(&gids)?))
 }
 
-/// This process's `/proc/self/uid_map` and `gid_map`, read once per user namespace it is in:
+/// This process's `/proc/self/uid_map` and `gid_map`, read once per user namespace it is in
+/// (in the machine's, known without reading):
 /// the namespace and the owner of the shared cgroups are derived from the same maps, and a test
 /// body, a copy of a fork server that read them, has entered a namespace of its own.
 fn own_maps() -> Result<[String; 2], Errno> {
@@ -127,11 +128,23 @@ fn own_maps() -> Result<[String; 2], Errno> {
     if let Some((_, maps)) = own.as_ref().filter(|(read_in, _)| *read_in == namespace) {
         return Ok(maps.clone());
     }
-    let read = |file: &str| std::fs::read_to_string(format!("/proc/self/{file}")).map_err(|err| errno_of(&err));
-    let maps = [read("uid_map")?, read("gid_map")?];
+    let maps = match namespace {
+        // The machine's maps every ID to itself; the kernel fixes them (`init_user_ns`).
+        INITIAL_USER_NAMESPACE_INODE => [INITIAL_MAP.to_string(), INITIAL_MAP.to_string()],
+        _ => {
+            let read = |file: &str| std::fs::read_to_string(format!("/proc/self/{file}")).map_err(|err| errno_of(&err));
+            [read("uid_map")?, read("gid_map")?]
+        }
+    };
     *own = Some((namespace, maps.clone()));
     Ok(maps)
 }
+
+/// The inode number of the machine's initial user namespace (`PROC_USER_INIT_INO`).
+const INITIAL_USER_NAMESPACE_INODE: u64 = 0xEFFF_FFFD;
+
+/// Its `uid_map` and `gid_map`, as `/proc/self/uid_map` shows them there.
+const INITIAL_MAP: &str = "         0          0 4294967295\n";
 
 /// The inode number of this process's user namespace, which names it while it lives.
 pub fn user_namespace_inode() -> Result<u64, Errno> {
@@ -143,7 +156,6 @@ pub fn user_namespace_inode() -> Result<u64, Errno> {
 /// inode number the kernel fixes: `PROC_USER_INIT_INO`), as a command of a contained run is:
 /// root there, with every user mapped to itself, looks like root outside.
 pub fn in_child_user_namespace() -> bool {
-    const INITIAL_USER_NAMESPACE_INODE: u64 = 0xEFFF_FFFD;
     user_namespace_inode().is_ok_and(|inode| inode != INITIAL_USER_NAMESPACE_INODE)
 }
 
@@ -167,6 +179,18 @@ mod tests {
 
     use super::*;
     use crate::sys::{in_forked_child, passed};
+
+    #[test]
+    fn the_initial_namespaces_maps_are_known_without_reading() {
+        if in_child_user_namespace() {
+            eprintln!("skipped: this process is not in the machine's initial user namespace");
+            return;
+        }
+        for file in ["uid_map", "gid_map"] {
+            assert_eq!(std::fs::read_to_string(format!("/proc/self/{file}")).unwrap(), INITIAL_MAP);
+        }
+        assert_eq!(own_maps().unwrap(), [INITIAL_MAP, INITIAL_MAP]);
+    }
 
     /// The map as a process in the namespace reads it, on a stack buffer (the forked child of
     /// a multi-threaded harness must not allocate).
