@@ -491,26 +491,28 @@ fn exec_command(command: &CommandArgs<'_>) -> ! {
             send(args.report, Report::CapabilitiesFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
-        if let Err(errno) = sys::refuse_host_wide_operations() {
-            send(args.report, Report::FilterFailed { errno: errno as i32 });
-            sys::exit_immediately(125);
-        }
-    }
-    if let Some(socket) = command.listener_socket {
-        match sys::install_bind_notifier() {
+        // With the bind notifier where the init answers binds, in one program.
+        let filtered = match command.listener_socket {
+            Some(_) => sys::refuse_host_wide_operations_and_notify_binds(),
+            None => sys::refuse_host_wide_operations().map(|()| None),
+        };
+        match filtered {
             Ok(Some(listener)) => {
+                let socket = command.listener_socket.expect("a listener only where one is sent");
                 if let Err(errno) = sys::send_fd(socket, listener.as_fd()) {
                     send(args.report, Report::FilterFailed { errno: errno as i32 });
                     sys::exit_immediately(125);
                 }
             }
-            // The outer run's init answers (see `sys::bind_proxy`).
+            // No listener asked for, or the outer run's init answers (see `sys::bind_proxy`).
             Ok(None) => {}
             Err(errno) => {
                 send(args.report, Report::FilterFailed { errno: errno as i32 });
                 sys::exit_immediately(125);
             }
         }
+    }
+    if let Some(socket) = command.listener_socket {
         let _ = nix::unistd::close(socket);
     }
     if let Some(call) = args.function {

@@ -5,7 +5,8 @@
 //! `EACCES`: the command lacks `CAP_NET_BIND_SERVICE` over it, and a test that serves on port 80
 //! fails where it passes as real root.
 //!
-//! The fix: a seccomp filter ([`install_bind_notifier`]) hands each `bind` of the command and
+//! The fix: a seccomp filter ([`NOTIFY_BIND`], installed with the host-wide one as a single
+//! program by `refuse_host_wide_operations_and_notify_binds`) hands each `bind` of the command and
 //! its descendants to a supervisor (`SECCOMP_RET_USER_NOTIF`), the sandbox's init, which stays
 //! root in the initial user namespace. For each call, [`answer_bind`] reads the address from the
 //! caller's memory; an `AF_INET` or `AF_INET6` address with a port from 1 to 1023 it binds
@@ -32,22 +33,22 @@
 //! Nesting: the kernel gives a thread one listener at most; a filter with a listener cannot be
 //! added where an inherited one has one (`EBUSY`). In a run nested in another, the inner run's
 //! processes already carry the outer run's filter, whose init answers their binds, the inner
-//! init's included: [`install_bind_notifier`] then returns `None`.
+//! init's included: the host-wide filter is then installed alone, without a listener.
 //!
 //! No allocation: the filter is installed in a child that shares memory with the launcher, and
 //! the init answers. Every system call of [`answer_bind`] goes through rustix, which returns the
 //! error without touching `errno`, shared with the launcher's thread (see [`super::errno_free`]);
 //! the caller's memory is read through `/proc/<pid>/mem` (rustix has no `process_vm_readv`).
-//! Only `seccomp`, in [`install_bind_notifier`], goes through libc and sets `errno` (read at once).
+//! Only `seccomp`, at installation, goes through libc and sets `errno` (read at once).
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 
 use super::errno_free::errno;
-use super::seccomp_bpf::{install, jump, statement, ARCH, ARCHES, BPF_AND_K, BPF_JEQ_K, BPF_LD_W_ABS, BPF_RET_K, NR};
+use super::seccomp_bpf::{jump, statement, ARCH, ARCHES, BPF_AND_K, BPF_JEQ_K, BPF_LD_W_ABS, BPF_RET_K, NR};
 use rustix::event::{PollFd, PollFlags};
 use rustix::fs::{Mode, OFlags};
 use rustix::ioctl::{Opcode, Setter, Updater};
@@ -59,31 +60,18 @@ const BIND: u32 = libc::SYS_bind as u32;
 /// The native architecture and the number bits that say which native ABI (x32's).
 const NATIVE: (u32, u32) = (ARCHES.0, ARCHES.2);
 
-/// The native ABI's `bind` goes to the listener, everything else passes.
-static PROGRAM: [libc::sock_filter; 7] = [
+/// The native ABI's `bind` goes to the listener; every other call goes on to the instructions
+/// placed after these (the host-wide filter's: see `super::host_wide`, which installs both as
+/// one program).
+pub(super) const NOTIFY_BIND: [libc::sock_filter; 6] = [
     /* 0 */ statement(BPF_LD_W_ABS, ARCH),
     /* 1 */ jump(BPF_JEQ_K, NATIVE.0, 0, 4), // -> 2, -> 6
     /* 2 */ statement(BPF_LD_W_ABS, NR),
     /* 3 */ statement(BPF_AND_K, !NATIVE.1),
     /* 4 */ jump(BPF_JEQ_K, BIND, 0, 1), // -> 5, -> 6
     /* 5 */ statement(BPF_RET_K, libc::SECCOMP_RET_USER_NOTIF),
-    /* 6 */ statement(BPF_RET_K, libc::SECCOMP_RET_ALLOW),
+    // 6: what follows
 ];
-
-/// Installs the filter on the calling thread (and so on every process it starts) and returns
-/// the listener, on which [`answer_bind`] answers; the kernel opens it close-on-exec. `None`
-/// when a filter this thread inherited already has a listener (`EBUSY`: a nested run, whose
-/// outer init answers). The caller has `CAP_SYS_ADMIN` in its user namespace or has set
-/// `no_new_privs`. No allocation.
-pub fn install_bind_notifier() -> Result<Option<OwnedFd>, Errno> {
-    let listener = install(&PROGRAM, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
-    match listener {
-        // SAFETY: with NEW_LISTENER, success returns a new descriptor that we now own.
-        Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })),
-        Err(Errno::EBUSY) => Ok(None),
-        Err(err) => Err(err),
-    }
-}
 
 /// How [`answer`] answered one notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,15 +340,17 @@ mod tests {
         assert_eq!((a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
     }
 
-    /// A second listener is refused where the thread already has one: a nested run.
+    /// A second listener is refused where the thread already has one: a nested run, which
+    /// gets the host-wide filter alone.
     #[test]
     fn a_nested_filter_gets_no_listener() {
         let check = || {
             // SAFETY: prctl with integer arguments only.
             let no_new_privs = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
             // The first listener stays open: closed, it would leave the filter without one.
-            let first = install_bind_notifier();
-            no_new_privs && matches!(first, Ok(Some(_))) && matches!(install_bind_notifier(), Ok(None))
+            let first = crate::sys::refuse_host_wide_operations_and_notify_binds();
+            let second = crate::sys::refuse_host_wide_operations_and_notify_binds();
+            no_new_privs && matches!(first, Ok(Some(_))) && matches!(second, Ok(None))
         };
         // SAFETY: the check makes system calls only.
         assert!(crate::sys::passed(unsafe { crate::sys::in_forked_child(check) }));
@@ -402,7 +392,7 @@ mod tests {
     const NAMES: [&str; 14] = [
         "unshare(CLONE_NEWUSER)",
         "bind 127.0.0.1:<port> without the filter (the control)",
-        "install_bind_notifier, send_fd",
+        "refuse_host_wide_operations_and_notify_binds, send_fd",
         "bind 127.0.0.1:<port>",
         "getsockname's port after it",
         "bind 127.0.0.1:0",
@@ -441,7 +431,7 @@ mod tests {
         outcomes[0] = Errno::result(unsafe { libc::unshare(libc::CLONE_NEWUSER) }).err().map_or(0, |e| e as i32);
         let privileged = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
         outcomes[1] = bind_new(AddressFamily::INET, &privileged).0;
-        outcomes[2] = match install_bind_notifier() {
+        outcomes[2] = match crate::sys::refuse_host_wide_operations_and_notify_binds() {
             Ok(Some(listener)) => crate::sys::send_fd(to_supervisor, listener.as_fd()).err().map_or(0, |e| e as i32),
             Ok(None) => -2,
             Err(err) => err as i32,

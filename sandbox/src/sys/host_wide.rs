@@ -22,8 +22,11 @@
 //! Installed after `no_new_privs` or with `CAP_SYS_ADMIN`, both of which a contained command
 //! has; no allocation (this runs in the sandbox's init).
 
+use std::os::fd::{FromRawFd, OwnedFd};
+
 use nix::errno::Errno;
 
+use super::bind_proxy::NOTIFY_BIND;
 use super::seccomp_bpf::{argument, install, jump, statement, ARCH, ARCHES, BPF_AND_K, BPF_JEQ_K, BPF_JGE_K, BPF_JGT_K, BPF_LD_W_ABS, BPF_RET_K, NR};
 
 /// A system call's number in one ABI, for each call the filter looks at.
@@ -104,11 +107,41 @@ const fn program() -> [libc::sock_filter; LENGTH] {
     program
 }
 
-static PROGRAM: [libc::sock_filter; LENGTH] = program();
+const HOST_WIDE: [libc::sock_filter; LENGTH] = program();
+
+static PROGRAM: [libc::sock_filter; LENGTH] = HOST_WIDE;
+
+const NOTIFYING_LENGTH: usize = NOTIFY_BIND.len() + LENGTH;
+
+/// The bind notifier's instructions (`super::bind_proxy`), then this filter's: one program.
+static NOTIFYING_PROGRAM: [libc::sock_filter; NOTIFYING_LENGTH] = {
+    let mut program = [statement(BPF_RET_K, ALLOW); NOTIFYING_LENGTH];
+    let mut i = 0;
+    while i < NOTIFYING_LENGTH {
+        program[i] = if i < NOTIFY_BIND.len() { NOTIFY_BIND[i] } else { HOST_WIDE[i - NOTIFY_BIND.len()] };
+        i += 1;
+    }
+    program
+};
 
 /// Installs the filter for this process and every process it starts. No allocation.
 pub fn refuse_host_wide_operations() -> Result<(), Errno> {
     install(&PROGRAM, 0).map(drop)
+}
+
+/// Installs the filter with the bind notifier of `super::bind_proxy` in front, as one program
+/// (the kernel compiles each program it installs, which costs a contained run's start more
+/// than running it does), and returns the notifier's listener, on which `answer_bind`
+/// answers; the kernel opens it close-on-exec. Where a filter this thread inherited has a
+/// listener already (`EBUSY`: a nested run, whose outer init answers), installs the filter
+/// alone and returns `None`. No allocation.
+pub fn refuse_host_wide_operations_and_notify_binds() -> Result<Option<OwnedFd>, Errno> {
+    match install(&NOTIFYING_PROGRAM, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+        // SAFETY: with NEW_LISTENER, success returns a new descriptor that we now own.
+        Ok(listener) => Ok(Some(unsafe { OwnedFd::from_raw_fd(listener as libc::c_int) })),
+        Err(Errno::EBUSY) => refuse_host_wide_operations().map(|()| None),
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]
@@ -120,39 +153,58 @@ mod tests {
     /// through: the kernel's own error then shows the call reached it.
     #[test]
     fn host_wide_operations_are_refused_and_the_rest_pass() {
-        let check = || {
-            // SAFETY: prctl with integer arguments only.
-            let mut ok = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0 && refuse_host_wide_operations().is_ok();
-            let errno = |ret: libc::c_long| if ret == -1 { Errno::last() as i32 } else { 0 };
-            let missing = c"/nonexistent-sandbox-path".as_ptr();
-            let x32_mount = libc::SYS_mount | ARCHES.2 as libc::c_long;
-            // SAFETY: each call passes a static C string, null pointers and integers.
-            let results = unsafe {
-                [
-                    // A superblock remount, plain and in x32's numbering; a bind remount.
-                    errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_RDONLY, 0)),
-                    errno(libc::syscall(x32_mount, 0, missing, 0, libc::MS_REMOUNT, 0)),
-                    errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, 0)),
-                    errno(libc::syscall(libc::SYS_fspick, libc::AT_FDCWD, missing, 0)),
-                    errno(libc::syscall(libc::SYS_swapoff, missing)),
-                    errno(libc::syscall(libc::SYS_swapon, missing, 0)),
-                    errno(libc::syscall(libc::SYS_bpf, 0, 0, 0)),
-                    // SYSLOG_ACTION_CLEAR, and SYSLOG_ACTION_SIZE_BUFFER (reading).
-                    errno(libc::syscall(libc::SYS_syslog, 5, 0, 0)),
-                    errno(libc::syscall(libc::SYS_syslog, 10, 0, 0)),
-                ]
-            };
-            let expected_refused = [true, true, false, true, true, true, true, true, false];
-            for (errno, refused) in results.into_iter().zip(expected_refused) {
-                // A call let through fails (missing path, null arguments) or succeeds (reading
-                // the log's size), with EPERM only from the kernel itself, for a process
-                // without the capability.
-                ok &= if refused { errno == libc::EPERM } else { errno != libc::EPERM || !nix::unistd::geteuid().is_root() };
-            }
-            ok
-        };
         // SAFETY: the check makes system calls only, on static data.
-        assert!(crate::sys::passed(unsafe { crate::sys::in_forked_child(check) }));
+        assert!(crate::sys::passed(unsafe { crate::sys::in_forked_child(|| refuses_host_wide_operations(false)) }));
+    }
+
+    /// The same with the bind notifier in front, in one program: its listener leaves every
+    /// call but `bind` to the filter behind it.
+    #[test]
+    fn host_wide_operations_are_refused_behind_the_bind_notifier() {
+        // SAFETY: as above.
+        assert!(crate::sys::passed(unsafe { crate::sys::in_forked_child(|| refuses_host_wide_operations(true)) }));
+    }
+
+    /// Installs the filter (with the bind notifier: `notify_binds`) and checks each call.
+    fn refuses_host_wide_operations(notify_binds: bool) -> bool {
+        // SAFETY: prctl with integer arguments only.
+        let no_new_privs = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0;
+        // The listener stays open through the checks.
+        let (installed, _listener) = match notify_binds {
+            true => match refuse_host_wide_operations_and_notify_binds() {
+                Ok(Some(listener)) => (true, Some(listener)),
+                _ => (false, None),
+            },
+            false => (refuse_host_wide_operations().is_ok(), None),
+        };
+        let mut ok = no_new_privs && installed;
+        let errno = |ret: libc::c_long| if ret == -1 { Errno::last() as i32 } else { 0 };
+        let missing = c"/nonexistent-sandbox-path".as_ptr();
+        let x32_mount = libc::SYS_mount | ARCHES.2 as libc::c_long;
+        // SAFETY: each call passes a static C string, null pointers and integers.
+        let results = unsafe {
+            [
+                // A superblock remount, plain and in x32's numbering; a bind remount.
+                errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_RDONLY, 0)),
+                errno(libc::syscall(x32_mount, 0, missing, 0, libc::MS_REMOUNT, 0)),
+                errno(libc::syscall(libc::SYS_mount, 0, missing, 0, libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY, 0)),
+                errno(libc::syscall(libc::SYS_fspick, libc::AT_FDCWD, missing, 0)),
+                errno(libc::syscall(libc::SYS_swapoff, missing)),
+                errno(libc::syscall(libc::SYS_swapon, missing, 0)),
+                errno(libc::syscall(libc::SYS_bpf, 0, 0, 0)),
+                // SYSLOG_ACTION_CLEAR, and SYSLOG_ACTION_SIZE_BUFFER (reading).
+                errno(libc::syscall(libc::SYS_syslog, 5, 0, 0)),
+                errno(libc::syscall(libc::SYS_syslog, 10, 0, 0)),
+            ]
+        };
+        let expected_refused = [true, true, false, true, true, true, true, true, false];
+        for (errno, refused) in results.into_iter().zip(expected_refused) {
+            // A call let through fails (missing path, null arguments) or succeeds (reading
+            // the log's size), with EPERM only from the kernel itself, for a process
+            // without the capability.
+            ok &= if refused { errno == libc::EPERM } else { errno != libc::EPERM || !nix::unistd::geteuid().is_root() };
+        }
+        ok
     }
 }
 

@@ -49,11 +49,11 @@ pub fn refuse_host_wide_operations() -> Result<(), Errno> {
 /// Where the filter's numbers are not written down, no bind is proxied: there is no listener,
 /// and a privileged port stays root's in the initial user namespace.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
-pub fn install_bind_notifier() -> Result<Option<OwnedFd>, Errno> {
+pub fn refuse_host_wide_operations_and_notify_binds() -> Result<Option<OwnedFd>, Errno> {
     Ok(None)
 }
 
-/// Never called where [`install_bind_notifier`] gives no listener.
+/// Never called where [`refuse_host_wide_operations_and_notify_binds`] gives no listener.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
 pub fn answer_bind(_listener: BorrowedFd<'_>) -> Result<(), Errno> {
     Err(Errno::ENOSYS)
