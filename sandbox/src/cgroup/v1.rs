@@ -649,12 +649,17 @@ impl RunCgroup for V1Cgroup {
             // Where the count is not hierarchical, a subtree the command made must be summed;
             // a cgroup without children (the usual case) needs its own count only.
             let hierarchical = *self.pids_events_hierarchical.get_or_init(|| pids_events_hierarchical(dir));
+            let processes = self.processes_dir(dir);
             now.pids_limit_hits = if hierarchical || (!self.contained && !has_child_cgroups(dir)?) {
-                self.files.read_key(dir, "pids.events", "max")?
+                self.files.read_key(dir, "pids.events", "max")?.unwrap_or(0)
+            } else if self.contained && !has_child_cgroups(&processes)? {
+                // The run's directory has the delegated one only, which has none (the usual
+                // case): both counts, through kept descriptors.
+                let hits = |dir: &Path| self.files.read_key(dir, "pids.events", "max").map(Option::unwrap_or_default);
+                hits(dir)? + hits(&processes)?
             } else {
-                pids_limit_hits(dir)?
-            }
-            .unwrap_or(0);
+                pids_limit_hits(dir)?.unwrap_or(0)
+            };
             stats.pids_limit_hits = now.pids_limit_hits.saturating_sub(self.start.pids_limit_hits);
             stats.peak_pids = self.files.read_number(dir, "pids.peak")?;
         }

@@ -497,23 +497,32 @@ const INIT_STACK_BYTES: usize = 8 << 20;
 /// finds its processes in (checked with it: `/proc` and the PID namespace change only with the
 /// user namespace, at a run's command).
 fn make_contained_user_namespace(init_socket: BorrowedFd<'_>) -> Result<(), Error> {
+    // Sent with the lock released: once the init has it, it may copy this memory for a test
+    // body, which must not find the lock held.
+    let send = |namespace: RawFd| {
+        // SAFETY: the descriptor stays open in `CONTAINED_USER_NAMESPACE`, which replaces it
+        // only for a process in another user namespace, which a process enters alone (a
+        // multi-threaded one may not).
+        let namespace = unsafe { BorrowedFd::borrow_raw(namespace) };
+        sys::send_fd(init_socket.as_raw_fd(), namespace).map_err(io_error("handing the user namespace to the init"))
+    };
     let made_from = sys::user_namespace_inode().map_err(|source| Error::ContainedUserNamespace { source })?;
     let mut kept = CONTAINED_USER_NAMESPACE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if kept.as_ref().is_none_or(|(from, _)| *from != made_from) {
-        if !sys::proc_shows_own_pid_namespace() {
-            return Err(Error::ForeignProc);
-        }
-        let namespace = sys::identity_user_namespace().map_err(|source| Error::ContainedUserNamespace { source })?;
-        *kept = Some((made_from, namespace));
+    if let Some((_, namespace)) = kept.as_ref().filter(|(from, _)| *from == made_from) {
+        let namespace = namespace.as_raw_fd();
+        drop(kept);
+        return send(namespace);
     }
-    let namespace = kept.as_ref().expect("made above").1.as_raw_fd();
-    // Unlocked before it is sent: once the init has it, it may copy this memory for a test
-    // body, which must not find the lock held.
-    drop(kept);
-    // SAFETY: the descriptor stays open in `CONTAINED_USER_NAMESPACE`, which only this
-    // function replaces, on this thread.
-    let namespace = unsafe { BorrowedFd::borrow_raw(namespace) };
-    sys::send_fd(init_socket.as_raw_fd(), namespace).map_err(io_error("handing the user namespace to the init"))
+    if !sys::proc_shows_own_pid_namespace() {
+        return Err(Error::ForeignProc);
+    }
+    let handed_on = sys::identity_user_namespace(move |namespace| {
+        let raw = namespace.as_raw_fd();
+        *kept = Some((made_from, namespace));
+        drop(kept);
+        send(raw)
+    });
+    handed_on.map_err(|source| Error::ContainedUserNamespace { source })?
 }
 
 /// The contained runs' user namespace of this process, and the inode of the user namespace it

@@ -44,8 +44,10 @@ pub fn enter_user_namespace(namespace: std::os::fd::RawFd) -> Result<(), Errno> 
 /// A new user namespace that maps every user and group to itself, owned by this process's
 /// effective user (root: every capability in it is its). Every ID this process's own namespace
 /// has (all of them in the machine's; a range in a container's) maps to the same ID, but the
-/// highest ([`withheld_ids`]). See the module doc.
-pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
+/// highest ([`withheld_ids`]). See the module doc. `hand_on` gets it as soon as it is open,
+/// while its holder still lives: the holder's exit and reaping come after, off the path of
+/// whoever waits for the namespace. What `hand_on` returns is returned.
+pub fn identity_user_namespace<R>(hand_on: impl FnOnce(OwnedFd) -> R) -> Result<R, Errno> {
     let (holder_waits, release) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let stack = ChildStack::new(64 * 1024)?;
     /// The holder: its copy of the pipe's write end closed, it waits for the launcher's.
@@ -72,11 +74,14 @@ pub fn identity_user_namespace() -> Result<OwnedFd, Errno> {
     let namespace = written.and_then(|()| {
         std::fs::File::open(format!("/proc/{pid}/ns/user")).map(OwnedFd::from).map_err(|err| errno_of(&err))
     });
+    let handed_on = namespace.map(hand_on);
     drop(release);
-    // The holder exits at the pipe's end; reaped here, before its stack goes.
+    // The holder exits at the pipe's end; reaped here, before its stack goes. No allocation
+    // from `hand_on` on (the caller may have handed the namespace to a process that shares
+    // this memory and copies it).
     while let Err(Errno::EINTR) = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL)) {}
     drop(stack);
-    namespace
+    handed_on
 }
 
 /// The map of a child namespace in which each ID of `own` (this namespace's map, as
@@ -215,7 +220,7 @@ mod tests {
             return;
         }
         assert!(!in_child_user_namespace(), "the harness runs in the machine's initial user namespace");
-        let namespace = identity_user_namespace().unwrap();
+        let namespace = identity_user_namespace(|namespace| namespace).unwrap();
         let own = std::fs::read_link("/proc/self/ns/user").unwrap();
         let made = std::fs::read_link(format!("/proc/self/fd/{}", namespace.as_raw_fd())).unwrap();
         assert_ne!(own, made);
