@@ -338,10 +338,10 @@ pub(crate) fn run(args: &InitArgs<'_>) -> ! {
     }
 }
 
-/// A descriptor of the launcher's that the init needs only after "go", so that the launcher may
-/// open it meanwhile, while the init sets up its mounts: sent over a socket pair before "go"
-/// (`SCM_RIGHTS`, which asks no permission of either side), or, open before the clone, in the
-/// init's own copy of the descriptor table already.
+/// A descriptor of the launcher's that the init needs only for the command, so that the
+/// launcher may open it after "go", while the init joins and mounts its cgroups: sent over a
+/// socket pair (`SCM_RIGHTS`, which asks no permission of either side), or, open before the
+/// clone, in the init's own copy of the descriptor table already.
 #[derive(Debug)]
 pub(crate) enum LaunchersFd {
     /// Open before the clone, at this number.

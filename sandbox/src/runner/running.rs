@@ -271,7 +271,7 @@ impl Running {
                 setup("dropping the capabilities that reach the kernel (prctl PR_CAPBSET_DROP, capset)".into(), errno)
             }
             Report::FilterFailed { errno } => {
-                setup("installing the seccomp filters (the host-wide operations; the bind notifier and its socket pair to the init)".into(), errno)
+                setup("installing the seccomp filter (the host-wide operations and the bind notifier; its socket pair to the init)".into(), errno)
             }
             Report::UserNamespaceFailed { errno } => {
                 setup("entering the run's user namespace (setns, unshare CLONE_NEWNS|CLONE_NEWCGROUP)".into(), errno)
