@@ -608,17 +608,51 @@ fn cpu_quota_holds_a_busy_loop_near_its_share() {
 #[test]
 fn tiny_cpu_shares_are_written_exactly() {
     let unified = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // As the run's cgroup and the delegated copy below it hold the quota: read by the command
+    // inside for a share it can start under, from the host for a tiny one (half a percent of a
+    // CPU would take the command's start minutes in the emulated cgroup-v2 VM).
+    let quota = |dir: &Path| match unified {
+        true => fs::read_to_string(dir.join("cpu.max")).unwrap().trim().to_string(),
+        false => ["cpu.cfs_quota_us", "cpu.cfs_period_us"].map(|f| fs::read_to_string(dir.join(f)).unwrap().trim().to_string()).join(" "),
+    };
     let script = if unified {
         "cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/cpu.max"
     } else {
         "d=/sys/fs/cgroup/cpu$(grep -E '^[0-9]+:([^:]*,)?cpu(,[^:]*)?:' /proc/self/cgroup | cut -d: -f3); \
          echo $(cat $d/cpu.cfs_quota_us) $(cat $d/cpu.cfs_period_us)"
     };
-    for (cores, expected) in [("0.005", "1000 200000"), ("0.3", "30000 100000")] {
-        // Contained, the command reads the copy in its delegated cgroup.
-        let run = sh_ok(&["--cpu", cores], script);
-        assert_eq!(run.stdout.trim(), expected, "--cpu {cores}: {run:#?}");
+    // Contained, the command reads the copy in its delegated cgroup.
+    let run = sh_ok(&["--cpu", "0.3"], script);
+    assert_eq!(run.stdout.trim(), "30000 100000", "--cpu 0.3: {run:#?}");
+
+    let json = scratch().join(unique("json"));
+    let mut launcher = KillOnDrop(
+        Command::new(sandbox_bin())
+            .args(["run", "--json"])
+            .arg(&json)
+            .args(["--cpu", "0.005", "--timeout", "2s", "--", "sleep", "600"])
+            .current_dir("/")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The init is in its run's cgroup once the limits are written (v2: created there; v1: it
+    // joins after them).
+    let text = init_cgroup_text(launcher.0.id());
+    let cpu_dirs: Vec<PathBuf> = run_cgroup_dirs(&text)
+        .into_iter()
+        .filter(|dir| if unified { dir.join("cpu.max").exists() } else { dir.join("cpu.cfs_quota_us").exists() })
+        .collect();
+    assert_eq!(cpu_dirs.len(), 1, "one run cgroup with the cpu controller in {text}");
+    for dir in [cpu_dirs[0].clone(), cpu_dirs[0].join("delegated")] {
+        assert_eq!(quota(&dir), "1000 200000", "--cpu 0.005 in {}", dir.display());
     }
+    let status = launcher.0.wait().unwrap();
+    let outcome: Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap_or_else(|e| panic!("{e}: {status}"));
+    let _ = fs::remove_file(&json);
+    assert_eq!(outcome["timed_out"], true, "{outcome}");
+    assert!(!cpu_dirs[0].exists(), "{} is left behind", cpu_dirs[0].display());
 }
 
 /// By default the command runs with no_new_privs: a set-user-ID-root program run by an
