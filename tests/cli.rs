@@ -633,7 +633,6 @@ fn tiny_cpu_shares_are_written_exactly() {
             .args(["--cpu", "0.005", "--timeout", "2s", "--", "sleep", "600"])
             .current_dir("/")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
