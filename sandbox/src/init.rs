@@ -491,25 +491,16 @@ fn exec_command(command: &CommandArgs<'_>) -> ! {
             send(args.report, Report::CapabilitiesFailed { errno: errno as i32 });
             sys::exit_immediately(125);
         }
-        // With the bind notifier where the init answers binds, in one program.
+        // With the bind notifier where the init answers binds, in one program; no listener
+        // where the outer run's init answers (see `sys::bind_proxy`).
         let filtered = match command.listener_socket {
-            Some(_) => sys::refuse_host_wide_operations_and_notify_binds(),
-            None => sys::refuse_host_wide_operations().map(|()| None),
+            Some(socket) => sys::refuse_host_wide_operations_and_notify_binds()
+                .and_then(|listener| listener.map_or(Ok(()), |listener| sys::send_fd(socket, listener.as_fd()))),
+            None => sys::refuse_host_wide_operations(),
         };
-        match filtered {
-            Ok(Some(listener)) => {
-                let socket = command.listener_socket.expect("a listener only where one is sent");
-                if let Err(errno) = sys::send_fd(socket, listener.as_fd()) {
-                    send(args.report, Report::FilterFailed { errno: errno as i32 });
-                    sys::exit_immediately(125);
-                }
-            }
-            // No listener asked for, or the outer run's init answers (see `sys::bind_proxy`).
-            Ok(None) => {}
-            Err(errno) => {
-                send(args.report, Report::FilterFailed { errno: errno as i32 });
-                sys::exit_immediately(125);
-            }
+        if let Err(errno) = filtered {
+            send(args.report, Report::FilterFailed { errno: errno as i32 });
+            sys::exit_immediately(125);
         }
     }
     if let Some(socket) = command.listener_socket {
