@@ -644,20 +644,21 @@ fn tiny_cpu_shares_are_written_exactly() {
         .filter(|dir| if unified { dir.join("cpu.max").exists() } else { dir.join("cpu.cfs_quota_us").exists() })
         .collect();
     assert_eq!(cpu_dirs.len(), 1, "one run cgroup with the cpu controller in {text}");
-    for dir in [cpu_dirs[0].clone(), cpu_dirs[0].join("delegated")] {
-        assert_eq!(quota(&dir), "1000 200000", "--cpu 0.005 in {}", dir.display());
+    let (run_dir, delegated) = (&cpu_dirs[0], cpu_dirs[0].join("delegated"));
+    for dir in [run_dir, &delegated] {
+        assert_eq!(quota(dir), "1000 200000", "--cpu 0.005 in {}", dir.display());
     }
     // Lifted again from the host, so that the run's end (its timeout: killing, tearing down,
     // reaping) does not crawl at half a percent of an emulated CPU.
-    for dir in [cpu_dirs[0].join("delegated"), cpu_dirs[0].clone()] {
-        let (file, value) = if unified { ("cpu.max", "max") } else { ("cpu.cfs_quota_us", "-1") };
+    let (file, value) = if unified { ("cpu.max", "max") } else { ("cpu.cfs_quota_us", "-1") };
+    for dir in [&delegated, run_dir] {
         fs::write(dir.join(file), value).unwrap();
     }
     let status = launcher.0.wait().unwrap();
     let outcome: Value = serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap_or_else(|e| panic!("{e}: {status}"));
     let _ = fs::remove_file(&json);
     assert_eq!(outcome["timed_out"], true, "{outcome}");
-    assert!(!cpu_dirs[0].exists(), "{} is left behind", cpu_dirs[0].display());
+    assert!(!run_dir.exists(), "{} is left behind", run_dir.display());
 }
 
 /// By default the command runs with no_new_privs: a set-user-ID-root program run by an
